@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/bench/floor"
+)
+
+// bpftraceProg does the job of the syscalls probe in bpftrace: per (pid,
+// syscall) call count and latency histogram.
+const bpftraceProg = `tracepoint:raw_syscalls:sys_enter { @start[tid] = nsecs; } ` +
+	`tracepoint:raw_syscalls:sys_exit /@start[tid]/ { @calls[pid, args->id] = count(); ` +
+	`@lat[pid, args->id] = hist(nsecs - @start[tid]); delete(@start[tid]); }`
+
+// bench holds what every configuration needs.
+type bench struct {
+	loop         string // compiled workload
+	calls        int
+	agent        string // resolved agent path, "" when unavailable
+	tmp          string
+	readyTimeout time.Duration
+	stopTimeout  time.Duration
+	seq          int // numbers the agent's output files
+}
+
+func (b *bench) loopTimeout() time.Duration {
+	return 30*time.Second + time.Duration(b.calls)*10*time.Microsecond
+}
+
+func (b *bench) loopArgv() []string { return []string{b.loop, strconv.Itoa(b.calls)} }
+
+// runLoop runs the workload as a child of the harness.
+func (b *bench) runLoop(ctx context.Context) (float64, error) {
+	onOut, lines := collect("ns_per_call=")
+	p, err := startProc(ctx, "workload", b.loopArgv(), onOut, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.wait(ctx, b.loopTimeout()); err != nil {
+		return 0, err
+	}
+	return parseNsPerCall(lines())
+}
+
+func (b *bench) bare(ctx context.Context) (float64, error) { return b.runLoop(ctx) }
+
+func (b *bench) floor(ctx context.Context) (float64, error) {
+	f, err := floor.Attach()
+	if err != nil {
+		return 0, err
+	}
+	ns, err := b.runLoop(ctx)
+	if cerr := f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("detach floor programs: %w", cerr)
+	}
+	return ns, err
+}
+
+func (b *bench) agentArgv() []string {
+	b.seq++
+	out := filepath.Join(b.tmp, fmt.Sprintf("out-%d.json", b.seq))
+	return []string{b.agent, "run", "--probes", "syscalls", "--exporter", "otlp-json",
+		"--output", out, "--interval", "1s"}
+}
+
+func (b *bench) agentHost(ctx context.Context) (float64, error) {
+	onErr, attached := signalWhen("attached")
+	p, err := startProc(ctx, "agent", b.agentArgv(), nil, onErr)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.waitReady(ctx, attached, `"attached" on stderr`, b.readyTimeout); err != nil {
+		return 0, err
+	}
+	ns, lerr := b.runLoop(ctx)
+	if err := p.interrupt(ctx, b.stopTimeout); err != nil {
+		return 0, err
+	}
+	return ns, lerr
+}
+
+func (b *bench) agentTarget(ctx context.Context) (float64, error) {
+	onErr, attached := signalWhen("attached")
+	onOut, lines := collect("ns_per_call=")
+	argv := append(append(b.agentArgv(), "--"), b.loopArgv()...)
+	p, err := startProc(ctx, "agent", argv, onOut, onErr)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.wait(ctx, b.readyTimeout+b.loopTimeout()+b.stopTimeout); err != nil {
+		return 0, err
+	}
+	select {
+	case <-attached:
+	default:
+		// Without it the loop may have run before (or without) the probes.
+		return 0, fmt.Errorf(`agent exited 0 but never printed "attached" on stderr; stderr:`+"\n    %s", p.stderr.Tail())
+	}
+	return parseNsPerCall(lines())
+}
+
+func (b *bench) bpftrace(ctx context.Context) (float64, error) {
+	onOut, attaching := signalWhen("Attaching")
+	p, err := startProc(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, onOut, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.waitReady(ctx, attaching, `"Attaching N probes" on stdout`, b.readyTimeout); err != nil {
+		return 0, err
+	}
+	ns, lerr := b.runLoop(ctx)
+	if err := p.interrupt(ctx, b.stopTimeout); err != nil {
+		return 0, err
+	}
+	return ns, lerr
+}
+
+// resolveAgent returns the agent's path, or why it cannot be run.
+func resolveAgent(path string) (resolved, reason string) {
+	if path == "" {
+		return "", "no -agent given"
+	}
+	resolved, err := exec.LookPath(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Sprintf("agent binary %s not found (build it first)", path)
+	}
+	if err != nil {
+		return "", fmt.Sprintf("agent binary %s: %v", path, err)
+	}
+	return resolved, ""
+}
+
+// bpftraceUnavailable checks bpftrace and tracefs, mounting tracefs when
+// needed; it returns a reason when bpftrace cannot run.
+func bpftraceUnavailable() (reason, note string) {
+	if _, err := exec.LookPath("bpftrace"); err != nil {
+		return "bpftrace not installed: " + err.Error(), ""
+	}
+	const tracefs = "/sys/kernel/tracing"
+	if _, err := os.Stat(filepath.Join(tracefs, "events/raw_syscalls")); err == nil {
+		return "", ""
+	}
+	if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Sprintf("tracefs not mounted and mount -t tracefs tracefs %s failed: %v", tracefs, err), ""
+	}
+	if _, err := os.Stat(filepath.Join(tracefs, "events/raw_syscalls")); err != nil {
+		return fmt.Sprintf("no raw_syscalls tracepoints in %s: %v", tracefs, err), ""
+	}
+	return "", "mounted tracefs at " + tracefs + " for bpftrace (left mounted)"
+}

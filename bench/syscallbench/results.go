@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const (
+	resultPass = "PASS"
+	resultMiss = "MISS"
+	resultNA   = "N/A"
+)
+
+// Targets for (agent - bare) / (reference - bare).
+var targets = []struct {
+	versus string
+	max    float64
+}{
+	{cfgBpftrace, 0.25},
+	{cfgFloor, 1.8},
+}
+
+type configResult struct {
+	Name    string    `json:"name"`
+	Status  string    `json:"status"` // ok, skipped, failed
+	Error   string    `json:"error,omitempty"`
+	Samples []float64 `json:"samples_ns_per_call"`
+	// Statistics over the samples, present when Status is ok.
+	Median     *float64 `json:"median_ns_per_call,omitempty"`
+	Min        *float64 `json:"min_ns_per_call,omitempty"`
+	Max        *float64 `json:"max_ns_per_call,omitempty"`
+	OverheadNs *float64 `json:"overhead_ns_per_call,omitempty"` // median - bare median
+	XBare      *float64 `json:"x_bare,omitempty"`               // median / bare median
+}
+
+type ratioResult struct {
+	Agent   string   `json:"agent"`
+	Versus  string   `json:"versus"`
+	Formula string   `json:"formula"`
+	Value   *float64 `json:"value"`
+	Target  float64  `json:"target_max"`
+	Result  string   `json:"result"` // PASS, MISS, N/A
+	Note    string   `json:"note,omitempty"`
+}
+
+type results struct {
+	Workload string         `json:"workload"`
+	Calls    int            `json:"calls"`
+	Rounds   int            `json:"rounds"`
+	Kernel   string         `json:"kernel"`
+	CPUs     int            `json:"cpus"`
+	Agent    string         `json:"agent"`
+	Time     string         `json:"time"`
+	Configs  []configResult `json:"configurations"`
+	Ratios   []ratioResult  `json:"ratios"`
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// ptr rounds to 4 decimals (the workload prints 3) for readable JSON.
+func ptr(f float64) *float64 {
+	f = math.Round(f*1e4) / 1e4
+	return &f
+}
+
+func summarize(o options, configs []*config) *results {
+	res := &results{
+		Workload: "syscall(SYS_getppid) loop",
+		Calls:    o.calls,
+		Rounds:   o.rounds,
+		Kernel:   kernelRelease(),
+		CPUs:     runtime.NumCPU(),
+		Agent:    o.agent,
+		Time:     time.Now().Format(time.RFC3339),
+	}
+	medians := map[string]float64{}
+	reasons := map[string]string{}
+	for _, c := range configs {
+		cr := configResult{Name: c.name, Samples: c.samples}
+		if cr.Samples == nil {
+			cr.Samples = []float64{}
+		}
+		switch {
+		case c.skip != "":
+			cr.Status, cr.Error = "skipped", c.skip
+			reasons[c.name] = "skipped"
+		case c.failed != "":
+			cr.Status, cr.Error = "failed", fmt.Sprintf("round %d: %s", c.round, c.failed)
+			reasons[c.name] = "failed"
+		default:
+			cr.Status = "ok"
+			m := median(c.samples)
+			medians[c.name] = m
+			cr.Median, cr.Min, cr.Max = ptr(m), ptr(slices.Min(c.samples)), ptr(slices.Max(c.samples))
+		}
+		res.Configs = append(res.Configs, cr)
+	}
+	if bare, ok := medians[cfgBare]; ok {
+		for i := range res.Configs {
+			if m := res.Configs[i].Median; m != nil {
+				res.Configs[i].OverheadNs, res.Configs[i].XBare = ptr(*m-bare), ptr(*m/bare)
+			}
+		}
+	}
+
+	for _, agent := range []string{cfgAgentHost, cfgAgentTarget} {
+		for _, t := range targets {
+			r := ratioResult{
+				Agent:   agent,
+				Versus:  t.versus,
+				Formula: fmt.Sprintf("(%s - bare) / (%s - bare)", agent, t.versus),
+				Target:  t.max,
+				Result:  resultNA,
+			}
+			bare, okB := medians[cfgBare]
+			a, okA := medians[agent]
+			v, okV := medians[t.versus]
+			switch {
+			case !okB:
+				r.Note = "bare " + reasons[cfgBare]
+			case !okA:
+				r.Note = agent + " " + reasons[agent]
+			case !okV:
+				r.Note = t.versus + " " + reasons[t.versus]
+			case v-bare <= 0:
+				r.Note = fmt.Sprintf("%s not slower than bare (%.1f ns): too noisy to divide by", t.versus, v-bare)
+			default:
+				r.Value = ptr((a - bare) / (v - bare))
+				r.Result = resultMiss
+				if *r.Value <= t.max {
+					r.Result = resultPass
+				}
+			}
+			res.Ratios = append(res.Ratios, r)
+		}
+	}
+	return res
+}
+
+func printResults(w io.Writer, res *results) {
+	const row = "%-14s %15s %9s %9s %17s %7s\n"
+	fmt.Fprintf(w, row, "configuration", "median ns/call", "min", "max", "overhead ns/call", "x bare")
+	for _, c := range res.Configs {
+		if c.Median == nil {
+			msg := c.Error
+			if c.Status == "failed" {
+				msg, _, _ = strings.Cut(msg, "; stderr:")
+				msg, _, _ = strings.Cut(msg, "\n")
+				msg += " (details above)"
+			}
+			fmt.Fprintf(w, "%-14s %s: %s\n", c.Name, strings.ToUpper(c.Status), msg)
+			continue
+		}
+		fmt.Fprintf(w, row, c.Name, fmt.Sprintf("%.1f", *c.Median), fmt.Sprintf("%.1f", *c.Min),
+			fmt.Sprintf("%.1f", *c.Max), fmt.Sprintf("%+.1f", *c.OverheadNs), fmt.Sprintf("%.2f", *c.XBare))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ratio (medians)\tvalue\ttarget\tresult")
+	for _, r := range res.Ratios {
+		val := "-"
+		if r.Value != nil {
+			val = fmt.Sprintf("%.3f", *r.Value)
+		}
+		result := r.Result
+		if r.Note != "" {
+			result += " (" + r.Note + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t<= %.2f\t%s\n", r.Formula, val, r.Target, result)
+	}
+	tw.Flush()
+}
+
+func writeJSON(path string, res *results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

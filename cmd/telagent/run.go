@@ -1,0 +1,187 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/internal/agent"
+	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/all"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "attach the probes and export metrics every interval",
+		ArgsUsage: "[-- COMMAND ARGS...]",
+		Description: "Without a target the whole host is observed. With --pid, or with a COMMAND after --,\n" +
+			"only those processes and their descendants are. A COMMAND is started held before its\n" +
+			"first instruction until the probes are attached, and telagent exits with its exit code.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "probes", Usage: "comma-separated probes to run (default: every probe this kernel supports)"},
+			&cli.StringSliceFlag{Name: "pid", Usage: "observe this process and its descendants (repeatable)"},
+			&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "collection and export interval"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
+			&cli.StringFlag{Name: "exporter", Value: "console", Usage: "console | otlp | otlp-json"},
+			&cli.StringFlag{Name: "output", Usage: "file for --exporter otlp-json (- for stdout)"},
+			&cli.StringFlag{Name: "endpoint", Usage: "OTLP/gRPC HOST:PORT for --exporter otlp (default: OTEL_EXPORTER_OTLP_* or localhost:4317)"},
+			&cli.UintFlag{Name: "syscalls-max-entries", Value: 10240, Usage: "bound of (process, syscall) tuples; more go to the overflow series"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug | info | warn | error"},
+		},
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	interval := c.Duration("interval")
+	if interval <= 0 {
+		return usagef("--interval %s: must be positive, e.g. 10s", interval)
+	}
+	if d := c.Duration("duration"); d < 0 {
+		return usagef("--duration %s: must not be negative", d)
+	}
+	pids, err := parsePids(c.StringSlice("pid"))
+	if err != nil {
+		return err
+	}
+	maxEntries := c.Uint("syscalls-max-entries")
+	if maxEntries < 1 || maxEntries > 1<<20 {
+		return usagef("--syscalls-max-entries %d: must be between 1 and 1048576", maxEntries)
+	}
+	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: uint32(maxEntries)}), c.String("probes"), c.IsSet("probes"))
+	if err != nil {
+		return err
+	}
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
+	command := c.Args().Slice()
+
+	// With a command, its stdout is the user's: the console summary goes to stderr.
+	consoleOut := c.App.Writer
+	if len(command) > 0 {
+		consoleOut = c.App.ErrWriter
+	}
+	exp, err := newExporter(c, consoleOut)
+	if err != nil {
+		return err
+	}
+
+	code, err := agent.Run(c.Context, agent.Config{
+		Probes: selected, Pids: pids, Command: command,
+		Interval: interval, Duration: c.Duration("duration"),
+		Exporter: exp, Version: buildVersion(), Log: log,
+		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+	})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func parsePids(vals []string) ([]uint32, error) {
+	var pids []uint32
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 31)
+			if err != nil || n == 0 {
+				return nil, usagef("--pid %q: not a process id", s)
+			}
+			if _, err := os.Stat("/proc/" + strconv.FormatUint(n, 10)); err != nil {
+				return nil, usagef("--pid %d: no such process", n)
+			}
+			pids = append(pids, uint32(n))
+		}
+	}
+	return pids, nil
+}
+
+// selectProbes resolves --probes. Named probes that this kernel cannot run
+// are errors; by default unsupported probes are skipped by the agent with
+// their reason.
+func selectProbes(known []probes.Probe, spec string, set bool) ([]probes.Probe, error) {
+	if !set {
+		return known, nil
+	}
+	var names []string
+	for _, p := range known {
+		names = append(names, p.Info().Name)
+	}
+	var out []probes.Probe
+	for _, want := range strings.Split(spec, ",") {
+		want = strings.TrimSpace(want)
+		i := slices.Index(names, want)
+		if i < 0 {
+			return nil, usagef("--probes: unknown probe %q (valid: %s)", want, strings.Join(names, ", "))
+		}
+		if !slices.Contains(out, known[i]) {
+			out = append(out, known[i])
+		}
+	}
+	return out, nil
+}
+
+// checkPrivileges fails early, with the fix, instead of letting the first
+// bpf() call fail with EPERM.
+func checkPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	has := func(c int) bool { return data[c/32].Effective&(1<<(uint(c)%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return nil
+	}
+	return usagef("needs CAP_BPF and CAP_PERFMON, or root (run with sudo, or grant them: setcap cap_bpf,cap_perfmon+ep telagent)")
+}
+
+func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error) }) (export.Exporter, error) {
+	switch kind := c.String("exporter"); kind {
+	case "console":
+		return export.NewConsole(consoleOut, export.ConsoleOptions{}), nil
+	case "otlp-json":
+		out := c.String("output")
+		if out == "" {
+			return nil, usagef("--exporter otlp-json needs --output FILE (or - for stdout)")
+		}
+		e, err := export.NewOTLPJSON(out)
+		if err != nil {
+			return nil, usagef("--output %s: %v", out, errors.Unwrap(err))
+		}
+		return e, nil
+	case "otlp":
+		e, err := export.NewOTLPGRPC(c.Context, export.OTLPOptions{Endpoint: c.String("endpoint")})
+		if err != nil {
+			return nil, fmt.Errorf("otlp exporter: %w", err)
+		}
+		return e, nil
+	default:
+		return nil, usagef("--exporter %q: want console, otlp or otlp-json", kind)
+	}
+}

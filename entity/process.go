@@ -1,0 +1,199 @@
+package entity
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat starttime. It is 100 on
+// every architecture Linux supports from user space.
+const clockTicks = 100
+
+// ProcessResolver turns a pid seen in a BPF key into the process entity's
+// OTLP Resource. Results are cached per pid and revalidated once per
+// generation by the process's start time, so a reused pid yields a new
+// entity and a process that has exited keeps the identity it was seen with.
+type ProcessResolver struct {
+	procRoot string
+	bootTime time.Time
+	host     []attribute.KeyValue
+
+	gen   uint64
+	cache map[uint32]*processEntry
+	buf   []byte
+
+	// Kernel, when set, answers for processes that are gone from /proc:
+	// their start time (in /proc clock ticks) and command name as the BPF
+	// side recorded them.
+	Kernel func(pid uint32) (startTicks uint64, comm string, ok bool)
+}
+
+type processEntry struct {
+	startTicks uint64 // 0: never seen alive, identity unknown
+	res        *resource.Resource
+	checked    uint64 // generation of the last /proc check
+	lastUsed   uint64
+}
+
+// NewProcessResolver reads the boot time from procRoot/stat (procRoot is
+// normally "/proc") and attaches host to every process resource.
+func NewProcessResolver(procRoot string, host []attribute.KeyValue) (*ProcessResolver, error) {
+	bt, err := readBootTime(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &ProcessResolver{
+		procRoot: procRoot, bootTime: bt, host: host,
+		cache: make(map[uint32]*processEntry),
+	}, nil
+}
+
+// Host returns the resource for data that belongs to no process (for
+// example the overflow series): host attributes only.
+func (r *ProcessResolver) Host() *resource.Resource {
+	return resource.NewSchemaless(r.host...)
+}
+
+// NextGeneration starts a collection interval: every pid is revalidated
+// against /proc at most once per generation, and entries not used for
+// keepGenerations are forgotten.
+func (r *ProcessResolver) NextGeneration(keepGenerations uint64) {
+	r.gen++
+	for pid, e := range r.cache {
+		if r.gen-e.lastUsed > keepGenerations {
+			delete(r.cache, pid)
+		}
+	}
+}
+
+// Process returns the resource of pid. A process that is gone is resolved
+// from the cache; one never seen alive gets process.pid alone (its creation
+// time is unknowable), never dropped.
+func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
+	e := r.cache[pid]
+	if e != nil && e.checked == r.gen {
+		e.lastUsed = r.gen
+		return e.res
+	}
+	start, ok := r.startTicks(pid)
+	switch {
+	case e != nil && (!ok || start == e.startTicks):
+		// Same process, or gone: keep the identity we have.
+	case ok:
+		e = &processEntry{startTicks: start, res: r.describe(pid, start)}
+		r.cache[pid] = e
+	default:
+		e = &processEntry{res: r.describeGone(pid)}
+		r.cache[pid] = e
+	}
+	e.checked, e.lastUsed = r.gen, r.gen
+	return e.res
+}
+
+// CreationTime is the ISO 8601 creation time of a process whose
+// /proc/<pid>/stat starttime is startTicks: boot time plus ticks. It is the
+// same in every agent run for the life of the process.
+func (r *ProcessResolver) CreationTime(startTicks uint64) string {
+	t := r.bootTime.Add(time.Duration(startTicks) * (time.Second / clockTicks))
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource {
+	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))
+	attrs := append(r.host[:len(r.host):len(r.host)],
+		AttrProcessPID.Int64(int64(pid)),
+		AttrProcessCreationTime.String(r.CreationTime(start)),
+	)
+	if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
+		attrs = append(attrs, AttrProcessExecutableName.String(strings.TrimSpace(string(comm))))
+	}
+	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
+		attrs = append(attrs, AttrProcessCommand.String(commandOf(cmd)))
+	}
+	return resource.NewSchemaless(attrs...)
+}
+
+// describeGone is the identity of a process that exited before /proc was
+// read: from the kernel's record when there is one, else the pid alone.
+func (r *ProcessResolver) describeGone(pid uint32) *resource.Resource {
+	attrs := append(r.host[:len(r.host):len(r.host)], AttrProcessPID.Int64(int64(pid)))
+	if r.Kernel != nil {
+		if start, comm, ok := r.Kernel(pid); ok {
+			attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(start)),
+				AttrProcessExecutableName.String(strings.ToValidUTF8(comm, "\uFFFD")))
+		}
+	}
+	return resource.NewSchemaless(attrs...)
+}
+
+// commandOf is argv[0] of a NUL-separated cmdline: semconv's process.command
+// is the command without its arguments (those are unbounded and may hold
+// secrets).
+func commandOf(cmdline []byte) string {
+	if i := bytes.IndexByte(cmdline, 0); i >= 0 {
+		cmdline = cmdline[:i]
+	}
+	return strings.ToValidUTF8(string(cmdline), "\uFFFD")
+}
+
+// startTicks reads field 22 of /proc/<pid>/stat. The comm field may contain
+// spaces and parentheses, so fields are counted after the last ')'.
+func (r *ProcessResolver) startTicks(pid uint32) (uint64, bool) {
+	var path [64]byte
+	p := append(append(append(path[:0], r.procRoot...), '/'), strconv.FormatUint(uint64(pid), 10)...)
+	p = append(p, "/stat"...)
+	f, err := os.Open(string(p))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if r.buf == nil {
+		r.buf = make([]byte, 1024)
+	}
+	n, err := f.Read(r.buf)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	v, err := ParseStartTicks(r.buf[:n])
+	return v, err == nil
+}
+
+// ParseStartTicks extracts starttime (field 22) from a /proc/<pid>/stat line.
+func ParseStartTicks(stat []byte) (uint64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat: no comm terminator")
+	}
+	fields := bytes.Fields(stat[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	const idx = 22 - 3
+	if len(fields) <= idx {
+		return 0, fmt.Errorf("stat: %d fields after comm, want > %d", len(fields), idx)
+	}
+	return strconv.ParseUint(string(fields[idx]), 10, 64)
+}
+
+func readBootTime(procRoot string) (time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "stat"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("boot time: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("boot time: %w", err)
+			}
+			return time.Unix(secs, 0), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("boot time: no btime in %s/stat", procRoot)
+}

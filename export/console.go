@@ -1,0 +1,661 @@
+package export
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// Attribute keys the console reads. They are the semantic-convention names
+// the entity package puts on every resource and overflow point.
+const (
+	keyPID          = attribute.Key("process.pid")
+	keyCreationTime = attribute.Key("process.creation.time")
+	keyExecutable   = attribute.Key("process.executable.name")
+	keyOverflow     = attribute.Key("otel.metric.overflow")
+)
+
+// ConsoleOptions configures NewConsole.
+type ConsoleOptions struct {
+	// TopN is how many rows each histogram metric shows per interval
+	// (default 20).
+	TopN int
+}
+
+// console prints, per interval, the busiest (process × attribute set)
+// series of every histogram metric. The data is cumulative, so it keeps
+// the previous interval's cumulative values to print what happened in this
+// interval, which is what a person watching a terminal wants to see.
+type console struct {
+	w    io.Writer
+	topN int
+
+	// prev holds the last cumulative value of every series seen in the
+	// previous Export; next collects this Export's. They are swapped after
+	// each Export, so series of exited processes are forgotten one interval
+	// after they stop appearing and memory stays bounded by what is live.
+	prev, next map[seriesKey]*seriesState
+	lastTime   time.Time
+
+	out bytes.Buffer
+}
+
+// resKey is a resource's identity: (pid, creation time) for a process, so a
+// changed descriptive attribute (a new process.command after exec) does not
+// look like a new series; the whole attribute set for anything else (the
+// host-only resource of the overflow series).
+type resKey struct {
+	pid   int64
+	ctime string
+	other attribute.Distinct
+}
+
+type seriesKey struct {
+	res    resKey
+	metric string
+	attrs  attribute.Distinct
+}
+
+type seriesState struct {
+	start, time time.Time
+	count       uint64
+	sum         float64
+	buckets     []uint64 // histograms only
+}
+
+// NewConsole returns the human-readable exporter writing to w. Each Export
+// writes one block with a single Write call, so interleaving with other
+// writers to the same terminal happens at block boundaries only. Safe for
+// use from one goroutine.
+func NewConsole(w io.Writer, opts ConsoleOptions) Exporter {
+	n := opts.TopN
+	if n <= 0 {
+		n = 20
+	}
+	return &console{
+		w:    w,
+		topN: n,
+		prev: make(map[seriesKey]*seriesState),
+		next: make(map[seriesKey]*seriesState),
+	}
+}
+
+// consoleRow is one printed line: a series' activity during the interval.
+type consoleRow struct {
+	pid      int64
+	pidText  string // "1234", "overflow", or "-" for a non-process resource
+	overflow bool
+	exe      string
+	attrs    *attribute.Set // the data point's attributes
+	calls    uint64
+	seconds  float64 // length of the interval this row's delta covers
+	errors   float64
+	hasErr   bool // an error counter exists for this metric and resource
+	bounds   []float64
+	buckets  []uint64 // delta counts, owned by the row
+	sum      float64  // delta of the histogram sum, in unit
+}
+
+type consoleSection struct {
+	name, unit string
+	rows       []*consoleRow
+}
+
+// histPoint is a histogram data point of either number type.
+type histPoint struct {
+	attrs       *attribute.Set
+	start, time time.Time
+	count       uint64
+	sum         float64
+	bounds      []float64
+	buckets     []uint64
+}
+
+func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
+	sections := map[string]*consoleSection{}
+	var now time.Time
+	procs := map[resKey]struct{}{}
+
+	for i := range rms {
+		rm := &rms[i]
+		rk, pid, isProc, exe := resourceIdentity(rm.Resource)
+		if isProc {
+			procs[rk] = struct{}{}
+		}
+		// rows of this resource, per histogram metric, indexed by the
+		// attribute-key signature and then by attribute set, for matching
+		// error counters (which may carry extra attributes such as
+		// error.type) to the histogram rows they belong to.
+		type sigRows struct {
+			keys []attribute.Key
+			rows map[attribute.Distinct]*consoleRow
+		}
+		type rowIndex map[string]*sigRows
+		byMetric := map[string]rowIndex{}
+		prefixOf := map[string]string{} // histogram name → name prefix
+
+		for _, sm := range rm.ScopeMetrics {
+			for mi := range sm.Metrics {
+				m := &sm.Metrics[mi]
+				points := histogramPointsOf(m.Data)
+				if points == nil {
+					continue
+				}
+				sec := sections[m.Name]
+				if sec == nil {
+					sec = &consoleSection{name: m.Name, unit: m.Unit}
+					sections[m.Name] = sec
+				}
+				idx := rowIndex{}
+				byMetric[m.Name] = idx
+				prefixOf[m.Name] = namePrefix(m.Name)
+				for _, p := range points {
+					if p.time.After(now) {
+						now = p.time
+					}
+					row := c.histogramRow(rk, m.Name, p)
+					row.pid, row.exe = pid, exe
+					switch {
+					case isOverflow(p.attrs):
+						row.pidText, row.overflow, row.exe = "overflow", true, "-"
+					case isProc:
+						row.pidText = strconv.FormatInt(pid, 10)
+					default:
+						row.pidText = "-"
+					}
+					sec.rows = append(sec.rows, row)
+					sig, keys := keySignature(p.attrs)
+					sr := idx[sig]
+					if sr == nil {
+						sr = &sigRows{keys: keys, rows: map[attribute.Distinct]*consoleRow{}}
+						idx[sig] = sr
+					}
+					sr.rows[p.attrs.Equivalent()] = row
+				}
+			}
+		}
+		if len(byMetric) == 0 {
+			continue
+		}
+
+		// Error counters: a monotonic sum sharing the histogram's name
+		// prefix (telagent.syscall.errors ↔ telagent.syscall.duration).
+		for _, sm := range rm.ScopeMetrics {
+			for mi := range sm.Metrics {
+				m := &sm.Metrics[mi]
+				if !isErrorCounter(m) {
+					continue
+				}
+				var targets []rowIndex
+				for hname, idx := range byMetric {
+					if prefixOf[hname] == namePrefix(m.Name) {
+						targets = append(targets, idx)
+						for _, sr := range idx {
+							for _, r := range sr.rows {
+								r.hasErr = true
+							}
+						}
+					}
+				}
+				if len(targets) == 0 {
+					continue
+				}
+				forEachCounterPoint(m.Data, func(attrs *attribute.Set, start, t time.Time, v float64) {
+					d := c.counterDelta(seriesKey{res: rk, metric: m.Name, attrs: attrs.Equivalent()}, start, t, v)
+					for _, idx := range targets {
+						for _, sr := range idx {
+							if !hasKeys(attrs, sr.keys) {
+								continue
+							}
+							sub, _ := attrs.Filter(func(kv attribute.KeyValue) bool {
+								return slices.Contains(sr.keys, kv.Key)
+							})
+							if r := sr.rows[sub.Equivalent()]; r != nil {
+								r.errors += d
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c.render(now, len(procs), sections)
+	c.prev, c.next = c.next, c.prev
+	clear(c.next)
+	c.lastTime = now
+
+	_, err := c.w.Write(c.out.Bytes())
+	if err != nil {
+		return fmt.Errorf("console: write: %w", err)
+	}
+	return nil
+}
+
+// histogramRow computes the interval's delta for one histogram point and
+// records its cumulative state for the next interval.
+func (c *console) histogramRow(rk resKey, metric string, p histPoint) *consoleRow {
+	key := seriesKey{res: rk, metric: metric, attrs: p.attrs.Equivalent()}
+	prev := c.prev[key]
+	// bounds may alias the caller's buffers; rows live only until Export
+	// returns, so that is fine. buckets is a delta and needs its own slice.
+	row := &consoleRow{attrs: p.attrs, bounds: p.bounds, buckets: make([]uint64, len(p.buckets))}
+
+	// A delta is only meaningful against the same cumulative stream: same
+	// start time, same bucket layout, and not gone backwards (a reset).
+	// Otherwise the cumulative value is the delta, as on the first interval.
+	if prev != nil && prev.start.Equal(p.start) && p.count >= prev.count && len(prev.buckets) == len(p.buckets) && !bucketsWentBack(prev.buckets, p.buckets) {
+		row.calls = p.count - prev.count
+		row.sum = p.sum - prev.sum
+		for i := range p.buckets {
+			row.buckets[i] = p.buckets[i] - prev.buckets[i]
+		}
+		row.seconds = p.time.Sub(prev.time).Seconds()
+	} else {
+		row.calls = p.count
+		row.sum = p.sum
+		copy(row.buckets, p.buckets)
+		row.seconds = p.time.Sub(p.start).Seconds()
+	}
+
+	// Reuse the previous state's bucket slice: after the delta above it is
+	// no longer needed, and this keeps steady-state allocation flat.
+	st := prev
+	if st == nil {
+		st = &seriesState{}
+	}
+	st.start, st.time, st.count, st.sum = p.start, p.time, p.count, p.sum
+	st.buckets = append(st.buckets[:0], p.buckets...)
+	c.next[key] = st
+	return row
+}
+
+func bucketsWentBack(prev, cur []uint64) bool {
+	for i := range cur {
+		if cur[i] < prev[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *console) counterDelta(key seriesKey, start, t time.Time, v float64) float64 {
+	prev := c.prev[key]
+	d := v
+	if prev != nil && prev.start.Equal(start) && v >= prev.sum {
+		d = v - prev.sum
+	}
+	st := prev
+	if st == nil {
+		st = &seriesState{}
+	}
+	st.start, st.time, st.sum = start, t, v
+	c.next[key] = st
+	return d
+}
+
+func (c *console) render(now time.Time, procs int, sections map[string]*consoleSection) {
+	c.out.Reset()
+	interval := "first interval"
+	if !c.lastTime.IsZero() {
+		interval = "interval " + now.Sub(c.lastTime).Round(time.Millisecond).String()
+	}
+	noun := "processes"
+	if procs == 1 {
+		noun = "process"
+	}
+	fmt.Fprintf(&c.out, "--- %s  %d %s  %s ---\n", now.UTC().Format(time.RFC3339), procs, noun, interval)
+
+	names := make([]string, 0, len(sections))
+	for n := range sections {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		c.renderSection(sections[n])
+	}
+}
+
+func (c *console) renderSection(sec *consoleSection) {
+	active := sec.rows[:0:0]
+	for _, r := range sec.rows {
+		if r.calls > 0 {
+			active = append(active, r)
+		}
+	}
+	if len(active) == 0 {
+		fmt.Fprintf(&c.out, "%s: no activity\n", sec.name)
+		return
+	}
+	sortRows(active)
+	shown := active[:min(c.topN, len(active))]
+
+	// Attribute columns: the union of the shown rows' keys, in key order,
+	// minus the overflow marker (the pid column already says "overflow").
+	var keys []attribute.Key
+	for _, r := range shown {
+		for it := r.attrs.Iter(); it.Next(); {
+			k := it.Attribute().Key
+			if k != keyOverflow && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+
+	fmt.Fprintf(&c.out, "%s: top %d of %d active series\n", sec.name, len(shown), len(active))
+	tw := tabwriter.NewWriter(&c.out, 0, 0, 2, ' ', 0)
+	hdr := append([]string{"PID", "EXE"}, columnHeaders(keys)...)
+	hdr = append(hdr, "CALLS", "CALLS/S", "ERRORS", "P50", "P99", "TOTAL")
+	writeCells(tw, hdr)
+	for _, r := range shown {
+		cells := []string{r.pidText, truncate(r.exe, 15)}
+		for _, k := range keys {
+			v := "-"
+			if val, ok := r.attrs.Value(k); ok {
+				v = truncate(val.Emit(), 24)
+			}
+			cells = append(cells, v)
+		}
+		rate := "-"
+		if r.seconds > 0 {
+			rate = formatRate(float64(r.calls) / r.seconds)
+		}
+		errs := "-"
+		if r.hasErr {
+			errs = strconv.FormatFloat(r.errors, 'f', -1, 64)
+		}
+		cells = append(cells,
+			strconv.FormatUint(r.calls, 10), rate, errs,
+			quantile(r.bounds, r.buckets, 0.50, sec.unit),
+			quantile(r.bounds, r.buckets, 0.99, sec.unit),
+			formatValue(r.sum, sec.unit),
+		)
+		writeCells(tw, cells)
+	}
+	tw.Flush()
+}
+
+// writeCells writes one tabwriter line. The last cell is not tab-terminated
+// so it is not padded and lines carry no trailing blanks.
+func writeCells(w io.Writer, cells []string) {
+	io.WriteString(w, strings.Join(cells, "\t")+"\n")
+}
+
+// sortRows orders by calls in the interval (busiest first), then by pid
+// (overflow after every real process), executable and attribute values, so
+// equal counts print in the same order every time.
+func sortRows(rows []*consoleRow) {
+	slices.SortFunc(rows, func(a, b *consoleRow) int {
+		if c := cmp.Compare(b.calls, a.calls); c != 0 {
+			return c
+		}
+		if a.overflow != b.overflow {
+			if a.overflow {
+				return 1
+			}
+			return -1
+		}
+		if c := cmp.Compare(a.pid, b.pid); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.exe, b.exe); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.attrs.Encoded(attribute.DefaultEncoder()), b.attrs.Encoded(attribute.DefaultEncoder()))
+	})
+}
+
+// columnHeaders names attribute columns by the key's last segment, or the
+// one before it when the last is "name" (telagent.syscall.name → SYSCALL),
+// and falls back to the full key where two columns would share a header.
+func columnHeaders(keys []attribute.Key) []string {
+	short := make([]string, len(keys))
+	seen := map[string]int{}
+	for i, k := range keys {
+		segs := strings.Split(string(k), ".")
+		s := segs[len(segs)-1]
+		if s == "name" && len(segs) > 1 {
+			s = segs[len(segs)-2]
+		}
+		short[i] = strings.ToUpper(s)
+		seen[short[i]]++
+	}
+	for i, k := range keys {
+		if seen[short[i]] > 1 {
+			short[i] = strings.ToUpper(string(k))
+		}
+	}
+	return short
+}
+
+// quantile estimates the q-quantile of a histogram from its bucket counts
+// (here: the interval's deltas) by linear interpolation inside the bucket
+// holding the rank, as Prometheus' histogram_quantile does. The first
+// bucket has no lower bound and the last no upper bound, so a rank landing
+// there is printed as "<first bound" or ">last bound" rather than invented.
+func quantile(bounds []float64, counts []uint64, q float64, unit string) string {
+	if len(bounds) == 0 || len(counts) != len(bounds)+1 {
+		return "-"
+	}
+	var total uint64
+	for _, n := range counts {
+		total += n
+	}
+	if total == 0 {
+		return "-"
+	}
+	rank := q * float64(total)
+	var cum uint64
+	for i, n := range counts {
+		below := cum
+		cum += n
+		if float64(cum) < rank || n == 0 {
+			continue
+		}
+		switch i {
+		case 0:
+			return "<" + formatValue(bounds[0], unit)
+		case len(bounds):
+			return ">" + formatValue(bounds[len(bounds)-1], unit)
+		}
+		lo, hi := bounds[i-1], bounds[i]
+		return formatValue(lo+(hi-lo)*(rank-float64(below))/float64(n), unit)
+	}
+	return ">" + formatValue(bounds[len(bounds)-1], unit)
+}
+
+// formatValue prints v in unit: durations with a µs/ms/s unit chosen so
+// there are 1–3 integer digits, three significant digits; other units as a
+// short number followed by the unit (annotations like {call} dropped).
+func formatValue(v float64, unit string) string {
+	switch unit {
+	case "s":
+		return formatSeconds(v)
+	case "ms":
+		return formatSeconds(v / 1e3)
+	case "us":
+		return formatSeconds(v / 1e6)
+	case "ns":
+		return formatSeconds(v / 1e9)
+	}
+	s := strconv.FormatFloat(v, 'g', 3, 64)
+	if unit == "" || unit == "1" || strings.HasPrefix(unit, "{") {
+		return s
+	}
+	return s + unit
+}
+
+func formatSeconds(s float64) string {
+	if s == 0 {
+		return "0"
+	}
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return strconv.FormatFloat(s, 'g', -1, 64)
+	}
+	// Pick the unit after rounding, so 999.7µs prints as 1.00ms, not 1000µs.
+	a := math.Abs(s)
+	var x float64
+	var u string
+	switch {
+	case a < 999.5e-6:
+		x, u = s*1e6, "µs"
+	case a < 999.5e-3:
+		x, u = s*1e3, "ms"
+	default:
+		x, u = s, "s"
+	}
+	return sig3(x) + u
+}
+
+// sig3 formats x with three significant digits for |x| in [0.001, 1000),
+// and without an exponent above that (12345s stays 12345s).
+func sig3(x float64) string {
+	a := math.Abs(x)
+	switch {
+	case a >= 99.95:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 9.995:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+}
+
+func formatRate(r float64) string {
+	if r >= 99.95 {
+		return strconv.FormatFloat(r, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(r, 'f', 1, 64)
+}
+
+func truncate(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+func (c *console) Shutdown(context.Context) error { return nil }
+
+// resourceIdentity extracts what the console needs from a resource.
+func resourceIdentity(r *resource.Resource) (k resKey, pid int64, isProc bool, exe string) {
+	if r == nil {
+		return resKey{other: attribute.EmptySet().Equivalent()}, 0, false, "-"
+	}
+	set := r.Set()
+	exe = "-"
+	if v, ok := set.Value(keyExecutable); ok {
+		exe = v.Emit()
+	}
+	v, ok := set.Value(keyPID)
+	if !ok {
+		return resKey{other: set.Equivalent()}, 0, false, exe
+	}
+	pid = v.AsInt64()
+	if v.Type() == attribute.STRING {
+		pid, _ = strconv.ParseInt(v.AsString(), 10, 64)
+	}
+	k = resKey{pid: pid}
+	if ct, ok := set.Value(keyCreationTime); ok {
+		k.ctime = ct.Emit()
+	}
+	return k, pid, true, exe
+}
+
+func isOverflow(s *attribute.Set) bool {
+	v, ok := s.Value(keyOverflow)
+	return ok && v.Type() == attribute.BOOL && v.AsBool()
+}
+
+func namePrefix(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// isErrorCounter: a monotonic sum named *.errors or counting {error}.
+func isErrorCounter(m *metricdata.Metrics) bool {
+	named := strings.HasSuffix(m.Name, ".errors") || m.Unit == "{error}"
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		return named && d.IsMonotonic
+	case metricdata.Sum[float64]:
+		return named && d.IsMonotonic
+	}
+	return false
+}
+
+func forEachCounterPoint(data metricdata.Aggregation, fn func(attrs *attribute.Set, start, t time.Time, v float64)) {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		for i := range d.DataPoints {
+			p := &d.DataPoints[i]
+			fn(&p.Attributes, p.StartTime, p.Time, float64(p.Value))
+		}
+	case metricdata.Sum[float64]:
+		for i := range d.DataPoints {
+			p := &d.DataPoints[i]
+			fn(&p.Attributes, p.StartTime, p.Time, p.Value)
+		}
+	}
+}
+
+func histogramPointsOf(data metricdata.Aggregation) []histPoint {
+	switch d := data.(type) {
+	case metricdata.Histogram[float64]:
+		out := make([]histPoint, 0, len(d.DataPoints))
+		for i := range d.DataPoints {
+			p := &d.DataPoints[i]
+			out = append(out, histPoint{&p.Attributes, p.StartTime, p.Time, p.Count, p.Sum, p.Bounds, p.BucketCounts})
+		}
+		return out
+	case metricdata.Histogram[int64]:
+		out := make([]histPoint, 0, len(d.DataPoints))
+		for i := range d.DataPoints {
+			p := &d.DataPoints[i]
+			out = append(out, histPoint{&p.Attributes, p.StartTime, p.Time, p.Count, float64(p.Sum), p.Bounds, p.BucketCounts})
+		}
+		return out
+	}
+	return nil
+}
+
+// keySignature identifies which attribute keys a set has; rows with the same
+// keys can be looked up by attribute set in one map.
+func keySignature(s *attribute.Set) (string, []attribute.Key) {
+	keys := make([]attribute.Key, 0, s.Len())
+	var b strings.Builder
+	for it := s.Iter(); it.Next(); {
+		k := it.Attribute().Key
+		keys = append(keys, k)
+		b.WriteString(string(k))
+		b.WriteByte(0)
+	}
+	return b.String(), keys
+}
+
+func hasKeys(s *attribute.Set, keys []attribute.Key) bool {
+	for _, k := range keys {
+		if !s.HasValue(k) {
+			return false
+		}
+	}
+	return true
+}

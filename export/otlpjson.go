@@ -1,0 +1,123 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// otlpJSONMarshal follows the OTLP/JSON encoding
+// (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), which is
+// the proto3 JSON mapping with these OTLP-specific rules:
+//   - keys are lowerCamelCase field names (protojson's default JSON names;
+//     UseProtoNames stays false), original snake_case names are not valid;
+//   - enum values MUST be integers, never names: UseEnumNumbers, so
+//     aggregationTemporality is 2, not "AGGREGATION_TEMPORALITY_CUMULATIVE";
+//   - 64-bit integers (timeUnixNano, count, asInt, intValue) are decimal
+//     strings, and bytes values base64: protojson does both by default;
+//   - traceId/spanId would have to be hex, not base64; ToProto emits no
+//     exemplars, so no such field is ever written.
+//
+// Fields with default values are omitted (EmitUnpopulated false), as the
+// Collector's pdata JSON marshaler (used by its file exporter) does.
+var otlpJSONMarshal = protojson.MarshalOptions{UseEnumNumbers: true}
+
+// otlpJSON appends one OTLP/JSON ExportMetricsServiceRequest per Export, one
+// per line, the format the Collector's file exporter writes and its
+// otlpjsonfile receiver reads.
+type otlpJSON struct {
+	path   string
+	f      *os.File
+	w      *bufio.Writer
+	stdout bool
+	closed bool
+	line   bytes.Buffer // reused between intervals
+}
+
+// NewOTLPJSON opens path for appending (creating it 0644 if needed); "-"
+// writes to standard output. The file is opened here, not on first Export,
+// so a bad path fails at startup with a clear message instead of an
+// interval later. The returned exporter is safe for use from one goroutine.
+func NewOTLPJSON(path string) (Exporter, error) {
+	if path == "-" {
+		return &otlpJSON{path: path, f: os.Stdout, w: bufio.NewWriterSize(os.Stdout, 64<<10), stdout: true}, nil
+	}
+	if path == "" {
+		return nil, errors.New("open output: empty path (use - for standard output)")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		// Reword os's "open PATH: reason" into "open output PATH: reason"
+		// while keeping the errno in the chain for errors.Is(fs.ErrNotExist).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("open output %s: %w", path, pe.Err)
+		}
+		return nil, fmt.Errorf("open output %s: %w", path, err)
+	}
+	return &otlpJSON{path: path, f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// Export writes the interval's request as exactly one line and flushes it,
+// so a reader tailing the file never sees half an interval for long and a
+// crash loses at most the interval being written.
+func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
+	if e.closed {
+		return fmt.Errorf("otlp-json %s: export after shutdown", e.path)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("otlp-json %s: %w", e.path, err)
+	}
+	if len(rms) == 0 {
+		return nil // nothing was counted: a line of "{}" would only be noise
+	}
+	raw, err := otlpJSONMarshal.Marshal(ToProto(rms))
+	if err != nil {
+		return fmt.Errorf("otlp-json %s: marshal: %w", e.path, err)
+	}
+	// protojson randomly adds whitespace to stop people depending on its
+	// exact output; Compact makes every request one line regardless.
+	e.line.Reset()
+	if err := json.Compact(&e.line, raw); err != nil {
+		return fmt.Errorf("otlp-json %s: compact: %w", e.path, err)
+	}
+	e.line.WriteByte('\n')
+	if _, err := e.w.Write(e.line.Bytes()); err != nil {
+		return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
+	}
+	if err := e.w.Flush(); err != nil {
+		return fmt.Errorf("otlp-json %s: flush: %w", e.path, err)
+	}
+	return nil
+}
+
+// Shutdown flushes, fsyncs and closes the file (standard output is flushed
+// but neither synced nor closed: it is not ours, and fsync on a pipe or
+// terminal fails with EINVAL).
+func (e *otlpJSON) Shutdown(context.Context) error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	var errs []error
+	if err := e.w.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("otlp-json %s: flush: %w", e.path, err))
+	}
+	if !e.stdout {
+		if err := e.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("otlp-json %s: fsync: %w", e.path, err))
+		}
+		if err := e.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("otlp-json %s: close: %w", e.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}

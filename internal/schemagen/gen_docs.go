@@ -1,0 +1,147 @@
+package schemagen
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// GenerateDocs returns docs/telemetry.md.
+func (r *Registry) GenerateDocs() ([]byte, error) {
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	codes := func(attrs []*Attribute) string {
+		if len(attrs) == 0 {
+			return "—"
+		}
+		s := make([]string, len(attrs))
+		for i, a := range attrs {
+			s[i] = code(a.ID)
+		}
+		return strings.Join(s, ", ")
+	}
+
+	w("<!-- %s -->\n\n", strings.TrimPrefix(Header, "// "))
+	w("# telagent telemetry\n\n")
+	w("Generated from the registry in `schema/` (%s", code(r.Manifest.Name))
+	if r.Manifest.SchemaURL != "" {
+		w(", %s", r.Manifest.SchemaURL)
+	}
+	w("; OpenTelemetry semantic conventions %s). Edit the registry, then run `make generate`.\n\n", r.SemconvVersion)
+
+	// Entities.
+	w("## Entities\n\n")
+	w("| entity | identifying | descriptive | stability | brief |\n|---|---|---|---|---|\n")
+	for _, e := range r.Entities {
+		w("| %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), e.Stability, cell(e.Brief))
+	}
+	w("\n")
+
+	// Attributes.
+	w("## Attributes\n\n")
+	w("| attribute | type | bound | stability | source | brief |\n|---|---|---|---|---|---|\n")
+	for _, a := range r.Attributes {
+		typ := a.Type
+		if a.Type == "enum" {
+			vals := make([]string, len(a.EnumValues))
+			for i, v := range a.EnumValues {
+				vals[i] = code(v)
+			}
+			typ = "enum: " + strings.Join(vals, ", ")
+		}
+		w("| %s | %s | %s | %s | %s | %s |\n", code(a.ID), typ, r.attrBound(a), a.Stability, a.Source, cell(a.Brief))
+	}
+	w("\n")
+
+	// Metric sets.
+	w("## Metric sets\n\n")
+	w("One BPF map per metric set: the key is one bounded attribute tuple, the value holds every metric sharing it. ")
+	w("When the map is full the BPF side adds into the overflow key, exported with `otel.metric.overflow=true`.\n\n")
+	w("| metric set | map | max_entries | key (bound) | bound | overflow key |\n|---|---|---|---|---|---|\n")
+	for _, s := range r.MetricSets {
+		keys := make([]string, len(s.Key))
+		ovf := make([]string, len(s.Key))
+		for i, k := range s.Key {
+			keys[i] = fmt.Sprintf("%s → %s (%s)", code(k.Field+" "+k.CType), code(k.Attribute.ID), boundString(k.Bound, s.MaxEntries))
+			ovf[i] = code(fmt.Sprintf("%s=%#x", k.Field, s.OverflowKey[k.Field]))
+		}
+		w("| %s | %s (%s) | %d | %s | %d | %s |\n", code(s.Name), code(s.Map), s.MapType, s.MaxEntries,
+			strings.Join(keys, ", "), s.Bound(), strings.Join(ovf, ", "))
+	}
+	w("\n")
+	for _, s := range r.MetricSets {
+		w("### %s\n\n%s\n\n", code(s.Name), cell(s.Brief))
+		perCPU := ""
+		if strings.Contains(s.MapType, "percpu") {
+			perCPU = " per CPU"
+		}
+		w("Key: %d bytes; value: %d u64 words (%d bytes)%s.\n\n", s.KeySize, s.ValueWords, 8*s.ValueWords, perCPU)
+		w("| value field | kind | words | offset | metric | role | scale to unit |\n|---|---|---|---|---|---|---|\n")
+		for _, v := range s.Values {
+			kind := v.Kind
+			if v.Kind == "log2_histogram" {
+				kind = fmt.Sprintf("log2_histogram (%d buckets, min_shift %d)", v.Buckets, v.MinShift)
+			}
+			w("| %s | %s | %d | %d | %s | %s | %s |\n", code(v.Field), kind, v.Words, v.Offset, code(v.Metric), v.Role, fmtFloat(v.Scale))
+		}
+		w("\n")
+	}
+
+	// Metrics.
+	w("## Metrics\n\n")
+	w("| metric | instrument | unit | attributes | entity | stability | brief |\n|---|---|---|---|---|---|---|\n")
+	for _, m := range r.Metrics {
+		ent := "—"
+		if len(m.EntityAssociations) > 0 {
+			ent = code(strings.Join(m.EntityAssociations, ", "))
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", code(m.Name), m.Instrument, code(m.Unit), codes(m.Attributes), ent, m.Stability, cell(m.Brief))
+	}
+	hasNotes := false
+	for _, m := range r.Metrics {
+		if m.Note != "" {
+			if !hasNotes {
+				w("\n")
+				hasNotes = true
+			}
+			w("- %s: %s\n", code(m.Name), m.Note)
+		}
+	}
+	if r.HistBuckets != 0 {
+		w("\nHistograms are log2 in nanoseconds, exported in seconds with %d explicit bounds from 2^%d ns to 2^%d ns; the last bucket is +Inf.\n",
+			r.HistBuckets-1, r.HistMinShift, r.HistMinShift+r.HistBuckets-2)
+	}
+	return b.Bytes(), nil
+}
+
+// attrBound describes an attribute's cardinality bound: its own declared
+// bound, else the bounds of the key fields that carry it.
+func (r *Registry) attrBound(a *Attribute) string {
+	if a.Bound != 0 {
+		return fmt.Sprint(a.Bound)
+	}
+	var bs []string
+	for _, s := range r.MetricSets {
+		for _, k := range s.Key {
+			if k.Attribute == a {
+				bs = append(bs, fmt.Sprintf("%s in %s", boundString(k.Bound, s.MaxEntries), code(s.Name)))
+			}
+		}
+	}
+	if len(bs) == 0 {
+		return "—"
+	}
+	return strings.Join(bs, "; ")
+}
+
+func boundString(b, maxEntries uint32) string {
+	if b == 0 {
+		return fmt.Sprintf("max_entries = %d", maxEntries)
+	}
+	return fmt.Sprint(b)
+}
+
+func code(s string) string { return "`" + s + "`" }
+
+// cell escapes text for a Markdown table cell.
+func cell(s string) string { return strings.ReplaceAll(clean(s), "|", `\|`) }

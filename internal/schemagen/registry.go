@@ -1,0 +1,868 @@
+// Package schemagen loads the telagent telemetry registry (schema/, in the
+// OpenTelemetry Weaver registry format) and generates from it the Go
+// descriptors in entity/, the C layouts shared with BPF in bpf/include/gen/
+// and the reference page docs/telemetry.md.
+//
+// Only the part of the Weaver format that telagent uses is understood:
+// attribute_group, entity and metric groups, attribute definitions (id) and
+// references (ref), and the telagent annotations (annotations.telagent.bound
+// on attributes, annotations.telagent.metric_set on groups). References that
+// the registry does not define resolve against a pinned offline excerpt of
+// the OpenTelemetry semantic conventions (semconv_v1.44.0.yaml), then against
+// the built-in attributes (otel.metric.overflow). Loading never uses the
+// network.
+package schemagen
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed semconv_v1.44.0.yaml
+var semconvExcerpt []byte
+
+// Attribute sources.
+const (
+	SourceRegistry = "registry" // defined in schema/model
+	SourceBuiltin  = "built-in" // defined by schemagen itself
+	// semconv attributes use "semconv " + version, e.g. "semconv v1.44.0".
+)
+
+// Builtin attributes: emitted by the agent itself, referencable from the
+// registry, and always present in the generated attribute keys.
+var builtinAttributes = []*Attribute{{
+	ID:        "otel.metric.overflow",
+	Type:      "boolean",
+	Stability: "development",
+	Brief: "Set to true on the overflow series that collects the measurements of keys " +
+		"that did not fit into a metric set's map (the OpenTelemetry SDK's cardinality-limit " +
+		"overflow attribute).",
+	Source: SourceBuiltin,
+}}
+
+// Manifest is schema/manifest.yaml.
+type Manifest struct {
+	Name           string `yaml:"name"`
+	Description    string `yaml:"description"`
+	SemconvVersion string `yaml:"semconv_version"`
+	SchemaBaseURL  string `yaml:"schema_base_url"`
+	SchemaURL      string `yaml:"schema_url"`
+	Dependencies   []struct {
+		Name         string `yaml:"name"`
+		SchemaURL    string `yaml:"schema_url"`
+		RegistryPath string `yaml:"registry_path"`
+	} `yaml:"dependencies"`
+}
+
+// Attribute is a resolved attribute definition.
+type Attribute struct {
+	ID         string
+	Type       string   // string, int, double, boolean, string[], …, or "enum"
+	EnumValues []string // for enums: the values of the members that are not deprecated
+	Brief      string   // whitespace collapsed
+	Note       string
+	Stability  string
+	Examples   []string
+	Bound      uint32 // annotations.telagent.bound; 0 when not declared
+	Source     string // SourceRegistry, SourceBuiltin or "semconv vX.Y.Z"
+	File       string // display path of the defining file (empty for built-ins)
+	GroupID    string
+}
+
+// Entity is a group of type entity.
+type Entity struct {
+	ID, Name, Brief, Note, Stability, File string
+	Identifying, Descriptive               []*Attribute
+}
+
+// Metric is a group of type metric.
+type Metric struct {
+	ID, Name, Instrument, Unit, Brief, Note, Stability, File string
+	Attributes                                               []*Attribute // data-point attributes, declared order
+	EntityAssociations                                       []string
+	MetricSet                                                string // annotations.telagent.metric_set, "" if none
+}
+
+// KeyField is one field of a metric set's map key.
+type KeyField struct {
+	Field     string
+	CType     string // u8, u16, u32, u64
+	Attribute *Attribute
+	Entity    string // entity whose identity the field carries, "" for data-point attributes
+	Bound     uint32 // 0 when bounded by the map's max_entries
+	Size      int    // bytes
+	Offset    int    // bytes
+}
+
+// ValueField is one field of a metric set's map value. Every value field is
+// made of u64 words.
+type ValueField struct {
+	Field    string
+	Kind     string // counter, sum, log2_histogram
+	Metric   string
+	Role     string  // count, value, sum, buckets
+	Scale    float64 // scale_to_unit; 1 when not declared
+	Buckets  int     // log2_histogram only
+	MinShift int     // log2_histogram only
+	Words    int
+	Offset   int // in u64 words
+}
+
+// MetricSet is an attribute_group carrying annotations.telagent.metric_set.
+type MetricSet struct {
+	ID, Name, Map, MapType, Brief, File string
+	MaxEntries                          uint32
+	Attributes                          []*Attribute
+	Key                                 []KeyField
+	KeySize                             int // bytes, C layout
+	Values                              []ValueField
+	ValueWords                          int
+	OverflowKey                         map[string]uint64
+}
+
+// Bound is the number of distinct key tuples the set can hold:
+// min(product of the key field bounds, max_entries), where a field bounded by
+// max_entries contributes max_entries. The overflow key comes on top.
+func (s *MetricSet) Bound() uint64 {
+	p := uint64(1)
+	for _, f := range s.Key {
+		b := uint64(f.Bound)
+		if b == 0 {
+			b = uint64(s.MaxEntries)
+		}
+		if p > math.MaxUint64/b {
+			p = math.MaxUint64
+		} else {
+			p *= b
+		}
+	}
+	return min(p, uint64(s.MaxEntries))
+}
+
+// Registry is the loaded and validated registry.
+type Registry struct {
+	Dir            string
+	Manifest       Manifest
+	SemconvVersion string                // version of the embedded excerpt
+	Attributes     []*Attribute          // every attribute used (own, referenced, built-in), sorted by ID
+	AttributeByID  map[string]*Attribute // same set
+	Entities       []*Entity             // sorted by Name
+	Metrics        []*Metric             // sorted by Name
+	MetricSets     []*MetricSet          // sorted by Name
+	HistBuckets    int                   // shared by every log2_histogram value field
+	HistMinShift   int
+}
+
+// ---- YAML shapes ---------------------------------------------------------
+
+type yamlFile struct {
+	SemconvVersion string      `yaml:"semconv_version"` // excerpt only
+	Groups         []yamlGroup `yaml:"groups"`
+}
+
+type yamlGroup struct {
+	ID                 string     `yaml:"id"`
+	Type               string     `yaml:"type"`
+	Name               string     `yaml:"name"`
+	MetricName         string     `yaml:"metric_name"`
+	Instrument         string     `yaml:"instrument"`
+	Unit               string     `yaml:"unit"`
+	Stability          string     `yaml:"stability"`
+	Brief              string     `yaml:"brief"`
+	Note               string     `yaml:"note"`
+	EntityAssociations []string   `yaml:"entity_associations"`
+	Attributes         []yamlAttr `yaml:"attributes"`
+	Annotations        struct {
+		Telagent yaml.Node `yaml:"telagent"`
+	} `yaml:"annotations"`
+}
+
+type yamlAttr struct {
+	ID               string    `yaml:"id"`
+	Ref              string    `yaml:"ref"`
+	Type             yaml.Node `yaml:"type"`
+	Brief            string    `yaml:"brief"`
+	Note             string    `yaml:"note"`
+	Stability        string    `yaml:"stability"`
+	Examples         yaml.Node `yaml:"examples"`
+	Role             string    `yaml:"role"`
+	RequirementLevel yaml.Node `yaml:"requirement_level"`
+	Annotations      struct {
+		Telagent yaml.Node `yaml:"telagent"`
+	} `yaml:"annotations"`
+}
+
+type yamlEnumType struct {
+	Members []struct {
+		ID         string    `yaml:"id"`
+		Value      yaml.Node `yaml:"value"`
+		Deprecated yaml.Node `yaml:"deprecated"`
+	} `yaml:"members"`
+}
+
+type yamlAttrAnnotation struct {
+	Bound uint32 `yaml:"bound"`
+}
+
+type yamlMetricSetSpec struct {
+	Name        string            `yaml:"name"`
+	Map         string            `yaml:"map"`
+	MapType     string            `yaml:"map_type"`
+	MaxEntries  uint32            `yaml:"max_entries"`
+	Key         []yamlKeyField    `yaml:"key"`
+	OverflowKey map[string]uint64 `yaml:"overflow_key"`
+	Values      []yamlValueField  `yaml:"values"`
+}
+
+type yamlKeyField struct {
+	Field     string `yaml:"field"`
+	CType     string `yaml:"c_type"`
+	Attribute string `yaml:"attribute"`
+	Entity    string `yaml:"entity"`
+	Bound     string `yaml:"bound"` // "max_entries" or a number
+}
+
+type yamlValueField struct {
+	Field       string   `yaml:"field"`
+	Kind        string   `yaml:"kind"`
+	Metric      string   `yaml:"metric"`
+	Role        string   `yaml:"role"`
+	ScaleToUnit *float64 `yaml:"scale_to_unit"`
+	Buckets     int      `yaml:"buckets"`
+	MinShift    *int     `yaml:"min_shift"`
+}
+
+// ---- loading -------------------------------------------------------------
+
+type loadedFile struct {
+	path    string // display path
+	content yamlFile
+}
+
+// Load reads and validates the registry in dir (the directory holding
+// manifest.yaml and model/).
+func Load(dir string) (*Registry, error) {
+	r := &Registry{Dir: dir, AttributeByID: map[string]*Attribute{}}
+
+	manifestPath := filepath.Join(dir, "manifest.yaml")
+	mb, err := os.ReadFile(manifestPath)
+	if err != nil {
+		return nil, fmt.Errorf("registry manifest: %w", err)
+	}
+	if err := yaml.Unmarshal(mb, &r.Manifest); err != nil {
+		return nil, fmt.Errorf("%s: %w", displayPath(manifestPath), err)
+	}
+	if r.Manifest.Name == "" {
+		return nil, fmt.Errorf("%s: name is required", displayPath(manifestPath))
+	}
+
+	// Pinned semconv excerpt.
+	var sc yamlFile
+	if err := yaml.Unmarshal(semconvExcerpt, &sc); err != nil {
+		return nil, fmt.Errorf("embedded semconv excerpt: %w", err)
+	}
+	r.SemconvVersion = sc.SemconvVersion
+	if v := r.Manifest.SemconvVersion; v != "" && v != sc.SemconvVersion {
+		return nil, fmt.Errorf("%s: semconv_version %s, but the pinned offline semconv excerpt is %s (internal/schemagen/semconv_%s.yaml)",
+			displayPath(manifestPath), v, sc.SemconvVersion, sc.SemconvVersion)
+	}
+	semconv := map[string]*Attribute{}
+	for _, g := range sc.Groups {
+		for _, a := range g.Attributes {
+			attr, err := newAttribute(a, "semconv "+sc.SemconvVersion, "internal/schemagen/semconv_"+sc.SemconvVersion+".yaml", g.ID)
+			if err != nil {
+				return nil, fmt.Errorf("embedded semconv excerpt: group %s: %w", g.ID, err)
+			}
+			semconv[attr.ID] = attr
+		}
+	}
+	builtins := map[string]*Attribute{}
+	for _, a := range builtinAttributes {
+		builtins[a.ID] = a
+	}
+
+	// Model files, in name order.
+	var paths []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join(dir, "model", pat))
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, m...)
+	}
+	sort.Strings(paths)
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s: no model files (*.yaml)", displayPath(filepath.Join(dir, "model")))
+	}
+	var files []loadedFile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var f yamlFile
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("%s: %w", displayPath(p), err)
+		}
+		files = append(files, loadedFile{path: displayPath(p), content: f})
+	}
+
+	// Pass 1: own attribute definitions and group ids.
+	own := map[string]*Attribute{}
+	groupSeen := map[string]string{}
+	for _, f := range files {
+		for i, g := range f.content.Groups {
+			if g.ID == "" {
+				return nil, fmt.Errorf("%s: group #%d has no id", f.path, i+1)
+			}
+			if prev, dup := groupSeen[g.ID]; dup {
+				return nil, fmt.Errorf("%s: group %s: already defined in %s", f.path, g.ID, prev)
+			}
+			groupSeen[g.ID] = f.path
+			for _, a := range g.Attributes {
+				if a.ID == "" {
+					continue
+				}
+				if a.Ref != "" {
+					return nil, fmt.Errorf("%s: group %s: attribute has both id %q and ref %q", f.path, g.ID, a.ID, a.Ref)
+				}
+				if prev, dup := own[a.ID]; dup {
+					return nil, fmt.Errorf("%s: group %s: attribute %q already defined in %s", f.path, g.ID, a.ID, prev.File)
+				}
+				if _, clash := builtins[a.ID]; clash {
+					return nil, fmt.Errorf("%s: group %s: attribute %q is built in and cannot be redefined", f.path, g.ID, a.ID)
+				}
+				attr, err := newAttribute(a, SourceRegistry, f.path, g.ID)
+				if err != nil {
+					return nil, fmt.Errorf("%s: group %s: %w", f.path, g.ID, err)
+				}
+				own[a.ID] = attr
+			}
+		}
+	}
+	use := func(a *Attribute) {
+		if _, ok := r.AttributeByID[a.ID]; !ok {
+			r.AttributeByID[a.ID] = a
+		}
+	}
+	for _, a := range own {
+		use(a)
+	}
+	for _, a := range builtinAttributes {
+		use(a)
+	}
+	resolve := func(file, group, name string) (*Attribute, error) {
+		for _, m := range []map[string]*Attribute{own, semconv, builtins} {
+			if a, ok := m[name]; ok {
+				use(a)
+				return a, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: group %s: ref %q resolves to nothing", file, group, name)
+	}
+
+	// Pass 2: groups.
+	type setSrc struct {
+		file  string
+		group yamlGroup
+		attrs []*Attribute
+	}
+	var sets []setSrc
+	entityByName := map[string]*Entity{}
+	metricByName := map[string]*Metric{}
+	for _, f := range files {
+		for _, g := range f.content.Groups {
+			// Resolve every attribute of the group, whatever its type.
+			attrs := make([]*Attribute, 0, len(g.Attributes))
+			seen := map[string]bool{}
+			for _, a := range g.Attributes {
+				var attr *Attribute
+				switch {
+				case a.Ref != "":
+					attr, err = resolve(f.path, g.ID, a.Ref)
+					if err != nil {
+						return nil, err
+					}
+				case a.ID != "":
+					attr = own[a.ID]
+				default:
+					return nil, fmt.Errorf("%s: group %s: attribute with neither id nor ref", f.path, g.ID)
+				}
+				if seen[attr.ID] {
+					return nil, fmt.Errorf("%s: group %s: attribute %q listed twice", f.path, g.ID, attr.ID)
+				}
+				seen[attr.ID] = true
+				attrs = append(attrs, attr)
+			}
+
+			switch g.Type {
+			case "entity":
+				e := &Entity{ID: g.ID, Name: g.Name, Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path}
+				if e.Name == "" {
+					return nil, fmt.Errorf("%s: group %s: entity has no name", f.path, g.ID)
+				}
+				if _, dup := entityByName[e.Name]; dup {
+					return nil, fmt.Errorf("%s: group %s: entity %q defined twice", f.path, g.ID, e.Name)
+				}
+				for i, a := range g.Attributes {
+					switch a.Role {
+					case "identifying":
+						e.Identifying = append(e.Identifying, attrs[i])
+					case "descriptive", "":
+						e.Descriptive = append(e.Descriptive, attrs[i])
+					default:
+						return nil, fmt.Errorf("%s: group %s: attribute %q: role %q is neither identifying nor descriptive", f.path, g.ID, attrs[i].ID, a.Role)
+					}
+				}
+				if len(e.Identifying) == 0 {
+					return nil, fmt.Errorf("%s: group %s: entity %q has no identifying attribute", f.path, g.ID, e.Name)
+				}
+				entityByName[e.Name] = e
+				r.Entities = append(r.Entities, e)
+
+			case "metric":
+				m := &Metric{ID: g.ID, Name: g.MetricName, Instrument: g.Instrument, Unit: g.Unit,
+					Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path,
+					Attributes: attrs, EntityAssociations: g.EntityAssociations}
+				if m.Name == "" {
+					return nil, fmt.Errorf("%s: group %s: metric has no metric_name", f.path, g.ID)
+				}
+				if _, ok := instruments[m.Instrument]; !ok {
+					return nil, fmt.Errorf("%s: group %s: instrument %q is not one of counter, updowncounter, gauge, histogram", f.path, g.ID, m.Instrument)
+				}
+				if _, dup := metricByName[m.Name]; dup {
+					return nil, fmt.Errorf("%s: group %s: metric %q defined twice", f.path, g.ID, m.Name)
+				}
+				if !g.Annotations.Telagent.IsZero() {
+					var ann struct {
+						MetricSet string `yaml:"metric_set"`
+					}
+					if err := decodeNodeStrict(&g.Annotations.Telagent, &ann); err != nil {
+						return nil, fmt.Errorf("%s: group %s: annotations.telagent: %w", f.path, g.ID, err)
+					}
+					m.MetricSet = ann.MetricSet
+				}
+				metricByName[m.Name] = m
+				r.Metrics = append(r.Metrics, m)
+
+			case "attribute_group":
+				if !g.Annotations.Telagent.IsZero() {
+					sets = append(sets, setSrc{file: f.path, group: g, attrs: attrs})
+				}
+
+			default:
+				// Other Weaver group types (span, event, …) are not generated yet,
+				// but their references were checked above.
+			}
+		}
+	}
+
+	// Entity associations.
+	for _, m := range r.Metrics {
+		for _, en := range m.EntityAssociations {
+			if _, ok := entityByName[en]; !ok {
+				return nil, fmt.Errorf("%s: group %s: entity_associations: no entity named %q", m.File, m.ID, en)
+			}
+		}
+	}
+
+	// Metric sets.
+	setByName := map[string]*MetricSet{}
+	for _, s := range sets {
+		ms, err := buildMetricSet(s.file, s.group, s.attrs, entityByName, metricByName, r)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := setByName[ms.Name]; dup {
+			return nil, fmt.Errorf("%s: group %s: metric set %q already declared by group %s", s.file, s.group.ID, ms.Name, prev.ID)
+		}
+		setByName[ms.Name] = ms
+		r.MetricSets = append(r.MetricSets, ms)
+	}
+	for _, m := range r.Metrics {
+		if m.MetricSet == "" {
+			continue
+		}
+		ms, ok := setByName[m.MetricSet]
+		if !ok {
+			return nil, fmt.Errorf("%s: group %s: annotations.telagent.metric_set: no metric set named %q", m.File, m.ID, m.MetricSet)
+		}
+		if err := checkMetricInSet(m, ms); err != nil {
+			return nil, fmt.Errorf("%s: group %s: %w", m.File, m.ID, err)
+		}
+	}
+
+	for _, a := range r.AttributeByID {
+		r.Attributes = append(r.Attributes, a)
+	}
+	sort.Slice(r.Attributes, func(i, j int) bool { return r.Attributes[i].ID < r.Attributes[j].ID })
+	sort.Slice(r.Entities, func(i, j int) bool { return r.Entities[i].Name < r.Entities[j].Name })
+	sort.Slice(r.Metrics, func(i, j int) bool { return r.Metrics[i].Name < r.Metrics[j].Name })
+	sort.Slice(r.MetricSets, func(i, j int) bool { return r.MetricSets[i].Name < r.MetricSets[j].Name })
+	return r, nil
+}
+
+var instruments = map[string]bool{"counter": true, "updowncounter": true, "gauge": true, "histogram": true}
+
+var cTypeSizes = map[string]int{"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+
+func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[string]*Entity, metrics map[string]*Metric, r *Registry) (*MetricSet, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%s: group %s: annotations.telagent.metric_set: %s", file, g.ID, fmt.Sprintf(format, args...))
+	}
+	var ann struct {
+		MetricSet yaml.Node `yaml:"metric_set"`
+	}
+	if err := decodeNodeStrict(&g.Annotations.Telagent, &ann); err != nil {
+		return nil, fmt.Errorf("%s: group %s: annotations.telagent: %w", file, g.ID, err)
+	}
+	if ann.MetricSet.Kind != yaml.MappingNode {
+		return nil, fail("must be a mapping (name, map, map_type, max_entries, key, overflow_key, values)")
+	}
+	var spec yamlMetricSetSpec
+	if err := decodeNodeStrict(&ann.MetricSet, &spec); err != nil {
+		return nil, fail("%v", err)
+	}
+	ms := &MetricSet{ID: g.ID, Name: spec.Name, Map: spec.Map, MapType: spec.MapType, Brief: clean(g.Brief),
+		File: file, MaxEntries: spec.MaxEntries, Attributes: attrs, OverflowKey: spec.OverflowKey}
+	if !isCIdent(ms.Name) || !isCIdent(ms.Map) {
+		return nil, fail("name %q and map %q must be C identifiers", ms.Name, ms.Map)
+	}
+	switch ms.MapType {
+	case "hash", "percpu_hash", "lru_hash", "lru_percpu_hash":
+	default:
+		return nil, fail("map_type %q is not one of hash, percpu_hash, lru_hash, lru_percpu_hash", ms.MapType)
+	}
+	if ms.MaxEntries == 0 {
+		return nil, fail("max_entries is required")
+	}
+	inGroup := map[string]bool{}
+	for _, a := range attrs {
+		inGroup[a.ID] = true
+	}
+
+	// Key: C struct layout (natural alignment, padded to the largest member).
+	if len(spec.Key) == 0 {
+		return nil, fail("key has no fields")
+	}
+	seenField := map[string]bool{}
+	off, align := 0, 1
+	for _, k := range spec.Key {
+		size, ok := cTypeSizes[k.CType]
+		if !ok {
+			return nil, fail("key field %q: c_type %q is not one of u8, u16, u32, u64", k.Field, k.CType)
+		}
+		if !isCIdent(k.Field) || seenField[k.Field] {
+			return nil, fail("key field %q: not a C identifier or listed twice", k.Field)
+		}
+		seenField[k.Field] = true
+		a := r.AttributeByID[k.Attribute]
+		if a == nil || !inGroup[k.Attribute] {
+			return nil, fail("key field %q: attribute %q is not one of the group's attributes", k.Field, k.Attribute)
+		}
+		kf := KeyField{Field: k.Field, CType: k.CType, Attribute: a, Entity: k.Entity, Size: size}
+		switch k.Bound {
+		case "max_entries":
+		case "":
+			return nil, fail("key field %q: bound is required (a number or max_entries)", k.Field)
+		default:
+			b, err := strconv.ParseUint(k.Bound, 0, 32)
+			if err != nil || b == 0 {
+				return nil, fail("key field %q: bound %q is neither a positive number nor max_entries", k.Field, k.Bound)
+			}
+			if a.Bound != 0 && uint32(b) > a.Bound {
+				return nil, fail("key field %q: bound %d exceeds the bound %d of attribute %q", k.Field, b, a.Bound, a.ID)
+			}
+			kf.Bound = uint32(b)
+		}
+		if k.Entity != "" {
+			e, ok := entities[k.Entity]
+			if !ok {
+				return nil, fail("key field %q: no entity named %q", k.Field, k.Entity)
+			}
+			if !containsAttr(e.Identifying, a) {
+				return nil, fail("key field %q: attribute %q is not identifying for entity %q", k.Field, a.ID, e.Name)
+			}
+		}
+		off = alignUp(off, size)
+		kf.Offset = off
+		off += size
+		align = max(align, size)
+		ms.Key = append(ms.Key, kf)
+	}
+	ms.KeySize = alignUp(off, align)
+	for _, a := range attrs {
+		found := false
+		for _, k := range ms.Key {
+			found = found || k.Attribute == a
+		}
+		if !found {
+			return nil, fail("attribute %q of the group is not carried by any key field", a.ID)
+		}
+	}
+
+	// Overflow key: one value per key field, fitting its type.
+	if len(ms.OverflowKey) == 0 {
+		return nil, fail("overflow_key is required")
+	}
+	for name := range ms.OverflowKey {
+		if !seenField[name] {
+			return nil, fail("overflow_key: %q is not a key field", name)
+		}
+	}
+	for _, k := range ms.Key {
+		v, ok := ms.OverflowKey[k.Field]
+		if !ok {
+			return nil, fail("overflow_key: no value for key field %q", k.Field)
+		}
+		if k.Size < 8 && v>>(8*k.Size) != 0 {
+			return nil, fail("overflow_key: %s=%#x does not fit %s", k.Field, v, k.CType)
+		}
+	}
+
+	// Values: u64 words in declared order.
+	if len(spec.Values) == 0 {
+		return nil, fail("values has no fields")
+	}
+	words := 0
+	for _, v := range spec.Values {
+		if !isCIdent(v.Field) || seenField["value."+v.Field] {
+			return nil, fail("value field %q: not a C identifier or listed twice", v.Field)
+		}
+		seenField["value."+v.Field] = true
+		m, ok := metrics[v.Metric]
+		if !ok {
+			return nil, fail("value field %q: no metric named %q", v.Field, v.Metric)
+		}
+		if m.MetricSet != ms.Name {
+			return nil, fail("value field %q: metric %q does not declare annotations.telagent.metric_set: %s", v.Field, v.Metric, ms.Name)
+		}
+		vf := ValueField{Field: v.Field, Kind: v.Kind, Metric: v.Metric, Role: v.Role, Scale: 1, Words: 1, Offset: words}
+		if v.ScaleToUnit != nil {
+			if *v.ScaleToUnit <= 0 || math.IsInf(*v.ScaleToUnit, 0) || math.IsNaN(*v.ScaleToUnit) {
+				return nil, fail("value field %q: scale_to_unit must be a positive number", v.Field)
+			}
+			vf.Scale = *v.ScaleToUnit
+		}
+		var roles []string
+		switch v.Kind {
+		case "counter":
+			roles = []string{"count", "value"}
+		case "sum":
+			roles = []string{"sum", "value"}
+		case "log2_histogram":
+			roles = []string{"buckets"}
+			if v.Buckets < 2 || v.MinShift == nil || *v.MinShift < 0 || *v.MinShift+v.Buckets-1 > 63 {
+				return nil, fail("value field %q: log2_histogram needs buckets >= 2 and min_shift >= 0 with min_shift+buckets-1 <= 63", v.Field)
+			}
+			if r.HistBuckets == 0 {
+				r.HistBuckets, r.HistMinShift = v.Buckets, *v.MinShift
+			} else if r.HistBuckets != v.Buckets || r.HistMinShift != *v.MinShift {
+				return nil, fail("value field %q: buckets %d / min_shift %d differ from the registry-wide log2 histogram layout %d / %d (TELAGENT_HIST_BUCKETS / TELAGENT_HIST_MIN_SHIFT are shared)",
+					v.Field, v.Buckets, *v.MinShift, r.HistBuckets, r.HistMinShift)
+			}
+			vf.Buckets, vf.MinShift, vf.Words = v.Buckets, *v.MinShift, v.Buckets
+		default:
+			return nil, fail("value field %q: kind %q is not one of counter, sum, log2_histogram", v.Field, v.Kind)
+		}
+		if v.Kind != "log2_histogram" && (v.Buckets != 0 || v.MinShift != nil) {
+			return nil, fail("value field %q: buckets and min_shift are for log2_histogram only", v.Field)
+		}
+		if !contains(roles, v.Role) {
+			return nil, fail("value field %q: role %q is not valid for kind %s (want one of %s)", v.Field, v.Role, v.Kind, strings.Join(roles, ", "))
+		}
+		words += vf.Words
+		ms.Values = append(ms.Values, vf)
+	}
+	ms.ValueWords = words
+	return ms, nil
+}
+
+// checkMetricInSet checks that the value fields of ms can produce m, and that
+// m's data-point attributes and entity match ms's key.
+func checkMetricInSet(m *Metric, ms *MetricSet) error {
+	roles := map[string]int{}
+	for _, v := range ms.Values {
+		if v.Metric == m.Name {
+			roles[v.Role]++
+		}
+	}
+	for role, n := range roles {
+		if n > 1 {
+			return fmt.Errorf("metric set %s has %d value fields with role %s for this metric", ms.Name, n, role)
+		}
+	}
+	switch m.Instrument {
+	case "histogram":
+		if roles["count"] != 1 || roles["sum"] != 1 || roles["buckets"] != 1 || roles["value"] != 0 {
+			return fmt.Errorf("histogram in metric set %s needs exactly one value field of each role count, sum and buckets", ms.Name)
+		}
+	default:
+		if roles["value"] != 1 || len(roles) != 1 {
+			return fmt.Errorf("%s in metric set %s needs exactly one value field with role value", m.Instrument, ms.Name)
+		}
+	}
+	for _, k := range ms.Key {
+		if k.Entity != "" {
+			if !contains(m.EntityAssociations, k.Entity) {
+				return fmt.Errorf("metric set %s keys on entity %q (field %s), missing from entity_associations", ms.Name, k.Entity, k.Field)
+			}
+			continue
+		}
+		if !containsAttr(m.Attributes, k.Attribute) {
+			return fmt.Errorf("metric set %s key field %s carries attribute %q, missing from the metric's attributes", ms.Name, k.Field, k.Attribute.ID)
+		}
+	}
+	for _, a := range m.Attributes {
+		found := false
+		for _, k := range ms.Key {
+			found = found || (k.Entity == "" && k.Attribute == a)
+		}
+		if !found {
+			return fmt.Errorf("attribute %q is not carried by a data-point key field of metric set %s", a.ID, ms.Name)
+		}
+	}
+	return nil
+}
+
+func newAttribute(a yamlAttr, source, file, group string) (*Attribute, error) {
+	attr := &Attribute{ID: a.ID, Brief: clean(a.Brief), Note: clean(a.Note), Stability: a.Stability,
+		Source: source, File: file, GroupID: group}
+	if attr.Brief == "" {
+		return nil, fmt.Errorf("attribute %q has no brief", a.ID)
+	}
+	if attr.Stability == "" {
+		return nil, fmt.Errorf("attribute %q has no stability", a.ID)
+	}
+	switch a.Type.Kind {
+	case yaml.ScalarNode:
+		attr.Type = a.Type.Value
+		switch attr.Type {
+		case "string", "int", "double", "boolean", "string[]", "int[]", "double[]", "boolean[]", "any":
+		default:
+			if !strings.HasPrefix(attr.Type, "template[") {
+				return nil, fmt.Errorf("attribute %q: unknown type %q", a.ID, attr.Type)
+			}
+		}
+	case yaml.MappingNode:
+		var e yamlEnumType
+		if err := a.Type.Decode(&e); err != nil || len(e.Members) == 0 {
+			return nil, fmt.Errorf("attribute %q: type is neither a primitive nor an enum with members", a.ID)
+		}
+		attr.Type = "enum"
+		for _, m := range e.Members {
+			if m.Deprecated.IsZero() {
+				attr.EnumValues = append(attr.EnumValues, m.Value.Value)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("attribute %q has no type", a.ID)
+	}
+	if !a.Examples.IsZero() {
+		switch a.Examples.Kind {
+		case yaml.SequenceNode:
+			for _, n := range a.Examples.Content {
+				attr.Examples = append(attr.Examples, n.Value)
+			}
+		case yaml.ScalarNode:
+			attr.Examples = []string{a.Examples.Value}
+		}
+	}
+	if !a.Annotations.Telagent.IsZero() {
+		var ann yamlAttrAnnotation
+		if err := decodeNodeStrict(&a.Annotations.Telagent, &ann); err != nil {
+			return nil, fmt.Errorf("attribute %q: annotations.telagent: %w", a.ID, err)
+		}
+		attr.Bound = ann.Bound
+	}
+	return attr, nil
+}
+
+// ---- helpers -------------------------------------------------------------
+
+// decodeStrict decodes YAML rejecting unknown fields.
+func decodeStrict(b []byte, v any) error {
+	d := yaml.NewDecoder(bytes.NewReader(b))
+	d.KnownFields(true)
+	if err := d.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// decodeNodeStrict decodes n rejecting unknown fields (yaml.Node.Decode
+// ignores them), so that typos in telagent annotations fail loudly.
+func decodeNodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(b, v)
+}
+
+// clean collapses runs of white space (folded YAML scalars end in "\n").
+func clean(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func alignUp(n, a int) int { return (n + a - 1) / a * a }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsAttr(list []*Attribute, a *Attribute) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func isCIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// displayPath returns p relative to the root of the Go module that contains
+// it (so that errors read "schema/model/x.yaml" wherever the generator runs
+// from), or p unchanged outside a module.
+func displayPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if rel, err := filepath.Rel(dir, abs); err == nil {
+				return filepath.ToSlash(rel)
+			}
+			return p
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return p
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package schemagen
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+const realSchema = "../../schema"
+
+func load(t *testing.T) *Registry {
+	t.Helper()
+	r, err := Load(realSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSyscallsMetricSet(t *testing.T) {
+	r := load(t)
+	if len(r.MetricSets) != 1 {
+		t.Fatalf("metric sets: got %d, want 1", len(r.MetricSets))
+	}
+	s := r.MetricSets[0]
+	if s.Name != "syscalls" || s.Map != "syscall_stats" || s.MapType != "percpu_hash" || s.MaxEntries != 10240 {
+		t.Errorf("set header: %+v", s)
+	}
+	if s.KeySize != 8 {
+		t.Errorf("KeySize = %d, want 8", s.KeySize)
+	}
+	if s.ValueWords != 32 {
+		t.Errorf("ValueWords = %d, want 32", s.ValueWords)
+	}
+	wantKey := []struct {
+		field, ctype, attr, entity string
+		bound                      uint32
+		offset                     int
+	}{
+		{"tgid", "u32", "process.pid", "process", 0, 0},
+		{"nr", "u32", "telagent.syscall.name", "", 1024, 4},
+	}
+	if len(s.Key) != len(wantKey) {
+		t.Fatalf("key fields: got %d, want %d", len(s.Key), len(wantKey))
+	}
+	for i, w := range wantKey {
+		k := s.Key[i]
+		if k.Field != w.field || k.CType != w.ctype || k.Attribute.ID != w.attr || k.Entity != w.entity || k.Bound != w.bound || k.Offset != w.offset {
+			t.Errorf("key[%d] = %+v (attribute %s), want %+v", i, k, k.Attribute.ID, w)
+		}
+	}
+	wantVals := []struct {
+		field, kind, metric, role string
+		scale                     float64
+		words, offset             int
+	}{
+		{"calls", "counter", "telagent.syscall.duration", "count", 1, 1, 0},
+		{"errors", "counter", "telagent.syscall.errors", "value", 1, 1, 1},
+		{"duration_ns_sum", "sum", "telagent.syscall.duration", "sum", 1e-9, 1, 2},
+		{"duration_hist", "log2_histogram", "telagent.syscall.duration", "buckets", 1, 29, 3},
+	}
+	if len(s.Values) != len(wantVals) {
+		t.Fatalf("value fields: got %d, want %d", len(s.Values), len(wantVals))
+	}
+	for i, w := range wantVals {
+		v := s.Values[i]
+		if v.Field != w.field || v.Kind != w.kind || v.Metric != w.metric || v.Role != w.role || v.Scale != w.scale || v.Words != w.words || v.Offset != w.offset {
+			t.Errorf("value[%d] = %+v, want %+v", i, v, w)
+		}
+	}
+	if s.OverflowKey["tgid"] != 0xffffffff || s.OverflowKey["nr"] != 0xffffffff || len(s.OverflowKey) != 2 {
+		t.Errorf("overflow key = %v", s.OverflowKey)
+	}
+	if got := s.Bound(); got != 10240 {
+		t.Errorf("Bound() = %d, want 10240", got)
+	}
+	if r.HistBuckets != 29 || r.HistMinShift != 10 {
+		t.Errorf("hist layout = %d/%d, want 29/10", r.HistBuckets, r.HistMinShift)
+	}
+}
+
+func TestRegistryContents(t *testing.T) {
+	r := load(t)
+	var ids []string
+	for _, a := range r.Attributes {
+		ids = append(ids, a.ID)
+	}
+	want := []string{"host.id", "host.name", "os.type", "otel.metric.overflow", "process.command",
+		"process.creation.time", "process.executable.name", "process.pid", "telagent.syscall.name"}
+	if len(ids) != len(want) {
+		t.Fatalf("attributes = %q, want %q", ids, want)
+	}
+	for i := range want {
+		if ids[i] != want[i] {
+			t.Fatalf("attributes = %q, want %q", ids, want)
+		}
+	}
+	if a := r.AttributeByID["process.pid"]; a.Type != "int" || a.Source != "semconv v1.44.0" || a.Stability != "release_candidate" {
+		t.Errorf("process.pid = %+v", a)
+	}
+	if a := r.AttributeByID["telagent.syscall.name"]; a.Bound != 1024 || a.Source != SourceRegistry {
+		t.Errorf("telagent.syscall.name = %+v", a)
+	}
+	if len(r.Entities) != 2 || r.Entities[0].Name != "host" || r.Entities[1].Name != "process" {
+		t.Fatalf("entities = %+v", r.Entities)
+	}
+	if p := r.Entities[1]; len(p.Identifying) != 2 || p.Identifying[0].ID != "process.pid" || p.Identifying[1].ID != "process.creation.time" {
+		t.Errorf("process identifying = %+v", p.Identifying)
+	}
+	if len(r.Metrics) != 2 || r.Metrics[0].Name != "telagent.syscall.duration" || r.Metrics[0].Instrument != "histogram" || r.Metrics[1].Unit != "{error}" {
+		t.Errorf("metrics = %+v", r.Metrics)
+	}
+}
+
+func TestBadRef(t *testing.T) {
+	_, err := Load("testdata/schema/badref")
+	want := `internal/schemagen/testdata/schema/badref/model/x.yaml: group metric.telagent.bogus: ref "process.no_such_attribute" resolves to nothing`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load(badref) error = %v\nwant %s", err, want)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	base, err := os.ReadFile(filepath.Join(realSchema, "model", "syscalls.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"unknown role", "role: sum", "role: total", `role "total" is not valid for kind sum`},
+		{"overflow too wide", "nr: 0xffffffff }", "nr: 0x1ffffffff }", "does not fit u32"},
+		{"unknown metric", "metric: telagent.syscall.errors\n", "metric: telagent.syscall.oops\n", `no metric named "telagent.syscall.oops"`},
+		{"annotation typo", "map_type: percpu_hash", "map_typ: percpu_hash", "field map_typ not found"},
+		{"bound over attribute bound", "bound: 1024\n          overflow_key", "bound: 2048\n          overflow_key", "exceeds the bound 1024"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mod := bytes.Replace(base, []byte(tc.old), []byte(tc.new), 1)
+			if bytes.Equal(mod, base) {
+				t.Fatalf("%q not found in syscalls.yaml", tc.old)
+			}
+			dir := t.TempDir()
+			copyFile(t, filepath.Join(realSchema, "manifest.yaml"), filepath.Join(dir, "manifest.yaml"))
+			copyFile(t, filepath.Join(realSchema, "model", "entities.yaml"), filepath.Join(dir, "model", "entities.yaml"))
+			if err := os.WriteFile(filepath.Join(dir, "model", "syscalls.yaml"), mod, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(dir)
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var opts = Options{GoFile: "entity/zz_generated.go", CDir: "bpf/include/gen", DocsFile: "docs/telemetry.md"}
+
+func TestDeterministic(t *testing.T) {
+	a, err := load(t).Outputs(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load(t).Outputs(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bpf/include/gen/syscalls.h", "docs/telemetry.md", "entity/zz_generated.go"}
+	if got := sortedKeys(a); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("outputs = %q, want %q", got, want)
+	}
+	for p := range a {
+		if !bytes.Equal(a[p], b[p]) {
+			t.Errorf("%s differs between two runs", p)
+		}
+		header := []byte(Header)
+		if p == "docs/telemetry.md" {
+			header = []byte("<!-- Code generated by schemagen from schema/; DO NOT EDIT. -->")
+		}
+		if !bytes.HasPrefix(a[p], header) {
+			t.Errorf("%s does not start with the generated-code header", p)
+		}
+	}
+
+	// Generating into a directory twice writes nothing the second time.
+	dir := t.TempDir()
+	abs := Options{GoFile: filepath.Join(dir, opts.GoFile), CDir: filepath.Join(dir, opts.CDir), DocsFile: filepath.Join(dir, opts.DocsFile)}
+	w1, err := Generate(realSchema, abs)
+	if err != nil || len(w1) != 3 {
+		t.Fatalf("first Generate wrote %q, %v", w1, err)
+	}
+	w2, err := Generate(realSchema, abs)
+	if err != nil || len(w2) != 0 {
+		t.Fatalf("second Generate wrote %q, %v", w2, err)
+	}
+}
+
+// TestGeneratedUpToDate fails when the committed outputs are stale.
+func TestGeneratedUpToDate(t *testing.T) {
+	outs, err := load(t).Outputs(Options{
+		GoFile: "../../" + opts.GoFile, CDir: "../../" + opts.CDir, DocsFile: "../../" + opts.DocsFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale := Stale(outs); len(stale) > 0 {
+		t.Errorf("stale generated files %q: run go generate ./internal/schemagen/", stale)
+	}
+}
+
+func TestHistBoundsSeconds(t *testing.T) {
+	b := HistBoundsSeconds(29, 10)
+	if len(b) != 28 || b[0] != 1.024e-6 || b[27] != 137.438953472 || b[20] != 1.073741824 {
+		t.Errorf("bounds = %v", b)
+	}
+}
+
+func TestCamelCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"host.id": "HostID", "os.type": "OSType", "process.pid": "ProcessPID",
+		"process.creation.time": "ProcessCreationTime", "otel.metric.overflow": "OtelMetricOverflow",
+		"telagent.syscall.name": "TelagentSyscallName", "process.context_switches": "ProcessContextSwitches",
+	} {
+		if got := CamelCase(in); got != want {
+			t.Errorf("CamelCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCHeaderCompiles checks the generated header with clang's BPF target
+// (its _Static_asserts pin the layout), when clang is installed.
+func TestCHeaderCompiles(t *testing.T) {
+	var clang string
+	for _, c := range []string{"clang-19", "clang-16", "clang"} {
+		if p, err := exec.LookPath(c); err == nil {
+			clang = p
+			break
+		}
+	}
+	if clang == "" {
+		t.Skip("no clang")
+	}
+	hs, err := load(t).GenerateC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, b := range hs {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "#include \"vmlinux.h\"\n#include \"syscalls.h\"\n#include \"syscalls.h\"\nstruct syscalls_value v;\nstruct syscalls_key k = { SYSCALLS_OVERFLOW_TGID, SYSCALLS_OVERFLOW_NR };\nint n = SYSCALLS_MAX_ENTRIES + TELAGENT_HIST_MIN_SHIFT;\n"
+	if err := os.WriteFile(filepath.Join(dir, "t.c"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(clang, "-target", "bpf", "-fsyntax-only", "-Wall", "-Werror",
+		"-I", "../../bpf/include", "-I", dir, filepath.Join(dir, "t.c")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", clang, err, out)
+	}
+}

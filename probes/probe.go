@@ -1,0 +1,66 @@
+// Package probes defines what every telagent probe implements: a feature
+// check, a start that loads and attaches its BPF programs, a collect that
+// reads its metric-set maps into OTLP data, and a close that detaches.
+package probes
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+)
+
+// Info describes a probe to operators (`telagent probes`, the README).
+type Info struct {
+	Name     string
+	Measures string   // what it measures, one line
+	Hooks    string   // kernel hooks it attaches to
+	Requires string   // kernel features it needs
+	Metrics  []string // metric names, from the schema
+}
+
+// Env is what the agent hands every probe at start.
+type Env struct {
+	// Shared are the maps of bpf/include/telagent.h that every probe's
+	// collection uses in place of its own copies (target set, processes).
+	Shared map[string]*ebpf.Map
+	// FilterTargets: observe only the target set; otherwise the whole host.
+	FilterTargets bool
+	Topology aggregator.Topology
+	Log      *slog.Logger
+}
+
+// Collection is one interval's destination for a probe's reads.
+type Collection struct {
+	Metrics   *export.Builder
+	Processes *entity.ProcessResolver
+}
+
+// Probe is one measurement the agent can run. Start and Close are called
+// once; Collect once per interval and once more, finally, before Close.
+type Probe interface {
+	Info() Info
+	// Supported returns nil when this kernel can run the probe, or an error
+	// whose text is a one-line reason.
+	Supported() error
+	Start(ctx context.Context, env Env) error
+	Collect(ctx context.Context, c *Collection) error
+	// Stats reports self-telemetry counters of the probe.
+	Stats() Stats
+	Close() error
+}
+
+// Stats are the probe's own health counters.
+type Stats struct {
+	// OverflowFolds counts updates folded into the overflow series because
+	// a metric-set map was full.
+	OverflowFolds uint64
+	// Keys is the number of live keys at the last collect.
+	Keys int
+	// Attach says how the probe attached (e.g. "tp_btf", "raw_tp").
+	Attach string
+}

@@ -1,0 +1,283 @@
+// Package syscalls is the syscalls probe: per (process, system call) calls,
+// errors and a log2 duration histogram from the sys_enter/sys_exit
+// tracepoints, kept in one per-CPU multivariate map.
+package syscalls
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type syscalls_key -type syscalls_value syscalls ../../bpf/syscalls.bpf.c -- -I../../bpf/include
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/probes"
+)
+
+// ProbeName is the probe's name on the command line.
+const ProbeName = "syscalls"
+
+var set = entity.MetricSetSyscalls
+
+// Config tunes the probe.
+type Config struct {
+	// MaxEntries bounds the (process, syscall) tuples kept; further tuples
+	// go into the overflow series. 0 means the schema's default.
+	MaxEntries uint32
+}
+
+// Probe implements probes.Probe.
+type Probe struct {
+	cfg    Config
+	objs   objects
+	links  []link.Link
+	reader *aggregator.PerCPUReader[syscallsSyscallsKey]
+	attach string
+	keys   int
+
+	layout layout
+	names  []attribute.Set // data-point attributes per syscall number, built once
+	folds  []uint64
+}
+
+// objects is the subset of the bpf2go collection the tp_btf attach needs;
+// loading only these leaves the raw_tp variants unverified and unloaded.
+type objects struct {
+	Enter *ebpf.Program `ebpf:"sys_enter"`
+	Exit  *ebpf.Program `ebpf:"sys_exit"`
+	Stats *ebpf.Map     `ebpf:"syscall_stats"`
+	Folds *ebpf.Map     `ebpf:"overflow_folds"`
+}
+
+// rawObjects is the same for the raw_tp fallback.
+type rawObjects struct {
+	Enter *ebpf.Program `ebpf:"raw_sys_enter"`
+	Exit  *ebpf.Program `ebpf:"raw_sys_exit"`
+	Stats *ebpf.Map     `ebpf:"syscall_stats"`
+	Folds *ebpf.Map     `ebpf:"overflow_folds"`
+}
+
+// layout is where each exported quantity sits in the key and value, taken
+// from the schema's metric-set declaration rather than assumed.
+type layout struct {
+	calls, errors, sum, hist, buckets int
+	sumScale                          float64
+	nrBound                           uint32 // syscall numbers at or above nrBound-1 are "_OTHER"
+}
+
+func layoutOf(s entity.MetricSetDesc) (layout, error) {
+	l := layout{calls: -1, errors: -1, sum: -1, hist: -1}
+	for _, v := range s.Values {
+		switch {
+		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "count":
+			l.calls = v.Offset
+		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "sum":
+			l.sum, l.sumScale = v.Offset, v.Scale
+		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "buckets":
+			l.hist, l.buckets = v.Offset, v.Words
+		case v.Metric == entity.MetricTelagentSyscallErrors.Name:
+			l.errors = v.Offset
+		}
+	}
+	for _, k := range s.Key {
+		if k.Attribute == entity.AttrTelagentSyscallName {
+			l.nrBound = k.Bound
+		}
+	}
+	if l.calls < 0 || l.errors < 0 || l.sum < 0 || l.hist < 0 || l.buckets != entity.HistBuckets || l.nrBound == 0 {
+		return l, fmt.Errorf("schema metric set %s does not declare the syscalls layout: %+v", s.Name, l)
+	}
+	return l, nil
+}
+
+// name is the exported syscall name of a key's number; the BPF side folds
+// out-of-range numbers into nrBound-1, which semconv spells "_OTHER".
+func (l layout) name(nr uint32) string {
+	if nr >= l.nrBound-1 {
+		return "_OTHER"
+	}
+	return Name(nr)
+}
+
+// New returns the probe; nothing is loaded until Start.
+func New(cfg Config) *Probe { return &Probe{cfg: cfg} }
+
+// Info implements probes.Probe.
+func (p *Probe) Info() probes.Info {
+	return probes.Info{
+		Name:     ProbeName,
+		Measures: "system calls per process and syscall: calls, errors, duration histogram",
+		Hooks:    "tracepoints raw_syscalls:sys_enter and sys_exit (tp_btf, raw_tp fallback)",
+		Requires: "BTF (/sys/kernel/btf/vmlinux), BPF task storage (Linux 5.11+), tracing programs",
+		Metrics:  []string{entity.MetricTelagentSyscallDuration.Name, entity.MetricTelagentSyscallErrors.Name},
+	}
+}
+
+// Supported implements probes.Probe.
+func (p *Probe) Supported() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	}
+	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
+		return fmt.Errorf("BPF task storage unavailable (needs Linux 5.11+): %w", err)
+	}
+	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
+		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
+	}
+	return nil
+}
+
+// Start implements probes.Probe: load, create the overflow key, attach.
+func (p *Probe) Start(ctx context.Context, env probes.Env) error {
+	lay, err := layoutOf(set)
+	if err != nil {
+		return err
+	}
+	p.layout = lay
+
+	spec, err := loadSyscalls()
+	if err != nil {
+		return fmt.Errorf("load syscalls spec: %w", err)
+	}
+	maxEntries := p.cfg.MaxEntries
+	if maxEntries == 0 {
+		maxEntries = set.MaxEntries
+	}
+	// One extra slot holds the overflow key, which must always fit.
+	spec.Maps[set.Map].MaxEntries = maxEntries + 1
+	opts := &ebpf.CollectionOptions{MapReplacements: env.Shared}
+	if err := spec.Variables["filter_targets"].Set(env.FilterTargets); err != nil {
+		return fmt.Errorf("set target filter: %w", err)
+	}
+
+	if err := p.loadAndAttach(spec, opts); err != nil {
+		return err
+	}
+	if err := p.initOverflowKey(env.Topology.PossibleCPUs); err != nil {
+		p.Close()
+		return err
+	}
+	p.reader, err = aggregator.NewPerCPUReader[syscallsSyscallsKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.folds = make([]uint64, env.Topology.PossibleCPUs)
+	p.names = make([]attribute.Set, lay.nrBound)
+	for nr := range p.names {
+		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(lay.name(uint32(nr))))
+	}
+	return nil
+}
+
+// loadAndAttach prefers tp_btf (typed arguments, cheaper dispatch) and falls
+// back to raw_tp on kernels where tp_btf does not load or attach.
+func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	btfErr := spec.LoadAndAssign(&p.objs, opts)
+	if btfErr == nil {
+		if btfErr = p.attachTracing(); btfErr == nil {
+			p.attach = "tp_btf"
+			return nil
+		}
+		p.Close()
+	}
+	var raw rawObjects
+	if err := spec.LoadAndAssign(&raw, opts); err != nil {
+		return fmt.Errorf("load syscalls programs: tp_btf: %v; raw_tp: %w", btfErr, err)
+	}
+	p.objs = objects{Enter: raw.Enter, Exit: raw.Exit, Stats: raw.Stats, Folds: raw.Folds}
+	for _, a := range []struct {
+		name string
+		prog *ebpf.Program
+	}{{"sys_enter", raw.Enter}, {"sys_exit", raw.Exit}} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
+		if err != nil {
+			p.Close()
+			return fmt.Errorf("attach raw_tp/%s: %w (tp_btf: %v)", a.name, err, btfErr)
+		}
+		p.links = append(p.links, l)
+	}
+	p.attach = "raw_tp"
+	return nil
+}
+
+func (p *Probe) attachTracing() error {
+	for _, prog := range []*ebpf.Program{p.objs.Enter, p.objs.Exit} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil {
+			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+func (p *Probe) initOverflowKey(possibleCPUs int) error {
+	key := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
+	zero := make([]syscallsSyscallsValue, possibleCPUs)
+	if err := p.objs.Stats.Update(key, zero, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("create overflow key: %w", err)
+	}
+	return nil
+}
+
+// Collect implements probes.Probe: one batch read of the map, every key
+// turned into one histogram and one counter point of its process.
+func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
+	if err := p.reader.Read(); err != nil {
+		return err
+	}
+	overflowTgid := uint32(set.OverflowKey["tgid"])
+	l := p.layout
+	p.keys = p.reader.Len()
+	for i := range p.reader.Len() {
+		k, v := p.reader.Key(i), p.reader.Value(i)
+		tgid, nr := k.Tgid, k.Nr
+		if v[l.calls] == 0 && v[l.errors] == 0 {
+			continue // a pre-created overflow key that never folded
+		}
+		attrs := overflowSet
+		res := c.Processes.Host()
+		if tgid != overflowTgid {
+			attrs = p.names[min(nr, l.nrBound-1)]
+			res = c.Processes.Process(tgid)
+		}
+		c.Metrics.Histogram(res, entity.MetricTelagentSyscallDuration, attrs,
+			v[l.calls], v[l.hist:l.hist+l.buckets], float64(v[l.sum])*l.sumScale)
+		c.Metrics.Counter(res, entity.MetricTelagentSyscallErrors, attrs, int64(v[l.errors]))
+	}
+	return nil
+}
+
+var overflowSet = attribute.NewSet(entity.AttrOtelMetricOverflow.Bool(true))
+
+// Stats implements probes.Probe.
+func (p *Probe) Stats() probes.Stats {
+	s := probes.Stats{Keys: p.keys, Attach: p.attach}
+	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
+		for _, f := range p.folds {
+			s.OverflowFolds += f
+		}
+	}
+	return s
+}
+
+// Close implements probes.Probe: detach first so nothing writes into maps
+// being freed, then release every kernel object.
+func (p *Probe) Close() error {
+	var errs []error
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	errs = append(errs, p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
+	p.objs = objects{}
+	return errors.Join(errs...)
+}
