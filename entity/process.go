@@ -41,6 +41,7 @@ type processEntry struct {
 	res        *resource.Resource
 	checked    uint64 // generation of the last /proc check
 	lastUsed   uint64
+	alive      bool // /proc had it at the last check
 }
 
 // NewProcessResolver reads the boot time from procRoot/stat (procRoot is
@@ -84,6 +85,7 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 		return e.res
 	}
 	start, ok := r.startTicks(pid)
+	defer func() { e.alive = ok && start == e.startTicks }()
 	switch {
 	case e != nil && (!ok || start == e.startTicks):
 		// Same process, or gone: keep the identity we have.
@@ -96,6 +98,14 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 	}
 	e.checked, e.lastUsed = r.gen, r.gen
 	return e.res
+}
+
+// Gone reports whether pid was found exited (or replaced by a new process
+// with the same pid) when it was resolved in this generation. Its data
+// points of this interval are its final ones.
+func (r *ProcessResolver) Gone(pid uint32) bool {
+	e := r.cache[pid]
+	return e != nil && e.checked == r.gen && !e.alive
 }
 
 // CreationTime is the ISO 8601 creation time of a process whose

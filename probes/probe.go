@@ -49,6 +49,10 @@ type Probe interface {
 	Supported() error
 	Start(ctx context.Context, env Env) error
 	Collect(ctx context.Context, c *Collection) error
+	// Evict deletes the map entries of processes found gone at the last
+	// Collect. The agent calls it only after that interval was exported, so
+	// a process's final values are delivered before its keys go.
+	Evict() error
 	// Stats reports self-telemetry counters of the probe.
 	Stats() Stats
 	Close() error
@@ -61,6 +65,8 @@ type Stats struct {
 	OverflowFolds uint64
 	// Keys is the number of live keys at the last collect.
 	Keys int
+	// Evicted counts keys deleted because their process had exited.
+	Evicted uint64
 	// Attach says how the probe attached (e.g. "tp_btf", "raw_tp").
 	Attach string
 }

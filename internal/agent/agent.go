@@ -284,6 +284,14 @@ func (c *collector) collect(ctx context.Context) {
 	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := c.exporter.Export(exportCtx, c.builder.Result())
+	if err == nil {
+		// Delivered: exited processes' final values are out, their keys can go.
+		for _, p := range c.probes {
+			if err := p.Evict(); err != nil {
+				c.log.Warn("evict", "probe", p.Info().Name, "err", err)
+			}
+		}
+	}
 	switch {
 	case err != nil && !c.failing:
 		c.failing = true

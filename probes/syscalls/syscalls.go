@@ -42,6 +42,9 @@ type Probe struct {
 	attach string
 	keys   int
 
+	evict   []syscallsSyscallsKey // keys of exited processes, exported and due for deletion
+	evicted uint64
+
 	layout layout
 	names  []attribute.Set // data-point attributes per syscall number, built once
 	folds  []uint64
@@ -237,6 +240,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	overflowTgid := uint32(set.OverflowKey["tgid"])
 	l := p.layout
 	p.keys = p.reader.Len()
+	p.evict = p.evict[:0]
 	for i := range p.reader.Len() {
 		k, v := p.reader.Key(i), p.reader.Value(i)
 		tgid, nr := k.Tgid, k.Nr
@@ -248,6 +252,9 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 		if tgid != overflowTgid {
 			attrs = p.names[min(nr, l.nrBound-1)]
 			res = c.Processes.Process(tgid)
+			if c.Processes.Gone(tgid) {
+				p.evict = append(p.evict, k)
+			}
 		}
 		c.Metrics.Histogram(res, entity.MetricTelagentSyscallDuration, attrs,
 			v[l.calls], v[l.hist:l.hist+l.buckets], float64(v[l.sum])*l.sumScale)
@@ -258,9 +265,31 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 
 var overflowSet = attribute.NewSet(entity.AttrOtelMetricOverflow.Bool(true))
 
+// Evict implements probes.Probe.
+func (p *Probe) Evict() error {
+	if len(p.evict) == 0 {
+		return nil
+	}
+	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		n, err = 0, nil
+		for _, k := range p.evict {
+			if p.objs.Stats.Delete(k) == nil {
+				n++
+			}
+		}
+	}
+	p.evicted += uint64(n)
+	p.evict = p.evict[:0]
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
+	}
+	return nil
+}
+
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
-	s := probes.Stats{Keys: p.keys, Attach: p.attach}
+	s := probes.Stats{Keys: p.keys, Attach: p.attach, Evicted: p.evicted}
 	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
 		for _, f := range p.folds {
 			s.OverflowFolds += f

@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/syscalls"
+)
+
+// memExporter keeps every interval it is given.
+type memExporter struct {
+	mu        sync.Mutex
+	intervals [][]metricdata.ResourceMetrics
+	shutdown  bool
+}
+
+func (m *memExporter) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.intervals = append(m.intervals, rms)
+	return nil
+}
+
+func (m *memExporter) Shutdown(context.Context) error { m.shutdown = true; return nil }
+
+func (m *memExporter) last() []metricdata.ResourceMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.intervals) == 0 {
+		return nil
+	}
+	return m.intervals[len(m.intervals)-1]
+}
+
+// counts sums, per syscall name ("" for the overflow series), the final
+// cumulative histogram counts of every process of the last interval.
+func counts(t *testing.T, rms []metricdata.ResourceMetrics) (byName map[string]uint64, pids map[int64]bool) {
+	byName, pids = map[string]uint64{}, map[int64]bool{}
+	for _, rm := range rms {
+		if v, ok := rm.Resource.Set().Value(entity.AttrProcessPID); ok {
+			pids[v.AsInt64()] = true
+		}
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				name := ""
+				if v, ok := dp.Attributes.Value(entity.AttrTelagentSyscallName); ok {
+					name = v.AsString()
+				} else if v, ok := dp.Attributes.Value(entity.AttrOtelMetricOverflow); !ok || !v.AsBool() {
+					t.Errorf("unnamed series is not the overflow series: %v", dp.Attributes.ToSlice())
+				}
+				byName[name] += dp.Count
+			}
+		}
+	}
+	return byName, pids
+}
+
+func runRawsys(t *testing.T, maxEntries uint32, args ...string) (*memExporter, int) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	exp := &memExporter{}
+	var stdout bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, err := Run(ctx, Config{
+		Probes:   []probes.Probe{syscalls.New(syscalls.Config{MaxEntries: maxEntries})},
+		Command:  append([]string{testutil.Rawsys(t)}, args...),
+		Interval: time.Hour, // only the final export
+		Exporter: exp,
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Stdout:   &stdout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.shutdown {
+		t.Error("exporter not shut down")
+	}
+	return exp, code
+}
+
+// The held start must count the command from its first instruction: rawsys
+// makes exactly 8 x N calls, and nothing before exec is attributed to it.
+func TestCommandCountedFromFirstInstruction(t *testing.T) {
+	const n = 1000
+	exp, code := runRawsys(t, 0, "mix", "1000")
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	got, pids := counts(t, exp.last())
+	if len(pids) != 1 {
+		t.Errorf("data for %d processes, want the one workload process: %v", len(pids), pids)
+	}
+	want := map[string]uint64{"getppid": n, "getpid": n, "getuid": n, "getgid": n,
+		"geteuid": n, "getegid": n, "getpgrp": n, "close": n}
+	for name, c := range got {
+		if want[name] != c {
+			t.Errorf("%s: %d calls, want %d", name, c, want[name])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("series %v, want exactly %v", got, want)
+	}
+}
+
+// With fewer slots than (process, syscall) tuples, the rest is folded into
+// the overflow series and the total still equals the work done.
+func TestOverflowKeepsTotal(t *testing.T) {
+	exp, _ := runRawsys(t, 3, "mix", "1000")
+	got, _ := counts(t, exp.last())
+	var total uint64
+	for _, c := range got {
+		total += c
+	}
+	if total != 8000 {
+		t.Errorf("total over all series %d, want 8000: %v", total, got)
+	}
+	if got[""] == 0 {
+		t.Errorf("no overflow series with 3 slots for 8 syscalls: %v", got)
+	}
+	if len(got)-1 > 3 {
+		t.Errorf("%d named series with max_entries 3", len(got)-1)
+	}
+}
+
+func TestCommandExitCode(t *testing.T) {
+	_, code := runRawsys(t, 0, "exit", "3")
+	if code != 3 {
+		t.Errorf("exit code %d, want 3", code)
+	}
+}

@@ -1,0 +1,288 @@
+package syscalls
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/shared"
+)
+
+// harness runs the probe with this test process as its only target. The Go
+// runtime makes its own syscalls, so tests assert exactly only on syscalls
+// the runtime never makes (getppid, close(-1), clock_nanosleep).
+type harness struct {
+	t        *testing.T
+	probe    *Probe
+	state    *shared.State
+	builder  *export.Builder
+	resolver *entity.ProcessResolver
+}
+
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	testutil.RequireRoot(t)
+	p := New(cfg)
+	if err := p.Supported(); err != nil {
+		t.Skipf("kernel lacks what the syscalls probe needs: %v", err)
+	}
+	topo, err := aggregator.DiscoverTopology("/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := shared.Load(topo.PossibleCPUs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Add(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	env := probes.Env{Topology: topo, Shared: st.Replacements(), FilterTargets: true}
+	if err := p.Start(context.Background(), env); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := entity.NewProcessResolver("/proc", []attribute.KeyValue{entity.AttrHostID.String("test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Kernel = st.Process
+	return &harness{t: t, probe: p, state: st, builder: export.NewBuilder("test", time.Now()), resolver: res}
+}
+
+// collectAll runs one interval and returns its data.
+func (h *harness) collectAll() []metricdata.ResourceMetrics {
+	h.t.Helper()
+	h.resolver.NextGeneration(10)
+	h.builder.Begin(time.Now())
+	if err := h.probe.Collect(context.Background(), &probes.Collection{Metrics: h.builder, Processes: h.resolver}); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.builder.Result()
+}
+
+// collect returns this interval's points, by syscall name, of this process
+// and of the overflow series (name "").
+func (h *harness) collect() (hist map[string]metricdata.HistogramDataPoint[float64], errs map[string]int64) {
+	h.t.Helper()
+	hist = map[string]metricdata.HistogramDataPoint[float64]{}
+	errs = map[string]int64{}
+	self := int64(os.Getpid())
+	for _, rm := range h.collectAll() {
+		pid, hasPID := rm.Resource.Set().Value(entity.AttrProcessPID)
+		if hasPID && pid.AsInt64() != self {
+			h.t.Errorf("data for pid %d, which is not a target", pid.AsInt64())
+			continue
+		}
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					hist[seriesName(h.t, dp.Attributes, hasPID)] = dp
+				}
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					errs[seriesName(h.t, dp.Attributes, hasPID)] = dp.Value
+				}
+			}
+		}
+	}
+	return hist, errs
+}
+
+func seriesName(t *testing.T, attrs attribute.Set, hasPID bool) string {
+	if v, ok := attrs.Value(entity.AttrTelagentSyscallName); ok {
+		return v.AsString()
+	}
+	if v, ok := attrs.Value(entity.AttrOtelMetricOverflow); !ok || !v.AsBool() || hasPID {
+		t.Errorf("series without a syscall name is not the host's overflow series: %v", attrs.ToSlice())
+	}
+	return ""
+}
+
+func checkBuckets(t *testing.T, name string, dp metricdata.HistogramDataPoint[float64]) {
+	t.Helper()
+	var n uint64
+	for _, c := range dp.BucketCounts {
+		n += c
+	}
+	if n != dp.Count || len(dp.BucketCounts) != len(dp.Bounds)+1 {
+		t.Errorf("%s: buckets add up to %d, count %d (%d buckets, %d bounds)", name, n, dp.Count, len(dp.BucketCounts), len(dp.Bounds))
+	}
+}
+
+func TestGetppidExactCount(t *testing.T) {
+	h := start(t, Config{})
+	const n = 100000
+	for range n {
+		unix.Getppid()
+	}
+	hist, _ := h.collect()
+	dp, ok := hist["getppid"]
+	if !ok || dp.Count != n {
+		t.Fatalf("getppid count = %d (present %v), want exactly %d", dp.Count, ok, n)
+	}
+	checkBuckets(t, "getppid", dp)
+	for name, dp := range hist {
+		checkBuckets(t, name, dp)
+	}
+	// Cumulative: a second interval keeps counting from the first.
+	for range 10 {
+		unix.Getppid()
+	}
+	hist, _ = h.collect()
+	if got := hist["getppid"].Count; got != n+10 {
+		t.Fatalf("second interval getppid = %d, want %d", got, n+10)
+	}
+}
+
+func TestCloseErrors(t *testing.T) {
+	h := start(t, Config{})
+	const n = 5000
+	for range n {
+		if err := unix.Close(-1); err != unix.EBADF {
+			t.Fatalf("close(-1) = %v, want EBADF", err)
+		}
+	}
+	hist, errs := h.collect()
+	if errs["close"] != n {
+		t.Errorf("close errors = %d, want exactly %d", errs["close"], n)
+	}
+	if hist["close"].Count < n {
+		t.Errorf("close calls = %d, want at least %d", hist["close"].Count, n)
+	}
+	if errs["getppid"] != 0 {
+		t.Errorf("getppid errors = %d, want 0", errs["getppid"])
+	}
+}
+
+func TestSleepLandsInItsBucket(t *testing.T) {
+	h := start(t, Config{})
+	const n, d = 5, 20 * time.Millisecond
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ts := unix.NsecToTimespec(int64(d))
+	for range n {
+		if err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, 0, &ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hist, _ := h.collect()
+	dp := hist["clock_nanosleep"]
+	if dp.Count != n {
+		t.Fatalf("clock_nanosleep count = %d, want %d", dp.Count, n)
+	}
+	// The bucket of 20 ms: the first whose upper bound is above it.
+	want := 0
+	for want < len(dp.Bounds) && dp.Bounds[want] <= d.Seconds() {
+		want++
+	}
+	if dp.BucketCounts[want] != n {
+		t.Errorf("bucket %d (%g..%g s) holds %d of %d sleeps; buckets %v",
+			want, dp.Bounds[want-1], dp.Bounds[want], dp.BucketCounts[want], n, dp.BucketCounts)
+	}
+	if lo, hi := n*d.Seconds(), n*(d+5*time.Millisecond).Seconds(); dp.Sum < lo || dp.Sum > hi {
+		t.Errorf("sum of %d sleeps of %s = %gs, want in [%g, %g]", n, d, dp.Sum, lo, hi)
+	}
+}
+
+func TestOverflowSeries(t *testing.T) {
+	const maxEntries = 4
+	h := start(t, Config{MaxEntries: maxEntries})
+	// More distinct syscalls than fit: the runtime's own fill some slots too.
+	for range 100 {
+		unix.Getppid()
+		unix.Getpgrp()
+		unix.Getuid()
+		unix.Getgid()
+		unix.Geteuid()
+		unix.Getegid()
+	}
+	hist, _ := h.collect()
+	over, ok := hist[""]
+	if !ok || over.Count == 0 {
+		t.Fatalf("no overflow series with %d slots; series: %d", maxEntries, len(hist))
+	}
+	if len(hist)-1 > maxEntries {
+		t.Errorf("%d named series, more than max_entries %d", len(hist)-1, maxEntries)
+	}
+	var ours uint64
+	for _, name := range []string{"getppid", "getpgrp", "getuid", "getgid", "geteuid", "getegid"} {
+		ours += hist[name].Count
+	}
+	// Every call of ours is either in its named series or folded.
+	if ours+over.Count < 600 {
+		t.Errorf("named %d + overflow %d < 600 calls made", ours, over.Count)
+	}
+	// The runtime keeps folding while we read: the fold counter read between
+	// two collections is sandwiched by the overflow series' counts.
+	folds := h.probe.Stats().OverflowFolds
+	hist, _ = h.collect()
+	if folds < over.Count || folds > hist[""].Count {
+		t.Errorf("fold counter %d not within overflow series counts [%d, %d]", folds, over.Count, hist[""].Count)
+	}
+}
+
+// A child of a target is followed from fork; once it has exited and its
+// final values were collected, Evict removes its keys and nothing of it is
+// exported again.
+func TestExitedProcessIsEvicted(t *testing.T) {
+	h := start(t, Config{})
+	cmd := exec.Command(testutil.Rawsys(t), "getppid", "1000")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	child := int64(cmd.Process.Pid)
+	find := func(rms []metricdata.ResourceMetrics) (getppid uint64, found bool) {
+		for _, rm := range rms {
+			if pid, _ := rm.Resource.Set().Value(entity.AttrProcessPID); pid.AsInt64() != child {
+				continue
+			}
+			found = true
+			if ct, ok := rm.Resource.Set().Value(entity.AttrProcessCreationTime); !ok || ct.AsString() == "" {
+				t.Errorf("exited child has no creation time: %v", rm.Resource.Attributes())
+			}
+			for _, m := range rm.ScopeMetrics[0].Metrics {
+				if hd, ok := m.Data.(metricdata.Histogram[float64]); ok {
+					for _, dp := range hd.DataPoints {
+						if v, _ := dp.Attributes.Value(entity.AttrTelagentSyscallName); v.AsString() == "getppid" {
+							getppid = dp.Count
+						}
+					}
+				}
+			}
+		}
+		return getppid, found
+	}
+	n, found := find(h.collectAll())
+	if !found || n != 1000 {
+		t.Fatalf("exited child: found %v, getppid %d, want 1000", found, n)
+	}
+	before := h.probe.Stats()
+	if err := h.probe.Evict(); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.probe.Stats(); after.Evicted <= before.Evicted {
+		t.Errorf("nothing evicted (%d before, %d after)", before.Evicted, after.Evicted)
+	}
+	if _, found := find(h.collectAll()); found {
+		t.Error("exited child still exported after eviction")
+	}
+}
