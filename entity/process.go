@@ -25,6 +25,7 @@ type ProcessResolver struct {
 	procRoot string
 	bootTime time.Time
 	host     []attribute.KeyValue
+	hostRes  *resource.Resource
 
 	gen   uint64
 	cache map[uint32]*processEntry
@@ -52,16 +53,14 @@ func NewProcessResolver(procRoot string, host []attribute.KeyValue) (*ProcessRes
 		return nil, err
 	}
 	return &ProcessResolver{
-		procRoot: procRoot, bootTime: bt, host: host,
+		procRoot: procRoot, bootTime: bt, host: host, hostRes: resource.NewSchemaless(host...),
 		cache: make(map[uint32]*processEntry),
 	}, nil
 }
 
 // Host returns the resource for data that belongs to no process (for
 // example the overflow series): host attributes only.
-func (r *ProcessResolver) Host() *resource.Resource {
-	return resource.NewSchemaless(r.host...)
-}
+func (r *ProcessResolver) Host() *resource.Resource { return r.hostRes }
 
 // NextGeneration starts a collection interval: every pid is revalidated
 // against /proc at most once per generation, and entries not used for

@@ -48,6 +48,9 @@ const (
 	// AttrProcessPID is "process.pid" (semconv v1.44.0; int, release_candidate):
 	// Process identifier (PID).
 	AttrProcessPID = attribute.Key("process.pid")
+	// AttrTelagentMetricSetName is "telagent.metric_set.name" (registry, bound 64;
+	// string, development): Name of a metric set, as declared in the registry.
+	AttrTelagentMetricSetName = attribute.Key("telagent.metric_set.name")
 	// AttrTelagentSyscallName is "telagent.syscall.name" (registry, bound 1024;
 	// string, development): Name of the system call from the kernel's syscall
 	// table of the host architecture; numbers the table does not know are
@@ -93,6 +96,17 @@ type MetricDesc struct {
 
 // Metrics declared in the schema.
 var (
+	// MetricTelagentMetricSetOverflows (counter, {update}, development): Updates
+	// added into a metric set's overflow series (otel.metric.overflow=true)
+	// because its map was full; nothing is dropped, but the attribution is lost.
+	MetricTelagentMetricSetOverflows = MetricDesc{
+		Name:        "telagent.metric_set.overflows",
+		Unit:        "{update}",
+		Description: "Updates added into a metric set's overflow series (otel.metric.overflow=true) because its map was full; nothing is dropped, but the attribution is lost.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
 	// MetricTelagentSyscallDuration (histogram, s, development): Time from system
 	// call entry to exit, per process and system call; the count is the number of
 	// calls.
@@ -119,6 +133,7 @@ var (
 // Metrics returns every metric declared in the schema, sorted by Name.
 func Metrics() []MetricDesc {
 	return []MetricDesc{
+		MetricTelagentMetricSetOverflows,
 		MetricTelagentSyscallDuration,
 		MetricTelagentSyscallErrors,
 	}

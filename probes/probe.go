@@ -60,13 +60,19 @@ type Probe interface {
 
 // Stats are the probe's own health counters.
 type Stats struct {
-	// OverflowFolds counts updates folded into the overflow series because
-	// a metric-set map was full.
-	OverflowFolds uint64
+	// Attach says how the probe attached (e.g. "tp_btf", "raw_tp").
+	Attach     string
+	MetricSets []MetricSetStats
+}
+
+// MetricSetStats are the health counters of one metric-set map.
+type MetricSetStats struct {
+	Name string // as declared in the schema
 	// Keys is the number of live keys at the last collect.
 	Keys int
+	// OverflowFolds counts updates folded into the overflow series because
+	// the map was full.
+	OverflowFolds uint64
 	// Evicted counts keys deleted because their process had exited.
 	Evicted uint64
-	// Attach says how the probe attached (e.g. "tp_btf", "raw_tp").
-	Attach string
 }

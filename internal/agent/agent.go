@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
@@ -269,6 +270,19 @@ type collector struct {
 	builder  *export.Builder
 	log      *slog.Logger
 	failing  bool
+	sets     map[string]attribute.Set // metric-set name attribute, built once
+}
+
+func (c *collector) setAttrs(name string) attribute.Set {
+	s, ok := c.sets[name]
+	if !ok {
+		if c.sets == nil {
+			c.sets = map[string]attribute.Set{}
+		}
+		s = attribute.NewSet(entity.AttrTelagentMetricSetName.String(name))
+		c.sets[name] = s
+	}
+	return s
 }
 
 func (c *collector) collect(ctx context.Context) {
@@ -279,6 +293,10 @@ func (c *collector) collect(ctx context.Context) {
 	for _, p := range c.probes {
 		if err := p.Collect(ctx, col); err != nil {
 			c.log.Warn("collect", "probe", p.Info().Name, "err", err)
+		}
+		for _, ms := range p.Stats().MetricSets {
+			c.builder.Counter(c.resolver.Host(), entity.MetricTelagentMetricSetOverflows,
+				c.setAttrs(ms.Name), int64(ms.OverflowFolds))
 		}
 	}
 	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

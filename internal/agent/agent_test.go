@@ -135,6 +135,23 @@ func TestOverflowKeepsTotal(t *testing.T) {
 	if len(got)-1 > 3 {
 		t.Errorf("%d named series with max_entries 3", len(got)-1)
 	}
+	// The self-metric counts exactly the updates folded into overflow.
+	var folds int64 = -1
+	for _, rm := range exp.last() {
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			if m.Name != entity.MetricTelagentMetricSetOverflows.Name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				if v, _ := dp.Attributes.Value(entity.AttrTelagentMetricSetName); v.AsString() == "syscalls" {
+					folds = dp.Value
+				}
+			}
+		}
+	}
+	if folds != int64(got[""]) {
+		t.Errorf("%s = %d, overflow series count %d", entity.MetricTelagentMetricSetOverflows.Name, folds, got[""])
+	}
 }
 
 func TestCommandExitCode(t *testing.T) {

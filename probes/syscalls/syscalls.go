@@ -289,13 +289,13 @@ func (p *Probe) Evict() error {
 
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
-	s := probes.Stats{Keys: p.keys, Attach: p.attach, Evicted: p.evicted}
+	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
 	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
 		for _, f := range p.folds {
-			s.OverflowFolds += f
+			ms.OverflowFolds += f
 		}
 	}
-	return s
+	return probes.Stats{Attach: p.attach, MetricSets: []probes.MetricSetStats{ms}}
 }
 
 // Close implements probes.Probe: detach first so nothing writes into maps

@@ -233,7 +233,7 @@ func TestOverflowSeries(t *testing.T) {
 	}
 	// The runtime keeps folding while we read: the fold counter read between
 	// two collections is sandwiched by the overflow series' counts.
-	folds := h.probe.Stats().OverflowFolds
+	folds := h.probe.Stats().MetricSets[0].OverflowFolds
 	hist, _ = h.collect()
 	if folds < over.Count || folds > hist[""].Count {
 		t.Errorf("fold counter %d not within overflow series counts [%d, %d]", folds, over.Count, hist[""].Count)
@@ -279,8 +279,8 @@ func TestExitedProcessIsEvicted(t *testing.T) {
 	if err := h.probe.Evict(); err != nil {
 		t.Fatal(err)
 	}
-	if after := h.probe.Stats(); after.Evicted <= before.Evicted {
-		t.Errorf("nothing evicted (%d before, %d after)", before.Evicted, after.Evicted)
+	if after := h.probe.Stats(); after.MetricSets[0].Evicted <= before.MetricSets[0].Evicted {
+		t.Errorf("nothing evicted (%d before, %d after)", before.MetricSets[0].Evicted, after.MetricSets[0].Evicted)
 	}
 	if _, found := find(h.collectAll()); found {
 		t.Error("exited child still exported after eviction")
