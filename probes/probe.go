@@ -5,6 +5,7 @@ package probes
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/cilium/ebpf"
@@ -32,6 +33,26 @@ type Env struct {
 	FilterTargets bool
 	Topology aggregator.Topology
 	Log      *slog.Logger
+}
+
+// CollectionOptions returns the load options that substitute the shared
+// maps into spec, and sets the target filter. The shared maps may be sized
+// differently from the object's defaults (a one-slot target set in
+// whole-host mode), so the spec is made to match them.
+func (e Env) CollectionOptions(spec *ebpf.CollectionSpec) (*ebpf.CollectionOptions, error) {
+	for name, m := range e.Shared {
+		ms, ok := spec.Maps[name]
+		if !ok {
+			continue
+		}
+		ms.MaxEntries = m.MaxEntries()
+	}
+	if v, ok := spec.Variables["filter_targets"]; ok {
+		if err := v.Set(e.FilterTargets); err != nil {
+			return nil, fmt.Errorf("set target filter: %w", err)
+		}
+	}
+	return &ebpf.CollectionOptions{MapReplacements: e.Shared}, nil
 }
 
 // Collection is one interval's destination for a probe's reads.

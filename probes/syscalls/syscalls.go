@@ -31,6 +31,9 @@ type Config struct {
 	// MaxEntries bounds the (process, syscall) tuples kept; further tuples
 	// go into the overflow series. 0 means the schema's default.
 	MaxEntries uint32
+	// Attach forces an attach mode, "tp_btf" or "raw_tp"; empty tries
+	// tp_btf and falls back to raw_tp.
+	Attach string
 }
 
 // Probe implements probes.Probe.
@@ -155,9 +158,9 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	}
 	// One extra slot holds the overflow key, which must always fit.
 	spec.Maps[set.Map].MaxEntries = maxEntries + 1
-	opts := &ebpf.CollectionOptions{MapReplacements: env.Shared}
-	if err := spec.Variables["filter_targets"].Set(env.FilterTargets); err != nil {
-		return fmt.Errorf("set target filter: %w", err)
+	opts, err := env.CollectionOptions(spec)
+	if err != nil {
+		return err
 	}
 
 	if err := p.loadAndAttach(spec, opts); err != nil {
@@ -183,13 +186,19 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 // loadAndAttach prefers tp_btf (typed arguments, cheaper dispatch) and falls
 // back to raw_tp on kernels where tp_btf does not load or attach.
 func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
-	btfErr := spec.LoadAndAssign(&p.objs, opts)
+	btfErr := errors.New("not tried: raw_tp forced")
+	if p.cfg.Attach != "raw_tp" {
+		btfErr = spec.LoadAndAssign(&p.objs, opts)
+	}
 	if btfErr == nil {
 		if btfErr = p.attachTracing(); btfErr == nil {
 			p.attach = "tp_btf"
 			return nil
 		}
 		p.Close()
+	}
+	if p.cfg.Attach == "tp_btf" {
+		return fmt.Errorf("load syscalls programs: tp_btf: %w", btfErr)
 	}
 	var raw rawObjects
 	if err := spec.LoadAndAssign(&raw, opts); err != nil {

@@ -153,6 +153,25 @@ func TestGetppidExactCount(t *testing.T) {
 	}
 }
 
+// The raw_tp fallback must count exactly like tp_btf.
+func TestRawTracepointFallback(t *testing.T) {
+	h := start(t, Config{Attach: "raw_tp"})
+	if got := h.probe.Stats().Attach; got != "raw_tp" {
+		t.Fatalf("attached with %q, want raw_tp", got)
+	}
+	const n = 20000
+	for range n {
+		unix.Getppid()
+	}
+	for range 100 {
+		unix.Close(-1)
+	}
+	hist, errs := h.collect()
+	if hist["getppid"].Count != n || errs["close"] != 100 {
+		t.Fatalf("raw_tp: getppid %d (want %d), close errors %d (want 100)", hist["getppid"].Count, n, errs["close"])
+	}
+}
+
 func TestCloseErrors(t *testing.T) {
 	h := start(t, Config{})
 	const n = 5000
