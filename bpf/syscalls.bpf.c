@@ -5,7 +5,7 @@
  *
  * Hot path budget (per syscall): entry = one task-storage get + one clock
  * read; exit = one task-storage get + one clock read + one per-CPU hash
- * lookup updated in place. No atomics: the slot is this CPU's and syscall
+ * lookup updated in place. The target check happens once per thread. No atomics: the slot is this CPU's and syscall
  * tracepoints run BPF with preemption disabled.
  */
 #include "vmlinux.h"
@@ -52,11 +52,19 @@ static __always_inline void on_enter(long id)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct inflight *in;
 
-	if (!telagent_is_target(task->tgid))
-		return;
-	in = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!in)
-		return;
+	/*
+	 * A thread has storage only once it was seen as a target, and targets
+	 * stay targets while they live: the target lookup is paid once per
+	 * thread, not once per syscall.
+	 */
+	in = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (!in) {
+		if (!telagent_is_target(task->tgid))
+			return;
+		in = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!in)
+			return;
+	}
 	in->nr = (id >= 0 && id < SYSCALLS_NR_OTHER) ? (__u32)id : SYSCALLS_NR_OTHER;
 	in->start_ns = bpf_ktime_get_ns();
 }
