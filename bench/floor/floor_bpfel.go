@@ -16,8 +16,15 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	floorProgFloorSysEnter = "floor_sys_enter"
-	floorProgFloorSysExit  = "floor_sys_exit"
+	floorMapClockSink             = "clock_sink"
+	floorMapClockStart            = "clock_start"
+	floorMapClockStorageSum       = "clock_storage_sum"
+	floorProgClockStorageSysEnter = "clock_storage_sys_enter"
+	floorProgClockStorageSysExit  = "clock_storage_sys_exit"
+	floorProgClockSysEnter        = "clock_sys_enter"
+	floorProgClockSysExit         = "clock_sys_exit"
+	floorProgFloorSysEnter        = "floor_sys_enter"
+	floorProgFloorSysExit         = "floor_sys_exit"
 )
 
 // loadFloor returns the embedded CollectionSpec for floor.
@@ -62,14 +69,21 @@ type floorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type floorProgramSpecs struct {
-	FloorSysEnter *ebpf.ProgramSpec `ebpf:"floor_sys_enter"`
-	FloorSysExit  *ebpf.ProgramSpec `ebpf:"floor_sys_exit"`
+	ClockStorageSysEnter *ebpf.ProgramSpec `ebpf:"clock_storage_sys_enter"`
+	ClockStorageSysExit  *ebpf.ProgramSpec `ebpf:"clock_storage_sys_exit"`
+	ClockSysEnter        *ebpf.ProgramSpec `ebpf:"clock_sys_enter"`
+	ClockSysExit         *ebpf.ProgramSpec `ebpf:"clock_sys_exit"`
+	FloorSysEnter        *ebpf.ProgramSpec `ebpf:"floor_sys_enter"`
+	FloorSysExit         *ebpf.ProgramSpec `ebpf:"floor_sys_exit"`
 }
 
 // floorMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type floorMapSpecs struct {
+	ClockSink       *ebpf.MapSpec `ebpf:"clock_sink"`
+	ClockStart      *ebpf.MapSpec `ebpf:"clock_start"`
+	ClockStorageSum *ebpf.MapSpec `ebpf:"clock_storage_sum"`
 }
 
 // floorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -98,10 +112,17 @@ func (o *floorObjects) Close() error {
 //
 // It can be passed to loadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type floorMaps struct {
+	ClockSink       *ebpf.Map `ebpf:"clock_sink"`
+	ClockStart      *ebpf.Map `ebpf:"clock_start"`
+	ClockStorageSum *ebpf.Map `ebpf:"clock_storage_sum"`
 }
 
 func (m *floorMaps) Close() error {
-	return _FloorClose()
+	return _FloorClose(
+		m.ClockSink,
+		m.ClockStart,
+		m.ClockStorageSum,
+	)
 }
 
 // floorVariables contains all global variables after they have been loaded into the kernel.
@@ -114,12 +135,20 @@ type floorVariables struct {
 //
 // It can be passed to loadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type floorPrograms struct {
-	FloorSysEnter *ebpf.Program `ebpf:"floor_sys_enter"`
-	FloorSysExit  *ebpf.Program `ebpf:"floor_sys_exit"`
+	ClockStorageSysEnter *ebpf.Program `ebpf:"clock_storage_sys_enter"`
+	ClockStorageSysExit  *ebpf.Program `ebpf:"clock_storage_sys_exit"`
+	ClockSysEnter        *ebpf.Program `ebpf:"clock_sys_enter"`
+	ClockSysExit         *ebpf.Program `ebpf:"clock_sys_exit"`
+	FloorSysEnter        *ebpf.Program `ebpf:"floor_sys_enter"`
+	FloorSysExit         *ebpf.Program `ebpf:"floor_sys_exit"`
 }
 
 func (p *floorPrograms) Close() error {
 	return _FloorClose(
+		p.ClockStorageSysEnter,
+		p.ClockStorageSysExit,
+		p.ClockSysEnter,
+		p.ClockSysExit,
 		p.FloorSysEnter,
 		p.FloorSysExit,
 	)

@@ -55,13 +55,37 @@ func (b *bench) runLoop(ctx context.Context) (float64, error) {
 func (b *bench) bare(ctx context.Context) (float64, error) { return b.runLoop(ctx) }
 
 func (b *bench) floor(ctx context.Context) (float64, error) {
-	f, err := floor.Attach()
+	return b.runFloor(ctx, floor.Empty)
+}
+
+func (b *bench) clock(ctx context.Context) (float64, error) {
+	return b.runFloor(ctx, floor.Clock)
+}
+
+func (b *bench) clockStorage(ctx context.Context) (float64, error) {
+	return b.runFloor(ctx, floor.ClockStorage)
+}
+
+// runFloor runs the loop with one pair of floor programs attached in
+// process. Variants that write a map must leave a trace there, or the
+// programs did not run and the number would be a bare one.
+func (b *bench) runFloor(ctx context.Context, v floor.Variant) (float64, error) {
+	f, err := floor.AttachVariant(v)
 	if err != nil {
 		return 0, err
 	}
 	ns, err := b.runLoop(ctx)
+	if err == nil {
+		ran, rerr := f.Ran()
+		switch {
+		case rerr != nil:
+			err = rerr
+		case !ran:
+			err = fmt.Errorf("%s floor programs were attached but left no trace in their map: they did not run", v)
+		}
+	}
 	if cerr := f.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("detach floor programs: %w", cerr)
+		err = fmt.Errorf("detach %s floor programs: %w", v, cerr)
 	}
 	return ns, err
 }

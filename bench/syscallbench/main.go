@@ -1,10 +1,11 @@
 // Command syscallbench measures the per-syscall overhead of telagent's
 // syscalls probe against a bare run, against the floor of any eBPF approach
-// (two empty programs on sys_enter/sys_exit) and against bpftrace doing the
-// same measurement. All configurations run interleaved in one invocation;
-// compare the numbers of one run only.
+// (two empty programs on sys_enter/sys_exit), against the floors of exact
+// syscall timing (two clock reads; two clock reads plus task storage) and
+// against bpftrace doing the same measurement. All configurations run
+// interleaved in one invocation; compare the numbers of one run only.
 //
-//	go run ./bench/syscallbench -agent ./bin/telagent [-calls 2000000] [-rounds 5] [-json FILE]
+//	go run ./bench/syscallbench -agent ./bin/telagent [-calls 2000000] [-rounds 5] [-configs LIST] [-json FILE]
 //
 // It must run as root. See bench/README.md.
 package main
@@ -19,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +36,7 @@ type options struct {
 	workload     string
 	readyTimeout time.Duration
 	strict       bool
+	configs      map[string]bool // selected configurations
 }
 
 func main() {
@@ -45,9 +48,15 @@ func main() {
 	flag.StringVar(&o.workload, "workload", "", "workload C source (default: bench/workload/getppid_loop.c of this repository)")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 30*time.Second, "how long to wait for the agent or bpftrace to attach")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 unless every ratio is PASS")
+	configList := flag.String("configs", strings.Join(allConfigs, ","), "comma-separated configurations to run; the others are reported as not selected")
 	flag.Parse()
 	if flag.NArg() != 0 || o.calls <= 0 || o.rounds <= 0 {
 		flag.Usage()
+		os.Exit(2)
+	}
+	var err error
+	if o.configs, err = parseConfigs(*configList); err != nil {
+		fmt.Fprintln(os.Stderr, "syscallbench: -configs:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,12 +66,38 @@ func main() {
 }
 
 const (
-	cfgBare        = "bare"
-	cfgFloor       = "floor"
-	cfgAgentHost   = "agent-host"
-	cfgAgentTarget = "agent-target"
-	cfgBpftrace    = "bpftrace"
+	cfgBare         = "bare"
+	cfgFloor        = "floor"
+	cfgClock        = "clock"
+	cfgClockStorage = "clock+storage"
+	cfgAgentHost    = "agent-host"
+	cfgAgentTarget  = "agent-target"
+	cfgBpftrace     = "bpftrace"
 )
+
+// allConfigs is every configuration, in the order of the table.
+var allConfigs = []string{cfgBare, cfgFloor, cfgClock, cfgClockStorage, cfgAgentHost, cfgAgentTarget, cfgBpftrace}
+
+const notSelected = "not selected (-configs)"
+
+// parseConfigs parses the -configs list.
+func parseConfigs(list string) (map[string]bool, error) {
+	sel := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(allConfigs, name) {
+			return nil, fmt.Errorf("unknown configuration %q (known: %s)", name, strings.Join(allConfigs, ","))
+		}
+		sel[name] = true
+	}
+	if len(sel) == 0 {
+		return nil, fmt.Errorf("no configuration selected (known: %s)", strings.Join(allConfigs, ","))
+	}
+	return sel, nil
+}
 
 type config struct {
 	name    string
@@ -99,24 +134,46 @@ func run(ctx context.Context, o options) int {
 	}
 
 	b := &bench{loop: loop, calls: o.calls, tmp: tmp, readyTimeout: o.readyTimeout, stopTimeout: 20 * time.Second}
-	agent, agentReason := resolveAgent(o.agent)
-	b.agent = agent
-	btReason, btNote := bpftraceUnavailable()
-	if btNote != "" {
-		fmt.Println("note:", btNote)
+	var agentReason, btReason string
+	if o.configs[cfgAgentHost] || o.configs[cfgAgentTarget] {
+		b.agent, agentReason = resolveAgent(o.agent)
+	}
+	if o.configs[cfgBpftrace] {
+		var btNote string
+		btReason, btNote = bpftraceUnavailable()
+		if btNote != "" {
+			fmt.Println("note:", btNote)
+		}
 	}
 	configs := []*config{
 		{name: cfgBare, measure: b.bare},
 		{name: cfgFloor, measure: b.floor},
+		{name: cfgClock, measure: b.clock},
+		{name: cfgClockStorage, measure: b.clockStorage},
 		{name: cfgAgentHost, measure: b.agentHost, skip: agentReason},
 		{name: cfgAgentTarget, measure: b.agentTarget, skip: agentReason},
 		{name: cfgBpftrace, measure: b.bpftrace, skip: btReason},
 	}
+	var unselected []string
+	var active []*config // run in the rounds, rotated
+	for _, c := range configs {
+		if !o.configs[c.name] {
+			c.skip = notSelected
+			unselected = append(unselected, c.name)
+			continue
+		}
+		if c.skip == "" {
+			active = append(active, c)
+		}
+	}
 
 	fmt.Printf("syscallbench: getppid loop, %d calls x %d rounds, configurations interleaved (order rotates each round)\n", o.calls, o.rounds)
 	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", kernelRelease(), runtime.NumCPU(), o.agent, time.Now().Format(time.RFC3339))
+	if len(unselected) > 0 {
+		fmt.Printf("not selected (-configs): %s\n", strings.Join(unselected, ", "))
+	}
 	for _, c := range configs {
-		if c.skip != "" {
+		if c.skip != "" && c.skip != notSelected {
 			fmt.Printf("%s: skipped: %s\n", c.name, c.skip)
 		}
 	}
@@ -130,9 +187,9 @@ func run(ctx context.Context, o options) int {
 	start := time.Now()
 	for r := 0; r < o.rounds && ctx.Err() == nil; r++ {
 		var line []string
-		for i := range configs {
-			c := configs[(r+i)%len(configs)]
-			if c.skip != "" || c.failed != "" {
+		for i := range active {
+			c := active[(r+i)%len(active)]
+			if c.failed != "" {
 				continue
 			}
 			ns, err := c.measure(ctx)

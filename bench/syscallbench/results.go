@@ -28,6 +28,33 @@ var targets = []struct {
 	{cfgFloor, 1.8},
 }
 
+// infoPairs are the (of, versus) pairs of the ratios (of - bare) /
+// (versus - bare) reported as information only: first the floor of exact
+// timing against the empty floor (what the floor target leaves for
+// everything else), then each agent mode against the floors of exact timing.
+func infoPairs() [][2]string {
+	pairs := [][2]string{{cfgClock, cfgFloor}}
+	for _, agent := range []string{cfgAgentHost, cfgAgentTarget} {
+		for _, versus := range []string{cfgClock, cfgClockStorage} {
+			pairs = append(pairs, [2]string{agent, versus})
+		}
+	}
+	return pairs
+}
+
+// The decomposition of the overhead: each step is the difference of the
+// medians of two configurations, what the larger one adds.
+var steps = []struct {
+	upper, lower string
+	what         string
+}{
+	{cfgFloor, cfgBare, "tracepoint dispatch + call of an empty BPF program, on entry and exit"},
+	{cfgClock, cfgFloor, "two bpf_ktime_get_ns() (one on entry, one on exit) + per-CPU array stores"},
+	{cfgClockStorage, cfgClock, "task storage get (create) on entry and get on exit, duration summed"},
+	{cfgAgentHost, cfgClockStorage, "the agent's own work beyond exact per-thread timing (whole host)"},
+	{cfgAgentTarget, cfgClockStorage, "the agent's own work beyond exact per-thread timing (target mode)"},
+}
+
 type configResult struct {
 	Name    string    `json:"name"`
 	Status  string    `json:"status"` // ok, skipped, failed
@@ -51,6 +78,23 @@ type ratioResult struct {
 	Note    string   `json:"note,omitempty"`
 }
 
+// infoRatio is (of - bare) / (versus - bare), reported without a target.
+type infoRatio struct {
+	Of      string   `json:"of"`
+	Versus  string   `json:"versus"`
+	Formula string   `json:"formula"`
+	Value   *float64 `json:"value"`
+	Note    string   `json:"note,omitempty"`
+}
+
+// step is one line of the decomposition of the overhead.
+type step struct {
+	Formula string   `json:"formula"`
+	Ns      *float64 `json:"ns_per_call"` // upper median - lower median
+	What    string   `json:"what"`
+	Note    string   `json:"note,omitempty"`
+}
+
 type results struct {
 	Workload string         `json:"workload"`
 	Calls    int            `json:"calls"`
@@ -61,6 +105,9 @@ type results struct {
 	Time     string         `json:"time"`
 	Configs  []configResult `json:"configurations"`
 	Ratios   []ratioResult  `json:"ratios"`
+	// Information only, no target.
+	InfoRatios    []infoRatio `json:"info_ratios"`
+	Decomposition []step      `json:"decomposition"`
 }
 
 func median(xs []float64) float64 {
@@ -100,6 +147,9 @@ func summarize(o options, configs []*config) *results {
 		case c.skip != "":
 			cr.Status, cr.Error = "skipped", c.skip
 			reasons[c.name] = "skipped"
+			if c.skip == notSelected {
+				reasons[c.name] = "not selected"
+			}
 		case c.failed != "":
 			cr.Status, cr.Error = "failed", fmt.Sprintf("round %d: %s", c.round, c.failed)
 			reasons[c.name] = "failed"
@@ -119,6 +169,23 @@ func summarize(o options, configs []*config) *results {
 		}
 	}
 
+	// ratio computes (of - bare) / (versus - bare), or says why not.
+	ratio := func(of, versus string) (*float64, string) {
+		bare, okB := medians[cfgBare]
+		a, okA := medians[of]
+		v, okV := medians[versus]
+		switch {
+		case !okB:
+			return nil, "bare " + reasons[cfgBare]
+		case !okA:
+			return nil, of + " " + reasons[of]
+		case !okV:
+			return nil, versus + " " + reasons[versus]
+		case v-bare <= 0:
+			return nil, fmt.Sprintf("%s not slower than bare (%.1f ns): too noisy to divide by", versus, v-bare)
+		}
+		return ptr((a - bare) / (v - bare)), ""
+	}
 	for _, agent := range []string{cfgAgentHost, cfgAgentTarget} {
 		for _, t := range targets {
 			r := ratioResult{
@@ -128,20 +195,8 @@ func summarize(o options, configs []*config) *results {
 				Target:  t.max,
 				Result:  resultNA,
 			}
-			bare, okB := medians[cfgBare]
-			a, okA := medians[agent]
-			v, okV := medians[t.versus]
-			switch {
-			case !okB:
-				r.Note = "bare " + reasons[cfgBare]
-			case !okA:
-				r.Note = agent + " " + reasons[agent]
-			case !okV:
-				r.Note = t.versus + " " + reasons[t.versus]
-			case v-bare <= 0:
-				r.Note = fmt.Sprintf("%s not slower than bare (%.1f ns): too noisy to divide by", t.versus, v-bare)
-			default:
-				r.Value = ptr((a - bare) / (v - bare))
+			r.Value, r.Note = ratio(agent, t.versus)
+			if r.Value != nil {
 				r.Result = resultMiss
 				if *r.Value <= t.max {
 					r.Result = resultPass
@@ -149,6 +204,29 @@ func summarize(o options, configs []*config) *results {
 			}
 			res.Ratios = append(res.Ratios, r)
 		}
+	}
+	for _, p := range infoPairs() {
+		r := infoRatio{
+			Of:      p[0],
+			Versus:  p[1],
+			Formula: fmt.Sprintf("(%s - bare) / (%s - bare)", p[0], p[1]),
+		}
+		r.Value, r.Note = ratio(p[0], p[1])
+		res.InfoRatios = append(res.InfoRatios, r)
+	}
+	for _, st := range steps {
+		d := step{Formula: fmt.Sprintf("%s - %s", st.upper, st.lower), What: st.what}
+		u, okU := medians[st.upper]
+		l, okL := medians[st.lower]
+		switch {
+		case !okU:
+			d.Note = st.upper + " " + reasons[st.upper]
+		case !okL:
+			d.Note = st.lower + " " + reasons[st.lower]
+		default:
+			d.Ns = ptr(u - l)
+		}
+		res.Decomposition = append(res.Decomposition, d)
 	}
 	return res
 }
@@ -183,6 +261,32 @@ func printResults(w io.Writer, res *results) {
 			result += " (" + r.Note + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t<= %.2f\t%s\n", r.Formula, val, r.Target, result)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ratio (medians), information only\tvalue\tnote")
+	for _, r := range res.InfoRatios {
+		val := "-"
+		if r.Value != nil {
+			val = fmt.Sprintf("%.3f", *r.Value)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Formula, val, r.Note)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "decomposition (medians)\tns/call\twhat the first adds to the second")
+	for _, d := range res.Decomposition {
+		val, what := "-", d.What
+		if d.Ns != nil {
+			val = fmt.Sprintf("%+.1f", *d.Ns)
+		} else {
+			what = "N/A (" + d.Note + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Formula, val, what)
 	}
 	tw.Flush()
 }
