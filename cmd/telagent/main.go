@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "telagent",
 		Usage:     "eBPF host instrumentation agent that ships OpenTelemetry metrics",
 		Version:   buildVersion(),
@@ -80,7 +80,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 		HideVersion: true,
+		// Without it an unknown command prints "No help topic" and the
+		// library calls os.Exit(3) itself.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q (valid: run, probes, version)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
+	// urfave/cli v2 does not pass the app's OnUsageError down to commands.
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
+	return app
 }
 
 func buildVersion() string {

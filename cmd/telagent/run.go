@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,10 +67,15 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	command := c.Args().Slice()
+	if len(command) > 0 {
+		if _, err := exec.LookPath(command[0]); err != nil {
+			return usagef("command %q: not found or not executable", command[0])
+		}
+	}
 	if err := checkPrivileges(); err != nil {
 		return err
 	}
-	command := c.Args().Slice()
 
 	// With a command, its stdout is the user's: the console summary goes to stderr.
 	consoleOut := c.App.Writer

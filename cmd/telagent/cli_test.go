@@ -1,0 +1,219 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// absentPID returns a pid below pid_max that no process has.
+func absentPID(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatalf("read pid_max: %v", err)
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid_max %q: %v", b, err)
+	}
+	for pid := max - 1; pid > 1; pid-- {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+			return pid
+		}
+	}
+	t.Fatal("every pid is taken")
+	return 0
+}
+
+// checkUsageError checks the contract for bad input: exit code 2, nothing on
+// stdout, exactly one line "telagent: ..." on stderr.
+func checkUsageError(t *testing.T, res result) string {
+	t.Helper()
+	if res.code != 2 {
+		t.Errorf("exit code %d, want 2", res.code)
+	}
+	if res.stdout != "" {
+		t.Errorf("stdout is not empty:\n%s", res.stdout)
+	}
+	if !strings.HasPrefix(res.stderr, "telagent: ") || !strings.HasSuffix(res.stderr, "\n") ||
+		strings.Count(res.stderr, "\n") != 1 {
+		t.Errorf("stderr is not exactly one line \"telagent: ...\":\n%s", res.stderr)
+	}
+	return strings.TrimSuffix(res.stderr, "\n")
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	missing := absentPID(t)
+
+	tests := []struct {
+		name string
+		args []string
+		// want is the exact stderr line, or with substr a part of it.
+		want   string
+		substr bool
+		// root: the check comes after the privilege check, so it is only
+		// reachable as root.
+		root bool
+	}{
+		{
+			name: "unknown probe lists the valid ones",
+			args: []string{"run", "--probes", "bogus"},
+			want: `telagent: --probes: unknown probe "bogus" (valid: syscalls)`,
+		},
+		{
+			name: "unknown probe among valid ones",
+			args: []string{"run", "--probes", "syscalls,nope"},
+			want: `telagent: --probes: unknown probe "nope" (valid: syscalls)`,
+		},
+		{
+			name: "pid beyond any pid",
+			args: []string{"run", "--pid", "999999999"},
+			want: "telagent: --pid 999999999: no such process",
+		},
+		{
+			name: "pid that no process has",
+			args: []string{"run", "--pid", strconv.Itoa(missing)},
+			want: "telagent: --pid " + strconv.Itoa(missing) + ": no such process",
+		},
+		{
+			name: "pid not a number",
+			args: []string{"run", "--pid", "abc"},
+			want: `telagent: --pid "abc": not a process id`,
+		},
+		{
+			name: "pid zero",
+			args: []string{"run", "--pid", "0"},
+			want: `telagent: --pid "0": not a process id`,
+		},
+		{
+			name: "unwritable output",
+			args: []string{"run", "--exporter", "otlp-json", "--output", "/nonexistent/dir/x.json"},
+			want: "telagent: --output /nonexistent/dir/x.json: no such file or directory",
+			root: true,
+		},
+		{
+			name: "otlp-json without output",
+			args: []string{"run", "--exporter", "otlp-json"},
+			want: "telagent: --exporter otlp-json needs --output FILE (or - for stdout)",
+			root: true,
+		},
+		{
+			name:   "interval not a duration",
+			args:   []string{"run", "--interval", "abc"},
+			want:   `telagent: invalid value "abc" for flag -interval`,
+			substr: true,
+		},
+		{
+			name: "interval zero",
+			args: []string{"run", "--interval", "0"},
+			want: "telagent: --interval 0s: must be positive, e.g. 10s",
+		},
+		{
+			name: "negative duration",
+			args: []string{"run", "--duration", "-1s"},
+			want: "telagent: --duration -1s: must not be negative",
+		},
+		{
+			name: "syscalls max entries zero",
+			args: []string{"run", "--syscalls-max-entries", "0"},
+			want: "telagent: --syscalls-max-entries 0: must be between 1 and 1048576",
+		},
+		{
+			name: "unknown exporter",
+			args: []string{"run", "--exporter", "bogus", "--output", out},
+			want: `telagent: --exporter "bogus": want console, otlp or otlp-json`,
+			root: true,
+		},
+		{
+			name: "unknown log level",
+			args: []string{"run", "--log-level", "loud"},
+			want: `telagent: --log-level "loud": want debug, info, warn or error`,
+		},
+		{
+			name:   "unknown flag",
+			args:   []string{"run", "--no-such-flag"},
+			want:   "telagent: flag provided but not defined: -no-such-flag",
+			substr: true,
+		},
+		{
+			name: "command not found",
+			args: []string{"run", "--", "/nonexistent/telagent-cmd", "x"},
+			want: `telagent: command "/nonexistent/telagent-cmd": not found or not executable`,
+		},
+		{
+			name:   "unknown command",
+			args:   []string{"runn"},
+			want:   `telagent: unknown command "runn"`,
+			substr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root {
+				requireRoot(t)
+			}
+			line := checkUsageError(t, runAgent(t, startOpts{}, tc.args...))
+			if tc.substr {
+				if !strings.Contains(line, tc.want) {
+					t.Errorf("stderr %q does not contain %q", line, tc.want)
+				}
+			} else if line != tc.want {
+				t.Errorf("stderr:\n got %q\nwant %q", line, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a rejected command line created its output file %s (stat: %v)", out, err)
+	}
+}
+
+func TestCLIMissingPrivileges(t *testing.T) {
+	requireRoot(t)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	res := runAgent(t, startOpts{cred: nobody}, "run", "--interval", "1s")
+	line := checkUsageError(t, res)
+	if !strings.Contains(line, "needs CAP_BPF and CAP_PERFMON, or root") {
+		t.Errorf("stderr %q does not say which privileges are needed", line)
+	}
+}
+
+func TestProbesCommand(t *testing.T) {
+	res := runAgent(t, startOpts{}, "probes")
+	if res.code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", res.code, res.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\n")
+	if f := strings.Fields(lines[0]); len(f) < 2 || f[0] != "PROBE" || f[1] != "SUPPORTED" {
+		t.Errorf("header %q, want PROBE SUPPORTED ...", lines[0])
+	}
+	found := false
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "syscalls" {
+			found = true
+			if f[1] != "yes" {
+				t.Errorf("syscalls is not supported on this kernel: %q", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no syscalls row in:\n%s", res.stdout)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	res := runAgent(t, startOpts{}, "version")
+	if res.code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", res.code, res.stderr)
+	}
+	if !regexp.MustCompile(`^telagent \S+\n$`).MatchString(res.stdout) {
+		t.Errorf("stdout %q, want one line \"telagent VERSION\"", res.stdout)
+	}
+}
