@@ -5,7 +5,8 @@ package aggregator
 import (
 	"errors"
 	"fmt"
-
+	"slices"
+	"syscall"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -53,15 +54,40 @@ func NewPerCPUReader[K any](m *ebpf.Map, keySize, words int, topo Topology) (*Pe
 	if topo.PossibleCPUs <= 0 {
 		return nil, errors.New("topology has no CPUs")
 	}
+	// Per-CPU values are laid out by the kernel's possible CPUs: a topology
+	// of another size, or one that misses a CPU or lists it twice, would
+	// misread or double-count silently.
+	if n, err := ebpf.PossibleCPU(); err != nil {
+		return nil, err
+	} else if n != topo.PossibleCPUs {
+		return nil, fmt.Errorf("topology has %d possible CPUs, the kernel %d", topo.PossibleCPUs, n)
+	}
+	seen := make([]bool, topo.PossibleCPUs)
+	for _, node := range topo.Nodes {
+		for _, c := range node.CPUs {
+			if c < 0 || c >= topo.PossibleCPUs || seen[c] {
+				return nil, fmt.Errorf("topology: CPU %d of node %d is not possible or is in two nodes", c, node.ID)
+			}
+			seen[c] = true
+		}
+	}
+	if i := slices.Index(seen, false); i >= 0 {
+		return nil, fmt.Errorf("topology: CPU %d is in no node", i)
+	}
 	perKey := topo.PossibleCPUs * words * 8
 	chunk := max(1, min(int(m.MaxEntries()), batchBytes/perKey))
 	r := &PerCPUReader[K]{
-		m: m, topo: topo, keySize: keySize, words: words, chunk: chunk, useBatch: true,
-		chunkKeys: make([]K, chunk),
-		chunkVals: make([]uint64, chunk*topo.PossibleCPUs*words),
-		node:      make([]uint64, words),
+		m: m, topo: topo, keySize: keySize, words: words, useBatch: true,
+		node: make([]uint64, words),
 	}
+	r.setChunk(chunk)
 	return r, nil
+}
+
+func (r *PerCPUReader[K]) setChunk(chunk int) {
+	r.chunk = chunk
+	r.chunkKeys = make([]K, chunk)
+	r.chunkVals = make([]uint64, chunk*r.topo.PossibleCPUs*r.words)
 }
 
 // Len is the number of keys of the last Read.
@@ -96,9 +122,15 @@ func (r *PerCPUReader[K]) readBatch() error {
 	r.cursor = ebpf.MapBatchCursor{}
 	for {
 		got, err := r.m.BatchLookup(&r.cursor, r.chunkKeys, r.chunkVals, nil)
+		if got == 0 && errors.Is(err, syscall.ENOSPC) && r.chunk < int(r.m.MaxEntries()) {
+			// A hash bucket holds more keys than a chunk: the kernel
+			// returned nothing and left the cursor on that bucket.
+			r.setChunk(min(2*r.chunk, int(r.m.MaxEntries())))
+			continue
+		}
+		per := r.topo.PossibleCPUs * r.words
 		for i := 0; i < got; i++ {
-			r.append(r.chunkKeys[i],
-				r.chunkVals[i*r.topo.PossibleCPUs*r.words:(i+1)*r.topo.PossibleCPUs*r.words])
+			r.append(r.chunkKeys[i], r.chunkVals[i*per:(i+1)*per:(i+1)*per])
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil

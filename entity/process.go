@@ -84,12 +84,16 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 		return e.res
 	}
 	start, ok := r.startTicks(pid)
-	defer func() { e.alive = ok && start == e.startTicks }()
 	switch {
-	case e != nil && (!ok || start == e.startTicks):
-		// Same process, or gone: keep the identity we have.
+	case e != nil && ok && start == e.startTicks:
+		e.alive = true // the same process
+	case e != nil && (!ok || e.alive):
+		// Gone, or replaced by a new process since the last check: this
+		// interval's points are the old process's final ones (the keys are
+		// then evicted); the new process is described from the next one.
+		e.alive = false
 	case ok:
-		e = &processEntry{startTicks: start, res: r.describe(pid, start)}
+		e = &processEntry{startTicks: start, res: r.describe(pid, start), alive: true}
 		r.cache[pid] = e
 	default:
 		e = &processEntry{res: r.describeGone(pid)}

@@ -1,0 +1,429 @@
+package aggregator
+
+import (
+	"cmp"
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// testKey is an 8-byte metric-set key, as bpf2go would generate it.
+type testKey struct{ A, B uint32 }
+
+const testWords = 5
+
+type testValue [testWords]uint64
+
+func requireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root to create BPF maps")
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		tb.Fatalf("raise RLIMIT_MEMLOCK: %v", err)
+	}
+}
+
+func possibleCPUs(tb testing.TB) int {
+	tb.Helper()
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func newMap(tb testing.TB, typ ebpf.MapType, keySize, valueSize, maxEntries uint32) *ebpf.Map {
+	tb.Helper()
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name: "telagent_test", Type: typ,
+		KeySize: keySize, ValueSize: valueSize, MaxEntries: maxEntries,
+	})
+	if err != nil {
+		tb.Fatalf("create %s map: %v", typ, err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// fill writes nkeys random keys with random per-CPU values and returns the
+// oracle: each key's plain sum over every possible CPU.
+func fill(tb testing.TB, m *ebpf.Map, rng *rand.Rand, nkeys int) map[testKey]testValue {
+	tb.Helper()
+	ncpu := possibleCPUs(tb)
+	want := make(map[testKey]testValue, nkeys)
+	keys := make([]testKey, 0, nkeys)
+	for len(keys) < nkeys {
+		k := testKey{A: rng.Uint32N(1 << 20), B: rng.Uint32N(512)}
+		if _, dup := want[k]; dup {
+			continue
+		}
+		want[k] = testValue{}
+		keys = append(keys, k)
+	}
+	vals := make([]testValue, nkeys*ncpu) // key-major, one value per possible CPU
+	for i, k := range keys {
+		var sum testValue
+		for c := range ncpu {
+			for j := range testWords {
+				v := rng.Uint64N(1 << 40)
+				vals[i*ncpu+c][j] = v
+				sum[j] += v
+			}
+		}
+		want[k] = sum
+	}
+	n, err := m.BatchUpdate(keys, vals, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		for i, k := range keys {
+			if err := m.Update(k, vals[i*ncpu:(i+1)*ncpu], ebpf.UpdateAny); err != nil {
+				tb.Fatalf("update %v: %v", k, err)
+			}
+		}
+		n, err = nkeys, nil
+	}
+	if err != nil || n != nkeys {
+		tb.Fatalf("batch update: %d of %d keys: %v", n, nkeys, err)
+	}
+	return want
+}
+
+// snapshot checks r's last Read against want key by key and returns it.
+func snapshot(t *testing.T, r *PerCPUReader[testKey], want map[testKey]testValue) map[testKey]testValue {
+	t.Helper()
+	if r.Len() != len(want) {
+		t.Errorf("Len() = %d, want %d", r.Len(), len(want))
+	}
+	got := make(map[testKey]testValue, r.Len())
+	for i := range r.Len() {
+		k, v := r.Key(i), r.Value(i)
+		if len(v) != testWords {
+			t.Fatalf("Value(%d) has %d words, want %d", i, len(v), testWords)
+		}
+		if _, dup := got[k]; dup {
+			t.Errorf("key %v read twice", k)
+		}
+		got[k] = testValue(v)
+		w, ok := want[k]
+		switch {
+		case !ok:
+			t.Errorf("key %v read but not in the map", k)
+		case testValue(v) != w:
+			t.Errorf("key %v = %v, want %v", k, v, w)
+		}
+	}
+	return got
+}
+
+// testTopologies are the per-node groupings the reduction must be
+// indifferent to: one node, a fake two-node split of the real possible
+// CPUs, and what /sys says.
+func testTopologies(t *testing.T) map[string]Topology {
+	ncpu := possibleCPUs(t)
+	topos := map[string]Topology{"single": SingleNode(ncpu)}
+	if ncpu == 1 {
+		t.Log("only 1 possible CPU: the fake two-node split degenerates to one node")
+		topos["split"] = Topology{PossibleCPUs: 1, Nodes: []Node{{ID: 0, CPUs: []int{0}}}}
+	} else {
+		var even, odd []int // interleaved, as on the "odd" fixture
+		for c := range ncpu {
+			if c%2 == 0 {
+				even = append(even, c)
+			} else {
+				odd = append(odd, c)
+			}
+		}
+		topos["split"] = Topology{PossibleCPUs: ncpu, Nodes: []Node{{ID: 0, CPUs: even}, {ID: 1, CPUs: odd}}}
+	}
+	sys, err := DiscoverTopology("/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topos["sysfs"] = sys
+	for name, topo := range topos {
+		checkInvariants(t, topo)
+		if topo.PossibleCPUs != ncpu {
+			t.Fatalf("topology %s has %d CPUs, kernel %d", name, topo.PossibleCPUs, ncpu)
+		}
+	}
+	return topos
+}
+
+// readModes are the read paths: the batch one (with its normal chunk and
+// with small chunks, so the cursor has to carry over between calls) and the
+// per-key iteration fallback of kernels without batch operations.
+var readModes = []struct {
+	name  string
+	setup func(r *PerCPUReader[testKey])
+}{
+	{"batch", func(r *PerCPUReader[testKey]) {}},
+	{"batch-chunk16", func(r *PerCPUReader[testKey]) {
+		r.chunk = 16
+		r.chunkKeys = make([]testKey, r.chunk)
+		r.chunkVals = make([]uint64, r.chunk*r.topo.PossibleCPUs*r.words)
+	}},
+	{"iterate", func(r *PerCPUReader[testKey]) { r.useBatch = false }},
+}
+
+func TestPerCPUReaderKernelMap(t *testing.T) {
+	requireRoot(t)
+	const nkeys, maxEntries = 700, 1000
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, maxEntries)
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := fill(t, m, rng, nkeys)
+
+	// Second state of the map: 100 keys rewritten, 50 deleted, 30 added.
+	ncpu := possibleCPUs(t)
+	want2 := maps.Clone(want)
+	keys := slices.SortedFunc(maps.Keys(want), func(a, b testKey) int {
+		return cmp.Or(cmp.Compare(a.A, b.A), cmp.Compare(a.B, b.B))
+	})
+	mutate := func(t *testing.T) {
+		for _, k := range keys[:100] {
+			per := make([]testValue, ncpu)
+			var sum testValue
+			for c := range per {
+				for j := range testWords {
+					per[c][j] = rng.Uint64N(1 << 40)
+					sum[j] += per[c][j]
+				}
+			}
+			if err := m.Update(k, per, ebpf.UpdateExist); err != nil {
+				t.Fatal(err)
+			}
+			want2[k] = sum
+		}
+		for _, k := range keys[100:150] {
+			if err := m.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+			delete(want2, k)
+		}
+		for len(want2) < nkeys-50+30 {
+			k := testKey{A: 1<<20 + rng.Uint32N(1000), B: 7}
+			if _, dup := want2[k]; dup {
+				continue
+			}
+			per := make([]testValue, ncpu)
+			var sum testValue
+			for c := range per {
+				per[c] = testValue{uint64(c + 1), 0, 1 << 63, 2, uint64(k.A)}
+				for j := range testWords {
+					sum[j] += per[c][j]
+				}
+			}
+			if err := m.Update(k, per, ebpf.UpdateNoExist); err != nil {
+				t.Fatal(err)
+			}
+			want2[k] = sum
+		}
+	}
+
+	topos := testTopologies(t)
+	type reader struct {
+		name string
+		r    *PerCPUReader[testKey]
+	}
+	var readers []reader
+	for _, tname := range slices.Sorted(maps.Keys(topos)) {
+		for _, mode := range readModes {
+			r, err := NewPerCPUReader[testKey](m, 8, testWords, topos[tname])
+			if err != nil {
+				t.Fatalf("NewPerCPUReader: %v", err)
+			}
+			mode.setup(r)
+			readers = append(readers, reader{tname + "/" + mode.name, r})
+		}
+	}
+
+	totals := map[string]map[testKey]testValue{}
+	for _, rd := range readers {
+		t.Run("state1/"+rd.name, func(t *testing.T) {
+			batch := rd.r.useBatch
+			for range 2 { // the second Read reuses every buffer
+				if err := rd.r.Read(); err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				totals[rd.name] = snapshot(t, rd.r, want)
+			}
+			if rd.r.useBatch != batch {
+				t.Errorf("useBatch went from %v to %v: the batch path fell back to iteration", batch, rd.r.useBatch)
+			}
+		})
+	}
+	// Every topology and read path yields the same totals.
+	ref := totals[readers[0].name]
+	for name, got := range totals {
+		if !maps.Equal(got, ref) {
+			t.Errorf("totals of %s differ from those of %s", name, readers[0].name)
+		}
+	}
+
+	mutate(t)
+	for _, rd := range readers {
+		t.Run("state2/"+rd.name, func(t *testing.T) {
+			if err := rd.r.Read(); err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			snapshot(t, rd.r, want2)
+		})
+	}
+
+	// An emptied map reads as no key at all.
+	for _, k := range slices.Collect(maps.Keys(want2)) {
+		if err := m.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rd := range readers {
+		if err := rd.r.Read(); err != nil {
+			t.Fatalf("%s: Read of empty map: %v", rd.name, err)
+		}
+		if rd.r.Len() != 0 {
+			t.Errorf("%s: Len() = %d on an empty map", rd.name, rd.r.Len())
+		}
+	}
+}
+
+// TestPerCPUReaderArray reads a per-CPU array, whose every index exists.
+func TestPerCPUReaderArray(t *testing.T) {
+	requireRoot(t)
+	ncpu := possibleCPUs(t)
+	const entries = 64
+	m := newMap(t, ebpf.PerCPUArray, 4, 2*8, entries)
+	want := map[uint32][2]uint64{}
+	for i := range uint32(entries) {
+		per := make([][2]uint64, ncpu)
+		var sum [2]uint64
+		if i%3 != 0 { // every third index stays all-zero
+			for c := range per {
+				per[c] = [2]uint64{uint64(i)*1000 + uint64(c), uint64(c+1) << 40}
+				sum[0] += per[c][0]
+				sum[1] += per[c][1]
+			}
+			if err := m.Update(i, per, ebpf.UpdateAny); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want[i] = sum
+	}
+	for _, useBatch := range []bool{true, false} {
+		r, err := NewPerCPUReader[uint32](m, 4, 2, SingleNode(ncpu))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.useBatch = useBatch
+		if err := r.Read(); err != nil {
+			t.Fatalf("useBatch=%v: Read: %v", useBatch, err)
+		}
+		if r.Len() != entries {
+			t.Errorf("useBatch=%v: Len() = %d, want %d", useBatch, r.Len(), entries)
+		}
+		for i := range r.Len() {
+			k := r.Key(i)
+			if w := want[k]; [2]uint64(r.Value(i)) != w {
+				t.Errorf("useBatch=%v: index %d = %v, want %v", useBatch, k, r.Value(i), w)
+			}
+		}
+	}
+}
+
+// TestPerCPUReaderReadAllocs checks the documented property that a
+// steady-state batch Read allocates nothing per key.
+func TestPerCPUReaderReadAllocs(t *testing.T) {
+	requireRoot(t)
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 1000)
+	fill(t, m, rand.New(rand.NewPCG(3, 4)), 700)
+	r, err := NewPerCPUReader[testKey](m, 8, testWords, SingleNode(possibleCPUs(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Read(); err != nil { // grows the snapshot once
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if err := r.Read(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if r.Len() != 700 {
+		t.Fatalf("Len() = %d", r.Len())
+	}
+	if allocs > 16 {
+		t.Errorf("steady-state Read of 700 keys: %.0f allocations, want a small constant", allocs)
+	}
+	t.Logf("steady-state batch Read of 700 keys: %.0f allocations", allocs)
+}
+
+func TestNewPerCPUReaderLayoutErrors(t *testing.T) {
+	requireRoot(t)
+	ncpu := possibleCPUs(t)
+	topo := SingleNode(ncpu)
+	perCPU := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 16)
+	hash := newMap(t, ebpf.Hash, 8, testWords*8, 16)
+	array := newMap(t, ebpf.Array, 4, testWords*8, 16)
+
+	check := func(name string, err error, want string) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		} else if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not mention %q", name, err, want)
+		}
+	}
+	_, err := NewPerCPUReader[testKey](perCPU, 4, testWords, topo)
+	check("key type 8 bytes, schema 4", err, "key type is 8 bytes, schema says 4")
+	_, err = NewPerCPUReader[uint32](perCPU, 4, testWords, topo)
+	check("map key 8 bytes, schema 4", err, "layout key 8/value 40 bytes, schema says 4/40")
+	_, err = NewPerCPUReader[testKey](perCPU, 8, testWords-1, topo)
+	check("value 40 bytes, schema 32", err, "schema says 8/32")
+	_, err = NewPerCPUReader[testKey](perCPU, 8, testWords+1, topo)
+	check("value 40 bytes, schema 48", err, "schema says 8/48")
+	_, err = NewPerCPUReader[testKey](hash, 8, testWords, topo)
+	check("hash map", err, "is not per-CPU")
+	_, err = NewPerCPUReader[uint32](array, 4, testWords, topo)
+	check("array map", err, "is not per-CPU")
+	_, err = NewPerCPUReader[testKey](perCPU, 8, testWords, Topology{})
+	check("empty topology", err, "no CPUs")
+
+	r, err := NewPerCPUReader[testKey](perCPU, 8, testWords, topo)
+	if err != nil {
+		t.Fatalf("matching layout: %v", err)
+	}
+	if r.chunk < 1 || len(r.chunkKeys) != r.chunk || len(r.chunkVals) != r.chunk*ncpu*testWords {
+		t.Errorf("buffers: chunk %d, %d keys, %d value words", r.chunk, len(r.chunkKeys), len(r.chunkVals))
+	}
+}
+
+// TestPerCPUReaderWrongCPUCount: a topology that does not match the kernel's
+// possible CPUs must fail, never misread the per-CPU layout.
+func TestPerCPUReaderWrongCPUCount(t *testing.T) {
+	requireRoot(t)
+	ncpu := possibleCPUs(t)
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 100)
+	fill(t, m, rand.New(rand.NewPCG(5, 6)), 10)
+	counts := []int{ncpu + 1, 2 * ncpu}
+	if ncpu > 1 {
+		counts = append(counts, ncpu-1)
+	}
+	for _, n := range counts {
+		for _, useBatch := range []bool{true, false} {
+			r, err := NewPerCPUReader[testKey](m, 8, testWords, SingleNode(n))
+			if err != nil {
+				continue // rejected up front: fine
+			}
+			r.useBatch = useBatch
+			if err := r.Read(); err == nil {
+				t.Errorf("topology of %d CPUs on a %d-CPU kernel (useBatch=%v): Read succeeded with %d keys",
+					n, ncpu, useBatch, r.Len())
+			}
+		}
+	}
+}
