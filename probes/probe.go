@@ -31,8 +31,8 @@ type Env struct {
 	Shared map[string]*ebpf.Map
 	// FilterTargets: observe only the target set; otherwise the whole host.
 	FilterTargets bool
-	Topology aggregator.Topology
-	Log      *slog.Logger
+	Topology      aggregator.Topology
+	Log           *slog.Logger
 }
 
 // CollectionOptions returns the load options that substitute the shared
