@@ -88,7 +88,7 @@ func TestRegistryContents(t *testing.T) {
 		ids = append(ids, a.ID)
 	}
 	want := []string{"host.id", "host.name", "os.type", "otel.metric.overflow", "process.command",
-		"process.creation.time", "process.executable.name", "process.pid", "telagent.syscall.name"}
+		"process.creation.time", "process.executable.name", "process.pid", "telagent.metric_set.name", "telagent.syscall.name"}
 	if len(ids) != len(want) {
 		t.Fatalf("attributes = %q, want %q", ids, want)
 	}
