@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -109,8 +110,18 @@ func TestRegistryContents(t *testing.T) {
 	if p := r.Entities[1]; len(p.Identifying) != 2 || p.Identifying[0].ID != "process.pid" || p.Identifying[1].ID != "process.creation.time" {
 		t.Errorf("process identifying = %+v", p.Identifying)
 	}
-	if len(r.Metrics) != 2 || r.Metrics[0].Name != "telagent.syscall.duration" || r.Metrics[0].Instrument != "histogram" || r.Metrics[1].Unit != "{error}" {
-		t.Errorf("metrics = %+v", r.Metrics)
+	var names []string
+	for _, m := range r.Metrics {
+		names = append(names, m.Name)
+	}
+	if want := []string{"telagent.metric_set.overflows", "telagent.syscall.duration", "telagent.syscall.errors"}; !slices.Equal(names, want) {
+		t.Fatalf("metrics = %q, want %q (sorted by name)", names, want)
+	}
+	if m := r.Metrics[1]; m.Instrument != "histogram" || m.Unit != "s" {
+		t.Errorf("telagent.syscall.duration = %s %s", m.Instrument, m.Unit)
+	}
+	if m := r.Metrics[2]; m.Instrument != "counter" || m.Unit != "{error}" {
+		t.Errorf("telagent.syscall.errors = %s %s", m.Instrument, m.Unit)
 	}
 }
 
