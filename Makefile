@@ -37,9 +37,14 @@ test-deps:
 generate: generate-deps
 	$(GO) generate ./...
 
+# The pinned version first; if Debian has moved on, the current clang-19 with
+# a warning (check-generated then tells whether the objects still match).
 generate-deps:
-	@dpkg -s clang-19 llvm-19 linux-libc-dev >/dev/null 2>&1 || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BPF_CLANG_PKG) $(BPF_LLVM_PKG) linux-libc-dev)
+	@dpkg -s clang-19 llvm-19 linux-libc-dev >/dev/null 2>&1 || { \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BPF_CLANG_PKG) $(BPF_LLVM_PKG) linux-libc-dev || { \
+			echo "warning: $(BPF_CLANG_PKG) is no longer available; using the current clang-19" >&2; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-19 llvm-19 linux-libc-dev; }; }
 
 ## check-generated: fail when committed generated files are stale.
 check-generated: generate
