@@ -132,8 +132,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	loop(ctx, cfg, c, exited, held)
 
 	// Final export: everything counted up to now, including a command's
-	// last syscalls, is delivered before detaching.
-	c.collect(ctx)
+	// last syscalls, is delivered before detaching, within a deadline so a
+	// dead backend cannot hold up shutdown.
+	c.collect(ctx, finalExportTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := cfg.Exporter.Shutdown(shutdownCtx); err != nil {
@@ -170,7 +171,7 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 	for {
 		select {
 		case <-ticker.C:
-			c.collect(ctx)
+			c.collect(ctx, exportTimeout(cfg.Interval))
 		case <-exited:
 			return
 		case s := <-sigs:
@@ -285,7 +286,17 @@ func (c *collector) setAttrs(name string) attribute.Set {
 	return s
 }
 
-func (c *collector) collect(ctx context.Context) {
+// finalExportTimeout bounds the export at shutdown.
+const finalExportTimeout = 10 * time.Second
+
+// exportTimeout bounds one interval's export: a stalled backend delays the
+// next collection by at most this long, and since values are cumulative the
+// next export still carries everything.
+func exportTimeout(interval time.Duration) time.Duration {
+	return min(max(interval, 5*time.Second), 30*time.Second)
+}
+
+func (c *collector) collect(ctx context.Context, timeout time.Duration) {
 	now := time.Now()
 	c.resolver.NextGeneration(keepGenerations)
 	c.builder.Begin(now)
@@ -299,7 +310,7 @@ func (c *collector) collect(ctx context.Context) {
 				c.setAttrs(ms.Name), int64(ms.OverflowFolds))
 		}
 	}
-	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	err := c.exporter.Export(exportCtx, c.builder.Result())
 	if err == nil {

@@ -5,13 +5,18 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/export/otlptest"
 	"github.com/telagent/telagent/internal/testutil"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/syscalls"
@@ -159,4 +164,72 @@ func TestCommandExitCode(t *testing.T) {
 	if code != 3 {
 		t.Errorf("exit code %d, want 3", code)
 	}
+}
+
+// A backend that is down when the agent starts, for longer than an export
+// may take (5 s at this interval): one warning, collection goes on, and once
+// the backend is back the cumulative totals arrive whole.
+func TestBackendDownThenBack(t *testing.T) {
+	testutil.RequireRoot(t)
+	recv := otlptest.NewMetricsReceiver(t)
+	recv.SetError(status.Error(codes.Unavailable, "backend down"))
+	exp, err := export.NewOTLPGRPC(context.Background(), export.OTLPOptions{Endpoint: recv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	go func() {
+		time.Sleep(6 * time.Second)
+		recv.SetError(nil)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, err := Run(ctx, Config{
+		Probes:   []probes.Probe{syscalls.New(syscalls.Config{})},
+		Command:  []string{testutil.Rawsys(t), "sleep", "16", "500"},
+		Interval: 500 * time.Millisecond,
+		Exporter: exp,
+		Log:      slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, err %v", code, err)
+	}
+	var last uint64
+	for _, rm := range recv.ResourceMetrics() {
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			for _, dp := range m.GetHistogram().GetDataPoints() {
+				for _, a := range dp.Attributes {
+					if a.Key == string(entity.AttrTelagentSyscallName) && a.Value.GetStringValue() == "nanosleep" {
+						last = max(last, dp.Count)
+					}
+				}
+			}
+		}
+	}
+	if last != 16 {
+		t.Errorf("nanosleep count at the backend %d, want 16", last)
+	}
+	if n := strings.Count(logs.String(), "export failed"); n != 1 {
+		t.Errorf("%d export-failure warnings for one outage, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "export recovered") {
+		t.Errorf("no recovery logged:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
