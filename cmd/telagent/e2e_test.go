@@ -81,6 +81,24 @@ func onlyProcess(t *testing.T, reqs []*colmetricspb.ExportMetricsServiceRequest,
 	return pids[0]
 }
 
+// runRawsysOTLPJSON runs rawsys ARGS under the agent with the otlp-json
+// exporter, checks the exit code and that nothing leaked, and returns the
+// decoded requests, rawsys's pid and the time window of the run.
+func runRawsysOTLPJSON(t *testing.T, args ...string) (reqs []*colmetricspb.ExportMetricsServiceRequest, pid int64, from, to time.Time) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.json")
+	from = time.Now()
+	p := startAgent(t, startOpts{}, append([]string{"run", "--probes", "syscalls", "--exporter", "otlp-json",
+		"--output", out, "--interval", "1s", "--", rawsysBin}, args...)...)
+	if code := p.wait(40 * time.Second); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
+	}
+	to = time.Now()
+	assertNoLeakedPrograms(t, p.baseline)
+	reqs = readOTLPJSON(t, out)
+	return reqs, onlyProcess(t, reqs, p.cmd.Process.Pid), from, to
+}
+
 // TestExactCountsOTLPJSON checks the numbers against rawsys, whose system
 // calls are exactly known.
 func TestExactCountsOTLPJSON(t *testing.T) {
@@ -88,18 +106,7 @@ func TestExactCountsOTLPJSON(t *testing.T) {
 	requireRawsys(t)
 
 	t.Run("getppid 100000", func(t *testing.T) {
-		out := filepath.Join(t.TempDir(), "out.json")
-		from := time.Now()
-		p := startAgent(t, startOpts{}, "run", "--probes", "syscalls", "--exporter", "otlp-json",
-			"--output", out, "--interval", "1s", "--", rawsysBin, "getppid", "100000")
-		if code := p.wait(40 * time.Second); code != 0 {
-			t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
-		}
-		to := time.Now()
-		assertNoLeakedPrograms(t, p.baseline)
-
-		reqs := readOTLPJSON(t, out)
-		pid := onlyProcess(t, reqs, p.cmd.Process.Pid)
+		reqs, pid, from, to := runRawsysOTLPJSON(t, "getppid", "100000")
 		last := lastPoint(t, reqs, metricDuration, pid, "getppid")
 		checkHistogram(t, "getppid duration", last.hist, 100000)
 		checkProcessResource(t, last.res, "rawsys", from, to)
@@ -122,18 +129,7 @@ func TestExactCountsOTLPJSON(t *testing.T) {
 	})
 
 	t.Run("close 5000", func(t *testing.T) {
-		out := filepath.Join(t.TempDir(), "out.json")
-		from := time.Now()
-		p := startAgent(t, startOpts{}, "run", "--probes", "syscalls", "--exporter", "otlp-json",
-			"--output", out, "--interval", "1s", "--", rawsysBin, "close", "5000")
-		if code := p.wait(40 * time.Second); code != 0 {
-			t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
-		}
-		to := time.Now()
-		assertNoLeakedPrograms(t, p.baseline)
-
-		reqs := readOTLPJSON(t, out)
-		pid := onlyProcess(t, reqs, p.cmd.Process.Pid)
+		reqs, pid, from, to := runRawsysOTLPJSON(t, "close", "5000")
 		last := lastPoint(t, reqs, metricDuration, pid, "close")
 		checkHistogram(t, "close duration", last.hist, 5000)
 		checkProcessResource(t, last.res, "rawsys", from, to)

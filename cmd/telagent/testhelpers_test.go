@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,14 +27,15 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/telagent/telagent/internal/testutil"
 )
 
 var (
 	// agentBin is the telagent binary built by TestMain.
 	agentBin string
-	// rawsysBin is the rawsys workload; rawsysSkip says why it is missing.
-	rawsysBin  string
-	rawsysSkip string
+	// rawsysBin is the rawsys workload, set by requireRawsys.
+	rawsysBin string
 )
 
 // Names of the metrics and attributes the tests look for.
@@ -97,35 +97,17 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
-	switch gcc, err := exec.LookPath("gcc"); {
-	case runtime.GOARCH != "amd64":
-		rawsysSkip = "rawsys is a freestanding x86-64 program; GOARCH is " + runtime.GOARCH
-	case err != nil:
-		rawsysSkip = "gcc not found in PATH: cannot build testdata/workload/rawsys.c"
-	default:
-		rawsysBin = filepath.Join(dir, "rawsys")
-		cc := exec.Command(gcc, "-O2", "-nostdlib", "-static", "-fno-stack-protector",
-			"-fno-pie", "-no-pie", "-o", rawsysBin, filepath.Join("..", "..", "testdata", "workload", "rawsys.c"))
-		if out, err := cc.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "TestMain: build rawsys: %v\n%s", err, out)
-			return 1
-		}
-	}
 	return m.Run()
 }
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("not root: loading BPF programs (and switching to uid 65534) needs root")
-	}
+	testutil.RequireRoot(t)
 }
 
 func requireRawsys(t *testing.T) {
 	t.Helper()
-	if rawsysBin == "" {
-		t.Skip(rawsysSkip)
-	}
+	rawsysBin = testutil.Rawsys(t)
 }
 
 // watchWriter collects a stream and closes attached the first time the

@@ -3,10 +3,13 @@
 package testutil
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -26,31 +29,45 @@ var (
 	rawsysErr  error
 )
 
-// Rawsys builds testdata/workload/rawsys.c once per test binary and returns
-// its path. The workload makes exactly the system calls its arguments say.
+// Rawsys builds testdata/workload/rawsys.c (once per test binary, into a
+// directory named after the source's hash, so reruns reuse it and nothing
+// piles up) and returns its path. The workload makes exactly the system
+// calls its arguments say. The directory is world-readable: tests run the
+// agent as an unprivileged user too.
 func Rawsys(t testing.TB) string {
 	t.Helper()
 	if runtime.GOARCH != "amd64" {
 		t.Skip("rawsys workload is x86-64 assembly")
 	}
-	rawsysOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "telagent-rawsys-")
-		if err != nil {
-			rawsysErr = err
-			return
-		}
-		src := filepath.Join(repoRoot(), "testdata", "workload", "rawsys.c")
-		rawsysPath = filepath.Join(dir, "rawsys")
-		out, err := exec.Command("gcc", "-O2", "-nostdlib", "-static", "-fno-stack-protector",
-			"-fno-pie", "-no-pie", "-o", rawsysPath, src).CombinedOutput()
-		if err != nil {
-			rawsysErr = &buildError{err: err, out: string(out)}
-		}
-	})
+	rawsysOnce.Do(func() { rawsysPath, rawsysErr = buildRawsys() })
 	if rawsysErr != nil {
-		t.Fatalf("build rawsys workload: %v", rawsysErr)
+		t.Fatalf("build rawsys workload (make test installs gcc): %v", rawsysErr)
 	}
 	return rawsysPath
+}
+
+func buildRawsys() (string, error) {
+	src := filepath.Join(repoRoot(), "testdata", "workload", "rawsys.c")
+	code, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(code)
+	dir := filepath.Join(os.TempDir(), "telagent-rawsys-"+hex.EncodeToString(sum[:6]))
+	bin := filepath.Join(dir, "rawsys")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp := bin + "." + strconv.Itoa(os.Getpid())
+	out, err := exec.Command("gcc", "-O2", "-nostdlib", "-static", "-fno-stack-protector",
+		"-fno-pie", "-no-pie", "-o", tmp, src).CombinedOutput()
+	if err != nil {
+		return "", &buildError{err: err, out: string(out)}
+	}
+	return bin, os.Rename(tmp, bin) // atomic: parallel test binaries may race
 }
 
 type buildError struct {
