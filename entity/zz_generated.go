@@ -194,6 +194,9 @@ type ValueDesc struct {
 	Scale  float64 // multiply raw values by Scale to get the metric's unit (1 when the schema sets no scale_to_unit)
 	Words  int     // number of u64 words: 1, or the bucket count for log2_histogram
 	Offset int     // word offset in the value struct
+	// Attributes are constant data-point attributes of the points this
+	// field feeds (e.g. process.context_switch.type=voluntary).
+	Attributes []attribute.KeyValue
 }
 
 // MetricSetDesc describes a multivariate metric set: one BPF map whose key is

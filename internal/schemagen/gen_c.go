@@ -58,9 +58,9 @@ func (r *Registry) GenerateC() (map[string][]byte, error) {
 		w("struct %s_value {\n", s.Name)
 		for _, v := range s.Values {
 			if v.Kind == "log2_histogram" {
-				w("\t__u64 %s[TELAGENT_HIST_BUCKETS]; /* %s %s */\n", v.Field, v.Metric, v.Role)
+				w("\t__u64 %s[TELAGENT_HIST_BUCKETS]; /* %s %s%s */\n", v.Field, v.Metric, v.Role, constComment(v))
 			} else {
-				w("\t__u64 %s; /* %s %s */\n", v.Field, v.Metric, v.Role)
+				w("\t__u64 %s; /* %s %s%s */\n", v.Field, v.Metric, v.Role, constComment(v))
 			}
 		}
 		w("};\n\n")
@@ -72,4 +72,13 @@ func (r *Registry) GenerateC() (map[string][]byte, error) {
 		out[s.Name+".h"] = b.Bytes()
 	}
 	return out, nil
+}
+
+// constComment renders a value field's constant attributes for a C comment.
+func constComment(v ValueField) string {
+	var b strings.Builder
+	for _, a := range v.Attributes {
+		b.WriteString(", " + a.Attribute.ID + "=" + a.Value)
+	}
+	return b.String()
 }

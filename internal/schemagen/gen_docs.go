@@ -82,7 +82,11 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 			if v.Kind == "log2_histogram" {
 				kind = fmt.Sprintf("log2_histogram (%d buckets, min_shift %d)", v.Buckets, v.MinShift)
 			}
-			w("| %s | %s | %d | %d | %s | %s | %s |\n", code(v.Field), kind, v.Words, v.Offset, code(v.Metric), v.Role, fmtFloat(v.Scale))
+			metric := code(v.Metric)
+			for _, a := range v.Attributes {
+				metric += " " + code(a.Attribute.ID+"="+a.Value)
+			}
+			w("| %s | %s | %d | %d | %s | %s | %s |\n", code(v.Field), kind, v.Words, v.Offset, metric, v.Role, fmtFloat(v.Scale))
 		}
 		w("\n")
 	}

@@ -215,6 +215,9 @@ type ValueDesc struct {
 	Scale  float64 // multiply raw values by Scale to get the metric's unit (1 when the schema sets no scale_to_unit)
 	Words  int     // number of u64 words: 1, or the bucket count for log2_histogram
 	Offset int     // word offset in the value struct
+	// Attributes are constant data-point attributes of the points this
+	// field feeds (e.g. process.context_switch.type=voluntary).
+	Attributes []attribute.KeyValue
 }
 
 // MetricSetDesc describes a multivariate metric set: one BPF map whose key is
@@ -243,8 +246,19 @@ type MetricSetDesc struct {
 		w("\t\t},\n\t\tKeySize: %d,\n", s.KeySize)
 		w("\t\tValues: []ValueDesc{\n")
 		for _, v := range s.Values {
-			w("\t\t\t{Field: %q, Kind: %q, Metric: %q, Role: %q, Scale: %s, Words: %d, Offset: %d},\n",
+			w("\t\t\t{Field: %q, Kind: %q, Metric: %q, Role: %q, Scale: %s, Words: %d, Offset: %d",
 				v.Field, v.Kind, v.Metric, v.Role, fmtFloat(v.Scale), v.Words, v.Offset)
+			if len(v.Attributes) > 0 {
+				w(", Attributes: []attribute.KeyValue{")
+				for i, a := range v.Attributes {
+					if i > 0 {
+						w(", ")
+					}
+					w("%s.String(%q)", attrIdent(a.Attribute.ID), a.Value)
+				}
+				w("}")
+			}
+			w("},\n")
 		}
 		w("\t\t},\n\t\tValueWords: %d,\n", s.ValueWords)
 		w("\t\tOverflowKey: map[string]uint64{")

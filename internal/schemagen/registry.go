@@ -117,6 +117,25 @@ type ValueField struct {
 	MinShift int     // log2_histogram only
 	Words    int
 	Offset   int // in u64 words
+	// Attributes are constant data-point attributes of the points this
+	// field feeds (e.g. process.context_switch.type=voluntary), sorted by
+	// attribute id: one metric can then take several fields of one value.
+	Attributes []ConstAttribute
+}
+
+// ConstAttribute is an attribute with a fixed (string or enum) value.
+type ConstAttribute struct {
+	Attribute *Attribute
+	Value     string
+}
+
+// constKey identifies a value field's constant attribute set.
+func (v ValueField) constKey() string {
+	var b strings.Builder
+	for _, a := range v.Attributes {
+		b.WriteString(a.Attribute.ID + "=" + a.Value + ";")
+	}
+	return b.String()
 }
 
 // MetricSet is an attribute_group carrying annotations.telagent.metric_set.
@@ -238,9 +257,10 @@ type yamlValueField struct {
 	Kind        string   `yaml:"kind"`
 	Metric      string   `yaml:"metric"`
 	Role        string   `yaml:"role"`
-	ScaleToUnit *float64 `yaml:"scale_to_unit"`
-	Buckets     int      `yaml:"buckets"`
-	MinShift    *int     `yaml:"min_shift"`
+	ScaleToUnit *float64          `yaml:"scale_to_unit"`
+	Buckets     int               `yaml:"buckets"`
+	MinShift    *int              `yaml:"min_shift"`
+	Attributes  map[string]string `yaml:"attributes"`
 }
 
 // ---- loading -------------------------------------------------------------
@@ -682,6 +702,27 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 		if !contains(roles, v.Role) {
 			return nil, fail("value field %q: role %q is not valid for kind %s (want one of %s)", v.Field, v.Role, v.Kind, strings.Join(roles, ", "))
 		}
+		ids := make([]string, 0, len(v.Attributes))
+		for id := range v.Attributes {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			a, ok := r.AttributeByID[id]
+			if !ok {
+				return nil, fail("value field %q: attribute %q resolves to nothing", v.Field, id)
+			}
+			if a.Type != "string" && a.Type != "enum" {
+				return nil, fail("value field %q: constant attribute %q must be a string or enum, is %s", v.Field, id, a.Type)
+			}
+			if a.Type == "enum" && !contains(a.EnumValues, v.Attributes[id]) {
+				return nil, fail("value field %q: %q is not a value of enum %s (%s)", v.Field, v.Attributes[id], id, strings.Join(a.EnumValues, ", "))
+			}
+			if !containsAttr(m.Attributes, a) {
+				return nil, fail("value field %q: attribute %q is not an attribute of metric %s", v.Field, id, m.Name)
+			}
+			vf.Attributes = append(vf.Attributes, ConstAttribute{Attribute: a, Value: v.Attributes[id]})
+		}
 		words += vf.Words
 		ms.Values = append(ms.Values, vf)
 	}
@@ -692,25 +733,52 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 // checkMetricInSet checks that the value fields of ms can produce m, and that
 // m's data-point attributes and entity match ms's key.
 func checkMetricInSet(m *Metric, ms *MetricSet) error {
-	roles := map[string]int{}
+	// One series per distinct constant-attribute set of the metric's fields;
+	// each series needs its own complete set of roles.
+	series := map[string]map[string]int{}
+	var order []string
+	consts := map[*Attribute]int{} // fields fixing each constant attribute
+	fields := 0
 	for _, v := range ms.Values {
-		if v.Metric == m.Name {
-			roles[v.Role]++
+		if v.Metric != m.Name {
+			continue
+		}
+		k := v.constKey()
+		if series[k] == nil {
+			series[k] = map[string]int{}
+			order = append(order, k)
+		}
+		series[k][v.Role]++
+		fields++
+		for _, a := range v.Attributes {
+			consts[a.Attribute]++
 		}
 	}
-	for role, n := range roles {
-		if n > 1 {
-			return fmt.Errorf("metric set %s has %d value fields with role %s for this metric", ms.Name, n, role)
+	for _, k := range order {
+		roles := series[k]
+		what := "this metric"
+		if k != "" {
+			what = "this metric and " + strings.TrimSuffix(k, ";")
+		}
+		for role, n := range roles {
+			if n > 1 {
+				return fmt.Errorf("metric set %s has %d value fields with role %s for %s", ms.Name, n, role, what)
+			}
+		}
+		switch m.Instrument {
+		case "histogram":
+			if roles["count"] != 1 || roles["sum"] != 1 || roles["buckets"] != 1 || roles["value"] != 0 {
+				return fmt.Errorf("histogram in metric set %s needs exactly one value field of each role count, sum and buckets for %s", ms.Name, what)
+			}
+		default:
+			if roles["value"] != 1 || len(roles) != 1 {
+				return fmt.Errorf("%s in metric set %s needs exactly one value field with role value for %s", m.Instrument, ms.Name, what)
+			}
 		}
 	}
-	switch m.Instrument {
-	case "histogram":
-		if roles["count"] != 1 || roles["sum"] != 1 || roles["buckets"] != 1 || roles["value"] != 0 {
-			return fmt.Errorf("histogram in metric set %s needs exactly one value field of each role count, sum and buckets", ms.Name)
-		}
-	default:
-		if roles["value"] != 1 || len(roles) != 1 {
-			return fmt.Errorf("%s in metric set %s needs exactly one value field with role value", m.Instrument, ms.Name)
+	for a, n := range consts {
+		if n != fields {
+			return fmt.Errorf("metric set %s: constant attribute %q is set on %d of the %d value fields of metric %s (all or none)", ms.Name, a.ID, n, fields, m.Name)
 		}
 	}
 	for _, k := range ms.Key {
@@ -729,6 +797,7 @@ func checkMetricInSet(m *Metric, ms *MetricSet) error {
 		for _, k := range ms.Key {
 			found = found || (k.Entity == "" && k.Attribute == a)
 		}
+		found = found || consts[a] > 0
 		if !found {
 			return fmt.Errorf("attribute %q is not carried by a data-point key field of metric set %s", a.ID, ms.Name)
 		}
