@@ -108,6 +108,22 @@ func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs att
 	}
 }
 
+// CounterFloat adds one cumulative float sum point, for counters whose
+// unit needs a conversion (nanoseconds counted, seconds exported).
+func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
+	m := b.metric(res, d)
+	if _, ok := m.Data.(metricdata.Sum[int64]); ok && len(m.Data.(metricdata.Sum[int64]).DataPoints) == 0 {
+		s := m.Data.(metricdata.Sum[int64])
+		m.Data = metricdata.Sum[float64]{Temporality: s.Temporality, IsMonotonic: s.IsMonotonic}
+	}
+	if s, ok := m.Data.(metricdata.Sum[float64]); ok {
+		s.DataPoints = append(s.DataPoints, metricdata.DataPoint[float64]{
+			Attributes: attrs, StartTime: b.start, Time: b.now, Value: v,
+		})
+		m.Data = s
+	}
+}
+
 // Result returns the interval's data in the order resources and metrics
 // were first added (deterministic for a deterministic map read).
 func (b *Builder) Result() []metricdata.ResourceMetrics {

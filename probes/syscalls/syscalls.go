@@ -48,7 +48,7 @@ type Probe struct {
 	evict   []syscallsSyscallsKey // keys of exited processes, exported and due for deletion
 	evicted uint64
 
-	layout layout
+	emit *probes.SetEmitter
 	names  []attribute.Set // data-point attributes per syscall number, built once
 	folds  []uint64
 }
@@ -70,43 +70,21 @@ type rawObjects struct {
 	Folds *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
-// layout is where each exported quantity sits in the key and value, taken
-// from the schema's metric-set declaration rather than assumed.
-type layout struct {
-	calls, errors, sum, hist, buckets int
-	sumScale                          float64
-	nrBound                           uint32 // syscall numbers at or above nrBound-1 are "_OTHER"
-}
-
-func layoutOf(s entity.MetricSetDesc) (layout, error) {
-	l := layout{calls: -1, errors: -1, sum: -1, hist: -1}
-	for _, v := range s.Values {
-		switch {
-		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "count":
-			l.calls = v.Offset
-		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "sum":
-			l.sum, l.sumScale = v.Offset, v.Scale
-		case v.Metric == entity.MetricTelagentSyscallDuration.Name && v.Role == "buckets":
-			l.hist, l.buckets = v.Offset, v.Words
-		case v.Metric == entity.MetricTelagentSyscallErrors.Name:
-			l.errors = v.Offset
-		}
-	}
+// nrBoundOf is the declared bound of the syscall-number key field: numbers
+// at or above nrBound-1 were folded by the BPF side into nrBound-1.
+func nrBoundOf(s entity.MetricSetDesc) (uint32, error) {
 	for _, k := range s.Key {
-		if k.Attribute == entity.AttrTelagentSyscallName {
-			l.nrBound = k.Bound
+		if k.Attribute == entity.AttrTelagentSyscallName && k.Bound > 0 {
+			return k.Bound, nil
 		}
 	}
-	if l.calls < 0 || l.errors < 0 || l.sum < 0 || l.hist < 0 || l.buckets != entity.HistBuckets || l.nrBound == 0 {
-		return l, fmt.Errorf("schema metric set %s does not declare the syscalls layout: %+v", s.Name, l)
-	}
-	return l, nil
+	return 0, fmt.Errorf("schema metric set %s declares no bounded %s key field", s.Name, entity.AttrTelagentSyscallName)
 }
 
-// name is the exported syscall name of a key's number; the BPF side folds
-// out-of-range numbers into nrBound-1, which semconv spells "_OTHER".
-func (l layout) name(nr uint32) string {
-	if nr >= l.nrBound-1 {
+// syscallName is the exported name of a key's number; the fold bucket is
+// "_OTHER", semconv's spelling of "none of the known values".
+func syscallName(nr, bound uint32) string {
+	if nr >= bound-1 {
 		return "_OTHER"
 	}
 	return Name(nr)
@@ -142,11 +120,13 @@ func (p *Probe) Supported() error {
 
 // Start implements probes.Probe: load, create the overflow key, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
-	lay, err := layoutOf(set)
+	bound, err := nrBoundOf(set)
 	if err != nil {
 		return err
 	}
-	p.layout = lay
+	if p.emit, err = probes.NewSetEmitter(set); err != nil {
+		return err
+	}
 
 	spec, err := loadSyscalls()
 	if err != nil {
@@ -176,9 +156,9 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		return err
 	}
 	p.folds = make([]uint64, env.Topology.PossibleCPUs)
-	p.names = make([]attribute.Set, lay.nrBound)
+	p.names = make([]attribute.Set, bound)
 	for nr := range p.names {
-		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(lay.name(uint32(nr))))
+		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(syscallName(uint32(nr), bound)))
 	}
 	return nil
 }
@@ -247,32 +227,23 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 		return err
 	}
 	overflowTgid := uint32(set.OverflowKey["tgid"])
-	l := p.layout
 	p.keys = p.reader.Len()
 	p.evict = p.evict[:0]
 	for i := range p.reader.Len() {
 		k, v := p.reader.Key(i), p.reader.Value(i)
-		tgid, nr := k.Tgid, k.Nr
-		if v[l.calls] == 0 && v[l.errors] == 0 {
-			continue // a pre-created overflow key that never folded
-		}
-		attrs := overflowSet
-		res := c.Processes.Host()
-		if tgid != overflowTgid {
-			attrs = p.names[min(nr, l.nrBound-1)]
-			res = c.Processes.Process(tgid)
-			if c.Processes.Gone(tgid) {
-				p.evict = append(p.evict, k)
+		if k.Tgid == overflowTgid {
+			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
+				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
 			}
+			continue
 		}
-		c.Metrics.Histogram(res, entity.MetricTelagentSyscallDuration, attrs,
-			v[l.calls], v[l.hist:l.hist+l.buckets], float64(v[l.sum])*l.sumScale)
-		c.Metrics.Counter(res, entity.MetricTelagentSyscallErrors, attrs, int64(v[l.errors]))
+		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.names[min(k.Nr, uint32(len(p.names)-1))], v)
+		if c.Processes.Gone(k.Tgid) {
+			p.evict = append(p.evict, k)
+		}
 	}
 	return nil
 }
-
-var overflowSet = attribute.NewSet(entity.AttrOtelMetricOverflow.Bool(true))
 
 // Evict implements probes.Probe.
 func (p *Probe) Evict() error {
