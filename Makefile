@@ -26,6 +26,7 @@ run: build
 test: test-deps
 	$(GO) vet ./...
 	$(GO) run ./internal/schemagen/cmd/schemagen -check
+	$(GO) run ./cmd/telagent schema check
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Tests compile a freestanding workload with gcc; nothing else is needed
@@ -54,6 +55,8 @@ check-generated: generate
 ## bench: overhead ratios measured side by side in one run (not a test).
 bench: build bench-deps
 	$(GO) run ./bench/syscallbench -agent ./$(BIN)
+	$(GO) run ./bench/schedbench -agent ./$(BIN)
+	$(GO) run ./bench/readbench
 
 bench-deps:
 	@command -v bpftrace >/dev/null && command -v gcc >/dev/null || \

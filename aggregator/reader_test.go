@@ -3,11 +3,15 @@ package aggregator
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -95,6 +99,21 @@ func fill(tb testing.TB, m *ebpf.Map, rng *rand.Rand, nkeys int) map[testKey]tes
 	return want
 }
 
+// newTestReader is NewPerCPUReader with Close at the end of the test.
+func newTestReader[K any](tb testing.TB, m *ebpf.Map, keySize, words int, topo Topology) *PerCPUReader[K] {
+	tb.Helper()
+	r, err := NewPerCPUReader[K](m, keySize, words, topo)
+	if err != nil {
+		tb.Fatalf("NewPerCPUReader: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return r
+}
+
 // snapshot checks r's last Read against want key by key and returns it.
 func snapshot(t *testing.T, r *PerCPUReader[testKey], want map[testKey]testValue) map[testKey]testValue {
 	t.Helper()
@@ -164,11 +183,7 @@ var readModes = []struct {
 	setup func(r *PerCPUReader[testKey])
 }{
 	{"batch", func(r *PerCPUReader[testKey]) {}},
-	{"batch-chunk16", func(r *PerCPUReader[testKey]) {
-		r.chunk = 16
-		r.chunkKeys = make([]testKey, r.chunk)
-		r.chunkVals = make([]uint64, r.chunk*r.topo.PossibleCPUs*r.words)
-	}},
+	{"batch-chunk16", func(r *PerCPUReader[testKey]) { r.setChunk(16) }},
 	{"iterate", func(r *PerCPUReader[testKey]) { r.useBatch = false }},
 }
 
@@ -234,10 +249,7 @@ func TestPerCPUReaderKernelMap(t *testing.T) {
 	var readers []reader
 	for _, tname := range slices.Sorted(maps.Keys(topos)) {
 		for _, mode := range readModes {
-			r, err := NewPerCPUReader[testKey](m, 8, testWords, topos[tname])
-			if err != nil {
-				t.Fatalf("NewPerCPUReader: %v", err)
-			}
+			r := newTestReader[testKey](t, m, 8, testWords, topos[tname])
 			mode.setup(r)
 			readers = append(readers, reader{tname + "/" + mode.name, r})
 		}
@@ -315,10 +327,7 @@ func TestPerCPUReaderArray(t *testing.T) {
 		want[i] = sum
 	}
 	for _, useBatch := range []bool{true, false} {
-		r, err := NewPerCPUReader[uint32](m, 4, 2, SingleNode(ncpu))
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := newTestReader[uint32](t, m, 4, 2, SingleNode(ncpu))
 		r.useBatch = useBatch
 		if err := r.Read(); err != nil {
 			t.Fatalf("useBatch=%v: Read: %v", useBatch, err)
@@ -341,10 +350,7 @@ func TestPerCPUReaderReadAllocs(t *testing.T) {
 	requireRoot(t)
 	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 1000)
 	fill(t, m, rand.New(rand.NewPCG(3, 4)), 700)
-	r, err := NewPerCPUReader[testKey](m, 8, testWords, SingleNode(possibleCPUs(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newTestReader[testKey](t, m, 8, testWords, SingleNode(possibleCPUs(t)))
 	if err := r.Read(); err != nil { // grows the snapshot once
 		t.Fatal(err)
 	}
@@ -393,10 +399,7 @@ func TestNewPerCPUReaderLayoutErrors(t *testing.T) {
 	_, err = NewPerCPUReader[testKey](perCPU, 8, testWords, Topology{})
 	check("empty topology", err, "no CPUs")
 
-	r, err := NewPerCPUReader[testKey](perCPU, 8, testWords, topo)
-	if err != nil {
-		t.Fatalf("matching layout: %v", err)
-	}
+	r := newTestReader[testKey](t, perCPU, 8, testWords, topo)
 	if r.chunk < 1 || len(r.chunkKeys) != r.chunk || len(r.chunkVals) != r.chunk*ncpu*testWords {
 		t.Errorf("buffers: chunk %d, %d keys, %d value words", r.chunk, len(r.chunkKeys), len(r.chunkVals))
 	}
@@ -419,11 +422,206 @@ func TestPerCPUReaderWrongCPUCount(t *testing.T) {
 			if err != nil {
 				continue // rejected up front: fine
 			}
+			t.Cleanup(func() { r.Close() })
 			r.useBatch = useBatch
 			if err := r.Read(); err == nil {
 				t.Errorf("topology of %d CPUs on a %d-CPU kernel (useBatch=%v): Read succeeded with %d keys",
 					n, ncpu, useBatch, r.Len())
 			}
 		}
+	}
+}
+
+// fakeSysfs writes a sysfs tree for this kernel's possible CPUs split over
+// two NUMA nodes, even CPUs on node 0 and odd ones on node 1, so CPU 0 and
+// CPU 1 are on different nodes.
+func fakeSysfs(t *testing.T, ncpu int) string {
+	t.Helper()
+	root := t.TempDir()
+	var even, odd []string
+	for c := range ncpu {
+		if c%2 == 0 {
+			even = append(even, strconv.Itoa(c))
+		} else {
+			odd = append(odd, strconv.Itoa(c))
+		}
+	}
+	files := map[string]string{
+		"devices/system/cpu/possible":       fmt.Sprintf("0-%d\n", ncpu-1),
+		"devices/system/node/node0/cpulist": strings.Join(even, ",") + "\n",
+		"devices/system/node/node1/cpulist": strings.Join(odd, ",") + "\n",
+		"devices/system/node/possible":      "0-1\n",
+		"devices/system/node/has_cpu":       "0-1\n",
+		"devices/system/node/online":        "0-1\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// TestNodePartialOfOneCPU: with CPU 0 and CPU 1 on different (fake) nodes,
+// keys whose only non-zero per-CPU slot is CPU 1's have a non-zero partial
+// on CPU 1's node only, on every read path.
+func TestNodePartialOfOneCPU(t *testing.T) {
+	requireRoot(t)
+	ncpu := possibleCPUs(t)
+	if ncpu < 2 {
+		t.Skip("needs 2 possible CPUs to put CPU 0 and CPU 1 on different nodes")
+	}
+	topo, err := DiscoverTopology(fakeSysfs(t, ncpu))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, topo)
+	const nkeys = 300
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 512)
+	want := map[testKey]testValue{}
+	for i := range uint32(nkeys) {
+		k := testKey{A: i, B: i * 7}
+		per := make([]testValue, ncpu)
+		per[1] = testValue{uint64(i) + 1, 1 << 40, 0, uint64(i) << 20, 3}
+		if err := m.Update(k, per, ebpf.UpdateNoExist); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = per[1]
+	}
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			r := newTestReader[testKey](t, m, 8, testWords, topo)
+			mode.setup(r)
+			nodes := r.Nodes()
+			if len(nodes) != 2 || nodes[0].ID != 0 || nodes[1].ID != 1 || !slices.Contains(nodes[1].CPUs, 1) || !slices.Contains(nodes[0].CPUs, 0) {
+				t.Fatalf("Nodes() = %+v, want node 0 with CPU 0 and node 1 with CPU 1", nodes)
+			}
+			for round := range 2 {
+				if err := r.Read(); err != nil {
+					t.Fatal(err)
+				}
+				snapshot(t, r, want)
+				for i := range r.Len() {
+					k := r.Key(i)
+					if got := testValue(r.NodeValue(i, 1)); got != want[k] {
+						t.Fatalf("round %d: key %v: node 1 (CPU 1's) partial = %v, want %v", round, k, got, want[k])
+					}
+					if got := testValue(r.NodeValue(i, 0)); got != (testValue{}) {
+						t.Fatalf("round %d: key %v: node 0 partial = %v, want zero (only CPU 1 counted)", round, k, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPerCPUReaderConcurrentWriter reads while another goroutine keeps
+// rewriting every key's per-CPU values upwards: each snapshot is one of
+// the written states per CPU, so totals never go down, and the read after
+// the writer stops sees its last state exactly.
+func TestPerCPUReaderConcurrentWriter(t *testing.T) {
+	requireRoot(t)
+	ncpu := possibleCPUs(t)
+	const nkeys = 64
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, nkeys)
+	write := func(round uint64) {
+		per := make([]testValue, ncpu)
+		for c := range per {
+			per[c] = testValue{round, round * 2, round + uint64(c), 0, 1}
+		}
+		for k := range uint32(nkeys) {
+			if err := m.Update(testKey{A: k}, per, ebpf.UpdateAny); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	write(0)
+	topo := testTopologies(t)["split"]
+	r := newTestReader[testKey](t, m, 8, testWords, topo)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var last uint64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for round := uint64(1); ; round++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			write(round)
+			last = round
+		}
+	}()
+	prev := make(map[testKey]testValue, nkeys)
+	for range 200 {
+		if err := r.Read(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Len() != nkeys {
+			t.Fatalf("Len() = %d, want %d", r.Len(), nkeys)
+		}
+		for i := range r.Len() {
+			k, v := r.Key(i), testValue(r.Value(i))
+			for j := range v {
+				if v[j] < prev[k][j] {
+					t.Fatalf("key %v word %d went down: %d after %d", k, j, v[j], prev[k][j])
+				}
+			}
+			prev[k] = v
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if err := r.Read(); err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(ncpu)
+	want := testValue{last * n, 2 * last * n, last*n + n*(n-1)/2, 0, n}
+	for i := range r.Len() {
+		if v := testValue(r.Value(i)); v != want {
+			t.Errorf("key %v after the writer stopped = %v, want %v", r.Key(i), v, want)
+		}
+	}
+	if last < 2 {
+		t.Logf("the writer only completed %d rounds during the reads", last)
+	}
+}
+
+// TestPerCPUReaderClose: a closed reader refuses to read; Close is
+// idempotent and a nil reader's Close is a no-op (probes call it on every
+// path).
+func TestPerCPUReaderClose(t *testing.T) {
+	requireRoot(t)
+	m := newMap(t, ebpf.PerCPUHash, 8, testWords*8, 16)
+	fill(t, m, rand.New(rand.NewPCG(7, 8)), 4)
+	r, err := NewPerCPUReader[testKey](m, 8, testWords, SingleNode(possibleCPUs(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Read(); err != nil || r.Len() != 4 {
+		t.Fatalf("Read: %v, %d keys", err, r.Len())
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if r.Len() != 0 {
+		t.Errorf("Len() = %d after Close", r.Len())
+	}
+	if err := r.Read(); err == nil {
+		t.Error("Read after Close succeeded")
+	}
+	var nilReader *PerCPUReader[testKey]
+	if err := nilReader.Close(); err != nil {
+		t.Errorf("nil reader Close: %v", err)
 	}
 }

@@ -31,6 +31,10 @@ type ProcessResolver struct {
 	cache map[uint32]*processEntry
 	buf   []byte
 
+	// ExitEvents is set when exit events mark exited processes
+	// (MarkExited, process_exit.go); see deferred.
+	ExitEvents bool
+
 	// Kernel, when set, answers for processes that are gone from /proc:
 	// their start time (in /proc clock ticks) and command name as the BPF
 	// side recorded them.
@@ -42,7 +46,8 @@ type processEntry struct {
 	res        *resource.Resource
 	checked    uint64 // generation of the last /proc check
 	lastUsed   uint64
-	alive      bool // /proc had it at the last check
+	alive      bool   // /proc had it at the last check
+	created    uint64 // generation the entry was made in (process_exit.go)
 }
 
 // NewProcessResolver reads the boot time from procRoot/stat (procRoot is
@@ -96,7 +101,7 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 		e = &processEntry{startTicks: start, res: r.describe(pid, start), alive: true}
 		r.cache[pid] = e
 	default:
-		e = &processEntry{res: r.describeGone(pid)}
+		e = &processEntry{res: r.describeGone(pid), created: r.gen}
 		r.cache[pid] = e
 	}
 	e.checked, e.lastUsed = r.gen, r.gen
@@ -108,7 +113,7 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 // points of this interval are its final ones.
 func (r *ProcessResolver) Gone(pid uint32) bool {
 	e := r.cache[pid]
-	return e != nil && e.checked == r.gen && !e.alive
+	return e != nil && e.checked == r.gen && !e.alive && !r.deferred(e)
 }
 
 // CreationTime is the ISO 8601 creation time of a process whose

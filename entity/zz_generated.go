@@ -11,6 +11,14 @@ import (
 // Attribute keys: one per attribute used anywhere in the registry (its own,
 // the semantic-conventions v1.44.0 ones it references, and the built-ins).
 const (
+	// AttrContainerID is "container.id" (semconv v1.44.0; string, stable):
+	// Container ID. Usually a UUID, as for example used to [identify Docker
+	// containers](https://docs.docker.com/engine/containers/run/#container-identification).
+	// The UUID might be abbreviated.
+	AttrContainerID = attribute.Key("container.id")
+	// AttrCPULogicalNumber is "cpu.logical_number" (semconv v1.44.0; int,
+	// development): The logical CPU number [0..n-1]
+	AttrCPULogicalNumber = attribute.Key("cpu.logical_number")
 	// AttrHostID is "host.id" (semconv v1.44.0; string, development): Unique host
 	// ID. For Cloud, this must be the instance_id assigned by the cloud provider.
 	// For non-containerized systems, this should be the `machine-id`. See the
@@ -21,6 +29,9 @@ const (
 	// the host. On UNIX systems, it may contain what the hostname command returns,
 	// or the fully qualified hostname, or another name specified by the user.
 	AttrHostName = attribute.Key("host.name")
+	// AttrNetworkInterfaceName is "network.interface.name" (semconv v1.44.0;
+	// string, release_candidate): The network interface name.
+	AttrNetworkInterfaceName = attribute.Key("network.interface.name")
 	// AttrOSType is "os.type" (semconv v1.44.0; enum, development): The operating
 	// system type.
 	AttrOSType = attribute.Key("os.type")
@@ -35,6 +46,19 @@ const (
 	// `proc/[pid]/cmdline`. On Windows, can be set to the first parameter
 	// extracted from `GetCommandLineW`.
 	AttrProcessCommand = attribute.Key("process.command")
+	// AttrProcessCommandArgs is "process.command_args" (semconv v1.44.0; string[],
+	// release_candidate): All the command arguments (including the
+	// command/executable itself) as received by the process. On Linux-based
+	// systems (and some other Unixoid systems supporting procfs), can be set
+	// according to the list of null-delimited strings extracted from
+	// `proc/[pid]/cmdline`. For libc-based executables, this would be the full
+	// argv vector passed to `main`. SHOULD NOT be collected by default unless
+	// there is sanitization that excludes sensitive data.
+	AttrProcessCommandArgs = attribute.Key("process.command_args")
+	// AttrProcessContextSwitchType is "process.context_switch.type" (semconv
+	// v1.44.0; enum, release_candidate): Specifies whether the context switches
+	// for this data point were voluntary or involuntary.
+	AttrProcessContextSwitchType = attribute.Key("process.context_switch.type")
 	// AttrProcessCreationTime is "process.creation.time" (semconv v1.44.0; string,
 	// release_candidate): The date and time the process was created, in ISO 8601
 	// format.
@@ -45,17 +69,95 @@ const (
 	// `/proc/[pid]/exe`. On Windows, this SHOULD be set to the base name of
 	// `GetProcessImageFileNameW`.
 	AttrProcessExecutableName = attribute.Key("process.executable.name")
+	// AttrProcessExecutablePath is "process.executable.path" (semconv v1.44.0;
+	// string, release_candidate): The full path to the process executable. On
+	// Linux based systems, can be set to the target of `proc/[pid]/exe`. On
+	// Windows, can be set to the result of `GetProcessImageFileNameW`.
+	AttrProcessExecutablePath = attribute.Key("process.executable.path")
+	// AttrProcessExitCode is "process.exit.code" (semconv v1.44.0; int,
+	// release_candidate): The exit code of the process.
+	AttrProcessExitCode = attribute.Key("process.exit.code")
+	// AttrProcessOwner is "process.owner" (semconv v1.44.0; string,
+	// release_candidate): The username of the user that owns the process.
+	AttrProcessOwner = attribute.Key("process.owner")
+	// AttrProcessParentPID is "process.parent_pid" (semconv v1.44.0; int,
+	// release_candidate): Parent Process identifier (PPID).
+	AttrProcessParentPID = attribute.Key("process.parent_pid")
 	// AttrProcessPID is "process.pid" (semconv v1.44.0; int, release_candidate):
 	// Process identifier (PID).
 	AttrProcessPID = attribute.Key("process.pid")
+	// AttrProcessRealUserID is "process.real_user.id" (semconv v1.44.0; int,
+	// release_candidate): The real user ID (RUID) of the process.
+	AttrProcessRealUserID = attribute.Key("process.real_user.id")
+	// AttrProcessUserID is "process.user.id" (semconv v1.44.0; int,
+	// release_candidate): The effective user ID (EUID) of the process.
+	AttrProcessUserID = attribute.Key("process.user.id")
+	// AttrSystemDevice is "system.device" (semconv v1.44.0; string, development):
+	// The device identifier
+	AttrSystemDevice = attribute.Key("system.device")
+	// AttrSystemPagingFaultType is "system.paging.fault.type" (semconv v1.44.0;
+	// enum, release_candidate): The paging fault type
+	AttrSystemPagingFaultType = attribute.Key("system.paging.fault.type")
+	// AttrTelagentCgroupID is "telagent.cgroup.id" (registry; int, development):
+	// Id of a cgroup in the cgroup v2 (unified) hierarchy: the inode number of its
+	// directory in the cgroup2 filesystem, the value bpf_get_current_cgroup_id()
+	// and `stat -c %i` return.
+	AttrTelagentCgroupID = attribute.Key("telagent.cgroup.id")
+	// AttrTelagentEventDropReason is "telagent.event.drop.reason" (registry; enum,
+	// development): Why an event was dropped before export.
+	AttrTelagentEventDropReason = attribute.Key("telagent.event.drop.reason")
 	// AttrTelagentMetricSetName is "telagent.metric_set.name" (registry, bound 64;
 	// string, development): Name of a metric set, as declared in the registry.
 	AttrTelagentMetricSetName = attribute.Key("telagent.metric_set.name")
+	// AttrTelagentNUMANode is "telagent.numa.node" (registry, bound 1024; int,
+	// development): Number of a NUMA node, as the kernel numbers it
+	// (/sys/devices/system/node/nodeN).
+	AttrTelagentNUMANode = attribute.Key("telagent.numa.node")
+	// AttrTelagentProcessExecTruncated is "telagent.process.exec.truncated"
+	// (registry; boolean, development): Whether process.executable.path or
+	// process.command_args was cut at its bound (256 bytes of path, 512 bytes of
+	// arguments) by the BPF side.
+	AttrTelagentProcessExecTruncated = attribute.Key("telagent.process.exec.truncated")
+	// AttrTelagentProcessExitCoreDumped is "telagent.process.exit.core_dumped"
+	// (registry; boolean, development): Whether the terminating signal produced a
+	// core dump.
+	AttrTelagentProcessExitCoreDumped = attribute.Key("telagent.process.exit.core_dumped")
+	// AttrTelagentProcessExitSignal is "telagent.process.exit.signal" (registry;
+	// int, development): Number of the signal that terminated the process (9 for
+	// SIGKILL); set only when a signal ended it, in which case process.exit.code
+	// is not.
+	AttrTelagentProcessExitSignal = attribute.Key("telagent.process.exit.signal")
+	// AttrTelagentProcessLifetime is "telagent.process.lifetime" (registry;
+	// double, development): Seconds from the creation of the process (its first
+	// thread's fork) to the exit of its last thread, on the boot-time clock.
+	AttrTelagentProcessLifetime = attribute.Key("telagent.process.lifetime")
+	// AttrTelagentProcessOnCPUTime is "telagent.process.on_cpu.time" (registry;
+	// double, development): Seconds the process's threads spent on a CPU over its
+	// whole life, user and kernel together (the scheduler's sum_exec_runtime).
+	AttrTelagentProcessOnCPUTime = attribute.Key("telagent.process.on_cpu.time")
+	// AttrTelagentProcessOOMRssPages is "telagent.process.oom.rss_pages"
+	// (registry; int, development): Resident pages of the victim (anonymous, file
+	// and shared memory) when the OOM killer chose it.
+	AttrTelagentProcessOOMRssPages = attribute.Key("telagent.process.oom.rss_pages")
+	// AttrTelagentProcessOOMScoreAdj is "telagent.process.oom.score_adj"
+	// (registry; int, development): The victim's oom_score_adj, from -1000 to
+	// 1000.
+	AttrTelagentProcessOOMScoreAdj = attribute.Key("telagent.process.oom.score_adj")
+	// AttrTelagentProcessOOMTotalVmPages is "telagent.process.oom.total_vm_pages"
+	// (registry; int, development): Pages of the victim's virtual address space
+	// when the OOM killer chose it.
+	AttrTelagentProcessOOMTotalVmPages = attribute.Key("telagent.process.oom.total_vm_pages")
 	// AttrTelagentSyscallName is "telagent.syscall.name" (registry, bound 1024;
 	// string, development): Name of the system call from the kernel's syscall
 	// table of the host architecture; numbers the table does not know are
 	// `sys_<n>`.
 	AttrTelagentSyscallName = attribute.Key("telagent.syscall.name")
+	// AttrThreadID is "thread.id" (semconv v1.44.0; int, development): Current
+	// "managed" thread ID (as opposed to OS thread ID).
+	AttrThreadID = attribute.Key("thread.id")
+	// AttrThreadName is "thread.name" (semconv v1.44.0; string, development):
+	// Current thread name.
+	AttrThreadName = attribute.Key("thread.name")
 )
 
 // Instrument is the OpenTelemetry instrument kind of a metric.
@@ -96,6 +198,47 @@ type MetricDesc struct {
 
 // Metrics declared in the schema.
 var (
+	// MetricProcessContextSwitches (counter, {context_switch}, development):
+	// Number of times the process has been context switched, by type.
+	MetricProcessContextSwitches = MetricDesc{
+		Name:        "process.context_switches",
+		Unit:        "{context_switch}",
+		Description: "Number of times the process has been context switched, by type.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrProcessContextSwitchType},
+		Entity:      "process",
+	}
+	// MetricProcessPagingFaults (counter, {fault}, development): Page faults taken
+	// by the process, by type, as the kernel accounts them.
+	MetricProcessPagingFaults = MetricDesc{
+		Name:        "process.paging.faults",
+		Unit:        "{fault}",
+		Description: "Page faults taken by the process, by type, as the kernel accounts them.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrSystemPagingFaultType},
+		Entity:      "process",
+	}
+	// MetricTelagentEventDrops (counter, {event}, development): Events (process
+	// lifecycle, OOM kills) lost before export, by reason and by the NUMA node
+	// whose ring buffer they were for.
+	MetricTelagentEventDrops = MetricDesc{
+		Name:        "telagent.event.drops",
+		Unit:        "{event}",
+		Description: "Events (process lifecycle, OOM kills) lost before export, by reason and by the NUMA node whose ring buffer they were for.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentEventDropReason, AttrTelagentNUMANode},
+		Entity:      "host",
+	}
+	// MetricTelagentMemoryOOMKills (counter, {process}, development): Processes
+	// chosen and killed by the kernel's OOM killer, by the victim's cgroup.
+	MetricTelagentMemoryOOMKills = MetricDesc{
+		Name:        "telagent.memory.oom_kills",
+		Unit:        "{process}",
+		Description: "Processes chosen and killed by the kernel's OOM killer, by the victim's cgroup.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentCgroupID},
+		Entity:      "host",
+	}
 	// MetricTelagentMetricSetOverflows (counter, {update}, development): Updates
 	// added into a metric set's overflow series (otel.metric.overflow=true)
 	// because its map was full; nothing is dropped, but the attribution is lost.
@@ -106,6 +249,38 @@ var (
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
 		Entity:      "host",
+	}
+	// MetricTelagentSchedMigrations (counter, {migration}, development): Times a
+	// thread of the process was moved to another CPU (the kernel's
+	// se.nr_migrations).
+	MetricTelagentSchedMigrations = MetricDesc{
+		Name:        "telagent.sched.migrations",
+		Unit:        "{migration}",
+		Description: "Times a thread of the process was moved to another CPU (the kernel's se.nr_migrations).",
+		Instrument:  InstrumentCounter,
+		Attributes:  nil,
+		Entity:      "process",
+	}
+	// MetricTelagentSchedOncpuTime (counter, s, development): Time the process's
+	// threads spent running on a CPU, user and kernel mode together.
+	MetricTelagentSchedOncpuTime = MetricDesc{
+		Name:        "telagent.sched.oncpu.time",
+		Unit:        "s",
+		Description: "Time the process's threads spent running on a CPU, user and kernel mode together.",
+		Instrument:  InstrumentCounter,
+		Attributes:  nil,
+		Entity:      "process",
+	}
+	// MetricTelagentSchedRunqueueDuration (histogram, s, development): Time a
+	// thread of the process waited on a run queue: from becoming runnable (woken
+	// up, newly created, or preempted while runnable) until it ran.
+	MetricTelagentSchedRunqueueDuration = MetricDesc{
+		Name:        "telagent.sched.runqueue.duration",
+		Unit:        "s",
+		Description: "Time a thread of the process waited on a run queue: from becoming runnable (woken up, newly created, or preempted while runnable) until it ran.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  nil,
+		Entity:      "process",
 	}
 	// MetricTelagentSyscallDuration (histogram, s, development): Time from system
 	// call entry to exit, per process and system call; the count is the number of
@@ -133,7 +308,14 @@ var (
 // Metrics returns every metric declared in the schema, sorted by Name.
 func Metrics() []MetricDesc {
 	return []MetricDesc{
+		MetricProcessContextSwitches,
+		MetricProcessPagingFaults,
+		MetricTelagentEventDrops,
+		MetricTelagentMemoryOOMKills,
 		MetricTelagentMetricSetOverflows,
+		MetricTelagentSchedMigrations,
+		MetricTelagentSchedOncpuTime,
+		MetricTelagentSchedRunqueueDuration,
 		MetricTelagentSyscallDuration,
 		MetricTelagentSyscallErrors,
 	}
@@ -150,6 +332,14 @@ type EntityDesc struct {
 
 // Entities declared in the schema.
 var (
+	// EntityContainer (development): A container, where its id can be derived from
+	// the cgroup path of its processes.
+	EntityContainer = EntityDesc{
+		Name:        "container",
+		Identifying: []attribute.Key{AttrContainerID},
+		Descriptive: nil,
+		Description: "A container, where its id can be derived from the cgroup path of its processes.",
+	}
 	// EntityHost (development): The machine the agent runs on.
 	EntityHost = EntityDesc{
 		Name:        "host",
@@ -162,16 +352,61 @@ var (
 	EntityProcess = EntityDesc{
 		Name:        "process",
 		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
-		Descriptive: []attribute.Key{AttrProcessExecutableName, AttrProcessCommand},
+		Descriptive: []attribute.Key{AttrProcessExecutableName, AttrProcessCommand, AttrProcessOwner, AttrProcessParentPID},
 		Description: "An operating system process observed by the agent.",
+	}
+	// EntityTelagentBlockDevice (development): A block device (disk or partition)
+	// of the host.
+	EntityTelagentBlockDevice = EntityDesc{
+		Name:        "telagent.block_device",
+		Identifying: []attribute.Key{AttrSystemDevice},
+		Descriptive: nil,
+		Description: "A block device (disk or partition) of the host.",
+	}
+	// EntityTelagentCPU (development): A logical CPU of the host.
+	EntityTelagentCPU = EntityDesc{
+		Name:        "telagent.cpu",
+		Identifying: []attribute.Key{AttrCPULogicalNumber},
+		Descriptive: nil,
+		Description: "A logical CPU of the host.",
+	}
+	// EntityTelagentNetworkInterface (development): A network interface of the
+	// host (in the agent's network namespace).
+	EntityTelagentNetworkInterface = EntityDesc{
+		Name:        "telagent.network_interface",
+		Identifying: []attribute.Key{AttrNetworkInterfaceName},
+		Descriptive: nil,
+		Description: "A network interface of the host (in the agent's network namespace).",
+	}
+	// EntityTelagentNUMANode (development): A NUMA node of the host; the agent
+	// reduces per-CPU values node by node.
+	EntityTelagentNUMANode = EntityDesc{
+		Name:        "telagent.numa_node",
+		Identifying: []attribute.Key{AttrTelagentNUMANode},
+		Descriptive: nil,
+		Description: "A NUMA node of the host; the agent reduces per-CPU values node by node.",
+	}
+	// EntityTelagentThread (development): An operating system thread (a kernel
+	// task) of an observed process, where a probe measures per thread.
+	EntityTelagentThread = EntityDesc{
+		Name:        "telagent.thread",
+		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime, AttrThreadID},
+		Descriptive: []attribute.Key{AttrThreadName},
+		Description: "An operating system thread (a kernel task) of an observed process, where a probe measures per thread.",
 	}
 )
 
 // Entities returns every entity declared in the schema, sorted by Name.
 func Entities() []EntityDesc {
 	return []EntityDesc{
+		EntityContainer,
 		EntityHost,
 		EntityProcess,
+		EntityTelagentBlockDevice,
+		EntityTelagentCPU,
+		EntityTelagentNetworkInterface,
+		EntityTelagentNUMANode,
+		EntityTelagentThread,
 	}
 }
 
@@ -215,6 +450,70 @@ type MetricSetDesc struct {
 
 // Metric sets declared in the schema.
 var (
+	// MetricSetMemory (map memory_stats, percpu_hash, max_entries 10240):
+	// Multivariate metric set of the memory probe: one per-CPU hash entry per
+	// process holds its minor and major page faults; the threads of a process add
+	// into its entry.
+	MetricSetMemory = MetricSetDesc{
+		Name:       "memory",
+		Map:        "memory_stats",
+		MapType:    "percpu_hash",
+		MaxEntries: 10240,
+		Key: []FieldDesc{
+			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
+		},
+		KeySize: 4,
+		Values: []ValueDesc{
+			{Field: "minor_faults", Kind: "counter", Metric: "process.paging.faults", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrSystemPagingFaultType.String("minor")}},
+			{Field: "major_faults", Kind: "counter", Metric: "process.paging.faults", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrSystemPagingFaultType.String("major")}},
+		},
+		ValueWords:  2,
+		OverflowKey: map[string]uint64{"tgid": 0xffffffff},
+	}
+	// MetricSetMemoryOOM (map memory_oom, percpu_hash, max_entries 1024): OOM
+	// kills of the memory probe, one per-CPU hash entry per victim cgroup. A
+	// cgroup id is bounded, stable for the boot and joinable with container
+	// metadata, unlike a path or a process (victims are gone by export time).
+	MetricSetMemoryOOM = MetricSetDesc{
+		Name:       "memory_oom",
+		Map:        "memory_oom",
+		MapType:    "percpu_hash",
+		MaxEntries: 1024,
+		Key: []FieldDesc{
+			{Name: "cgroup_id", CType: "u64", Attribute: AttrTelagentCgroupID, Bound: 0, Entity: ""},
+		},
+		KeySize: 8,
+		Values: []ValueDesc{
+			{Field: "kills", Kind: "counter", Metric: "telagent.memory.oom_kills", Role: "value", Scale: 1, Words: 1, Offset: 0},
+		},
+		ValueWords:  1,
+		OverflowKey: map[string]uint64{"cgroup_id": 0xffffffffffffffff},
+	}
+	// MetricSetSched (map sched_stats, percpu_hash, max_entries 10240):
+	// Multivariate metric set of the sched probe: one per-CPU hash entry per
+	// process holds its context switches by type, on-CPU time, run-queue wait
+	// histogram and migrations; the threads of a process add into its entry.
+	MetricSetSched = MetricSetDesc{
+		Name:       "sched",
+		Map:        "sched_stats",
+		MapType:    "percpu_hash",
+		MaxEntries: 10240,
+		Key: []FieldDesc{
+			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
+		},
+		KeySize: 4,
+		Values: []ValueDesc{
+			{Field: "voluntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("voluntary")}},
+			{Field: "involuntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("involuntary")}},
+			{Field: "oncpu_ns", Kind: "sum", Metric: "telagent.sched.oncpu.time", Role: "value", Scale: 1e-09, Words: 1, Offset: 2},
+			{Field: "runq_waits", Kind: "counter", Metric: "telagent.sched.runqueue.duration", Role: "count", Scale: 1, Words: 1, Offset: 3},
+			{Field: "runq_ns_sum", Kind: "sum", Metric: "telagent.sched.runqueue.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 4},
+			{Field: "runq_hist", Kind: "log2_histogram", Metric: "telagent.sched.runqueue.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 5},
+			{Field: "migrations", Kind: "counter", Metric: "telagent.sched.migrations", Role: "value", Scale: 1, Words: 1, Offset: 34},
+		},
+		ValueWords:  35,
+		OverflowKey: map[string]uint64{"tgid": 0xffffffff},
+	}
 	// MetricSetSyscalls (map syscall_stats, percpu_hash, max_entries 10240):
 	// Multivariate metric set of the syscalls probe: one per-CPU hash entry per
 	// (process, system call) holds every metric that shares that tuple.
@@ -242,7 +541,65 @@ var (
 // MetricSets returns every metric set declared in the schema, sorted by Name.
 func MetricSets() []MetricSetDesc {
 	return []MetricSetDesc{
+		MetricSetMemory,
+		MetricSetMemoryOOM,
+		MetricSetSched,
 		MetricSetSyscalls,
+	}
+}
+
+// EventDesc describes an event declared in the schema: exported as an OTLP
+// log record whose event name is Name, with Attributes on the record and the
+// attributes of Entity (the associated entity) on its Resource.
+type EventDesc struct {
+	Name       string
+	Brief      string
+	Attributes []attribute.Key // record attributes in declared order
+	Entity     string          // entity_associations[0], "" if none
+}
+
+// Events declared in the schema.
+var (
+	// EventTelagentProcessExec (development): A process replaced its program with
+	// execve/execveat.
+	EventTelagentProcessExec = EventDesc{
+		Name:       "telagent.process.exec",
+		Brief:      "A process replaced its program with execve/execveat.",
+		Attributes: []attribute.Key{AttrProcessParentPID, AttrProcessExecutablePath, AttrProcessCommandArgs, AttrProcessUserID, AttrProcessRealUserID, AttrTelagentProcessExecTruncated},
+		Entity:     "process",
+	}
+	// EventTelagentProcessExit (development): The last thread of a process exited.
+	EventTelagentProcessExit = EventDesc{
+		Name:       "telagent.process.exit",
+		Brief:      "The last thread of a process exited.",
+		Attributes: []attribute.Key{AttrProcessExitCode, AttrTelagentProcessExitSignal, AttrTelagentProcessExitCoreDumped, AttrTelagentProcessLifetime, AttrTelagentProcessOnCPUTime},
+		Entity:     "process",
+	}
+	// EventTelagentProcessFork (development): A new process (thread group) was
+	// created by fork, vfork or clone without CLONE_THREAD.
+	EventTelagentProcessFork = EventDesc{
+		Name:       "telagent.process.fork",
+		Brief:      "A new process (thread group) was created by fork, vfork or clone without CLONE_THREAD.",
+		Attributes: []attribute.Key{AttrProcessParentPID},
+		Entity:     "process",
+	}
+	// EventTelagentProcessOOMKill (development): The kernel's OOM killer chose a
+	// process to kill.
+	EventTelagentProcessOOMKill = EventDesc{
+		Name:       "telagent.process.oom.kill",
+		Brief:      "The kernel's OOM killer chose a process to kill.",
+		Attributes: []attribute.Key{AttrTelagentCgroupID, AttrTelagentProcessOOMRssPages, AttrTelagentProcessOOMTotalVmPages, AttrTelagentProcessOOMScoreAdj, AttrProcessRealUserID},
+		Entity:     "process",
+	}
+)
+
+// Events returns every event declared in the schema, sorted by Name.
+func Events() []EventDesc {
+	return []EventDesc{
+		EventTelagentProcessExec,
+		EventTelagentProcessExit,
+		EventTelagentProcessFork,
+		EventTelagentProcessOOMKill,
 	}
 }
 

@@ -18,20 +18,57 @@ const ScopeName = "github.com/telagent/telagent"
 // ResourceMetrics per entity resource, one Metric per descriptor, cumulative
 // since the probe attached. Probes add points; they never touch the SDK's
 // instruments, so values are exported exactly as the kernel counted them.
+//
+// The builder keeps its point slices (and each histogram point's bucket
+// counts) from one interval to the next and writes over them, so a steady
+// state adds points without allocating per point. That is what the
+// Exporter contract allows: the data Result returns is valid until the
+// next Begin, and an exporter that needs it later copies it.
 type Builder struct {
 	scope instrumentation.Scope
 	start time.Time
 	now   time.Time
+	gen   uint64 // interval number, bumped by Begin
 
 	byRes map[*resource.Resource]*resourceBuilder
-	order []*resourceBuilder
+	order []*resourceBuilder // this interval's resources, in first-use order
+	out   []metricdata.ResourceMetrics
+	last  *resourceBuilder // of the previous point: a key's points share it
 }
 
 type resourceBuilder struct {
 	res     *resource.Resource
-	metrics map[string]*metricdata.Metrics
-	order   []string
+	gen     uint64           // last interval it had a point in
+	metrics []*metricBuilder // a handful per resource: scanned, not hashed
+	order   []*metricBuilder // this interval's metrics, in first-use order
+	ms      []metricdata.Metrics
+	sms     []metricdata.ScopeMetrics
 }
+
+// metricBuilder holds one metric's points of one resource. Its aggregation
+// is decided per interval, on first use, from the descriptor (and
+// CounterFloat may turn a still empty int sum into a float sum), exactly
+// as a fresh metricdata.Metrics would be; the point slices are typed so
+// that adding a point does not box an aggregation into an interface.
+type metricBuilder struct {
+	name, description, unit string
+	gen                     uint64
+	kind                    aggKind
+	temporality             metricdata.Temporality
+	monotonic               bool
+	hist                    []metricdata.HistogramDataPoint[float64]
+	ints                    []metricdata.DataPoint[int64]
+	floats                  []metricdata.DataPoint[float64]
+}
+
+type aggKind uint8
+
+const (
+	kindHistogram aggKind = iota
+	kindSumInt
+	kindSumFloat
+	kindGaugeInt
+)
 
 // NewBuilder returns a builder whose points start at start (attach time).
 func NewBuilder(version string, start time.Time) *Builder {
@@ -42,37 +79,69 @@ func NewBuilder(version string, start time.Time) *Builder {
 	}
 }
 
-// Begin starts an interval ending at now and forgets the previous one.
+// Begin starts an interval ending at now and forgets the previous one. A
+// resource that had no point in the previous interval is dropped, so the
+// builder holds on to no resource the resolver has forgotten.
 func (b *Builder) Begin(now time.Time) {
 	b.now = now
-	clear(b.byRes)
+	b.gen++
+	for res, rb := range b.byRes {
+		if rb.gen+1 < b.gen {
+			delete(b.byRes, res)
+		}
+	}
 	b.order = b.order[:0]
+	b.last = nil
 }
 
-func (b *Builder) metric(res *resource.Resource, d entity.MetricDesc) *metricdata.Metrics {
-	rb := b.byRes[res]
-	if rb == nil {
-		rb = &resourceBuilder{res: res, metrics: make(map[string]*metricdata.Metrics)}
-		b.byRes[res] = rb
+func (b *Builder) metric(res *resource.Resource, d entity.MetricDesc) *metricBuilder {
+	rb := b.last
+	if rb == nil || rb.res != res {
+		if rb = b.byRes[res]; rb == nil {
+			rb = &resourceBuilder{res: res}
+			b.byRes[res] = rb
+		}
+		b.last = rb
+	}
+	if rb.gen != b.gen {
+		rb.gen = b.gen
+		rb.order = rb.order[:0]
 		b.order = append(b.order, rb)
 	}
-	m := rb.metrics[d.Name]
-	if m == nil {
-		m = &metricdata.Metrics{Name: d.Name, Description: d.Description, Unit: d.Unit}
-		switch d.Instrument {
-		case entity.InstrumentHistogram:
-			m.Data = metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality}
-		case entity.InstrumentCounter:
-			m.Data = metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true}
-		case entity.InstrumentUpDownCounter:
-			m.Data = metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality}
-		default:
-			m.Data = metricdata.Gauge[int64]{}
+	var m *metricBuilder
+	for _, x := range rb.metrics {
+		if x.name == d.Name {
+			m = x
+			break
 		}
-		rb.metrics[d.Name] = m
-		rb.order = append(rb.order, d.Name)
+	}
+	if m == nil {
+		m = &metricBuilder{name: d.Name}
+		rb.metrics = append(rb.metrics, m)
+	}
+	if m.gen != b.gen {
+		m.gen = b.gen
+		m.reset(d)
+		rb.order = append(rb.order, m)
 	}
 	return m
+}
+
+// reset starts the metric's interval as a new metricdata.Metrics for d.
+func (m *metricBuilder) reset(d entity.MetricDesc) {
+	m.name, m.description, m.unit = d.Name, d.Description, d.Unit
+	m.temporality, m.monotonic = metricdata.CumulativeTemporality, false
+	switch d.Instrument {
+	case entity.InstrumentHistogram:
+		m.kind = kindHistogram
+	case entity.InstrumentCounter:
+		m.kind, m.monotonic = kindSumInt, true
+	case entity.InstrumentUpDownCounter:
+		m.kind = kindSumInt
+	default:
+		m.kind, m.temporality = kindGaugeInt, 0
+	}
+	m.hist, m.ints, m.floats = m.hist[:0], m.ints[:0], m.floats[:0]
 }
 
 // Histogram adds one cumulative histogram point of count values. counts
@@ -80,31 +149,38 @@ func (b *Builder) metric(res *resource.Resource, d entity.MetricDesc) *metricdat
 // metric's unit.
 func (b *Builder) Histogram(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, n uint64, counts []uint64, sum float64) {
 	m := b.metric(res, d)
-	h, _ := m.Data.(metricdata.Histogram[float64])
-	h.DataPoints = append(h.DataPoints, metricdata.HistogramDataPoint[float64]{
-		Attributes:   attrs,
-		StartTime:    b.start,
-		Time:         b.now,
-		Count:        n,
-		Bounds:       entity.HistBoundsSeconds,
-		BucketCounts: append([]uint64(nil), counts...),
-		Sum:          sum,
-	})
-	m.Data = h
+	if m.kind != kindHistogram {
+		// As before: a histogram point replaces a metric of another kind
+		// with a histogram of unspecified temporality.
+		m.kind, m.temporality = kindHistogram, 0
+		m.hist = m.hist[:0]
+	}
+	i := len(m.hist)
+	if i < cap(m.hist) {
+		m.hist = m.hist[:i+1] // last interval's point in this slot: reuse its bucket counts
+	} else {
+		m.hist = append(m.hist, metricdata.HistogramDataPoint[float64]{})
+	}
+	// Field by field, in place: no temporary of the whole point.
+	p := &m.hist[i]
+	p.Attributes = attrs
+	p.StartTime, p.Time = b.start, b.now
+	p.Count, p.Sum = n, sum
+	p.Bounds = entity.HistBoundsSeconds
+	p.BucketCounts = append(p.BucketCounts[:0], counts...)
+	p.Min, p.Max, p.Exemplars = metricdata.Extrema[float64]{}, metricdata.Extrema[float64]{}, nil
 }
 
 // Counter adds one cumulative sum point (monotonic or not, as d says).
 func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v int64) {
 	m := b.metric(res, d)
-	switch s := m.Data.(type) {
-	case metricdata.Sum[int64]:
-		s.DataPoints = append(s.DataPoints, metricdata.DataPoint[int64]{
+	switch m.kind {
+	case kindSumInt:
+		m.ints = append(m.ints, metricdata.DataPoint[int64]{
 			Attributes: attrs, StartTime: b.start, Time: b.now, Value: v,
 		})
-		m.Data = s
-	case metricdata.Gauge[int64]:
-		s.DataPoints = append(s.DataPoints, metricdata.DataPoint[int64]{Attributes: attrs, Time: b.now, Value: v})
-		m.Data = s
+	case kindGaugeInt:
+		m.ints = append(m.ints, metricdata.DataPoint[int64]{Attributes: attrs, Time: b.now, Value: v})
 	}
 }
 
@@ -112,31 +188,46 @@ func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs att
 // unit needs a conversion (nanoseconds counted, seconds exported).
 func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
 	m := b.metric(res, d)
-	if _, ok := m.Data.(metricdata.Sum[int64]); ok && len(m.Data.(metricdata.Sum[int64]).DataPoints) == 0 {
-		s := m.Data.(metricdata.Sum[int64])
-		m.Data = metricdata.Sum[float64]{Temporality: s.Temporality, IsMonotonic: s.IsMonotonic}
+	if m.kind == kindSumInt && len(m.ints) == 0 {
+		m.kind = kindSumFloat
 	}
-	if s, ok := m.Data.(metricdata.Sum[float64]); ok {
-		s.DataPoints = append(s.DataPoints, metricdata.DataPoint[float64]{
+	if m.kind == kindSumFloat {
+		m.floats = append(m.floats, metricdata.DataPoint[float64]{
 			Attributes: attrs, StartTime: b.start, Time: b.now, Value: v,
 		})
-		m.Data = s
+	}
+}
+
+// data boxes the metric's points into the aggregation exporters expect:
+// one allocation per metric and resource per interval, not per point.
+func (m *metricBuilder) data() metricdata.Aggregation {
+	switch m.kind {
+	case kindHistogram:
+		return metricdata.Histogram[float64]{Temporality: m.temporality, DataPoints: m.hist}
+	case kindSumFloat:
+		return metricdata.Sum[float64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.floats}
+	case kindGaugeInt:
+		return metricdata.Gauge[int64]{DataPoints: m.ints}
+	default:
+		return metricdata.Sum[int64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.ints}
 	}
 }
 
 // Result returns the interval's data in the order resources and metrics
-// were first added (deterministic for a deterministic map read).
+// were first added (deterministic for a deterministic map read). It is
+// valid until the next Begin: the next interval reuses its memory.
 func (b *Builder) Result() []metricdata.ResourceMetrics {
-	out := make([]metricdata.ResourceMetrics, 0, len(b.order))
-	for _, rb := range b.order {
-		ms := make([]metricdata.Metrics, 0, len(rb.order))
-		for _, name := range rb.order {
-			ms = append(ms, *rb.metrics[name])
-		}
-		out = append(out, metricdata.ResourceMetrics{
-			Resource:     rb.res,
-			ScopeMetrics: []metricdata.ScopeMetrics{{Scope: b.scope, Metrics: ms}},
-		})
+	if b.out == nil {
+		b.out = make([]metricdata.ResourceMetrics, 0, len(b.order))
 	}
-	return out
+	b.out = b.out[:0]
+	for _, rb := range b.order {
+		rb.ms = rb.ms[:0]
+		for _, m := range rb.order {
+			rb.ms = append(rb.ms, metricdata.Metrics{Name: m.name, Description: m.description, Unit: m.unit, Data: m.data()})
+		}
+		rb.sms = append(rb.sms[:0], metricdata.ScopeMetrics{Scope: b.scope, Metrics: rb.ms})
+		b.out = append(b.out, metricdata.ResourceMetrics{Resource: rb.res, ScopeMetrics: rb.sms})
+	}
+	return b.out
 }

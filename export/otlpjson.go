@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,6 +35,9 @@ var otlpJSONMarshal = protojson.MarshalOptions{UseEnumNumbers: true}
 // per line, the format the Collector's file exporter writes and its
 // otlpjsonfile receiver reads.
 type otlpJSON struct {
+	// mu serialises writers: metric intervals and event batches
+	// (otlpjson_events.go) come from different goroutines.
+	mu     sync.Mutex
 	path   string
 	f      *os.File
 	w      *bufio.Writer
@@ -70,6 +74,8 @@ func NewOTLPJSON(path string) (Exporter, error) {
 // so a reader tailing the file never sees half an interval for long and a
 // crash loses at most the interval being written.
 func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
 		return fmt.Errorf("otlp-json %s: export after shutdown", e.path)
 	}
@@ -103,6 +109,8 @@ func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics)
 // but neither synced nor closed: it is not ours, and fsync on a pipe or
 // terminal fails with EINVAL).
 func (e *otlpJSON) Shutdown(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/bench/floor"
+	"github.com/telagent/telagent/bench/internal/benchproc"
 )
 
 // bpftraceProg does the job of the syscalls probe in bpftrace: per (pid,
@@ -41,15 +42,15 @@ func (b *bench) loopArgv() []string { return []string{b.loop, strconv.Itoa(b.cal
 
 // runLoop runs the workload as a child of the harness.
 func (b *bench) runLoop(ctx context.Context) (float64, error) {
-	onOut, lines := collect("ns_per_call=")
-	p, err := startProc(ctx, "workload", b.loopArgv(), onOut, nil)
+	onOut, lines := benchproc.Collect("ns_per_call=")
+	p, err := benchproc.Start(ctx, "workload", b.loopArgv(), onOut, nil)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.wait(ctx, b.loopTimeout()); err != nil {
+	if err := p.Wait(ctx, b.loopTimeout()); err != nil {
 		return 0, err
 	}
-	return parseNsPerCall(lines())
+	return benchproc.ParseValue(lines(), "ns_per_call")
 }
 
 func (b *bench) bare(ctx context.Context) (float64, error) { return b.runLoop(ctx) }
@@ -98,52 +99,52 @@ func (b *bench) agentArgv() []string {
 }
 
 func (b *bench) agentHost(ctx context.Context) (float64, error) {
-	onErr, attached := signalWhen("attached")
-	p, err := startProc(ctx, "agent", b.agentArgv(), nil, onErr)
+	onErr, attached := benchproc.SignalWhen("attached")
+	p, err := benchproc.Start(ctx, "agent", b.agentArgv(), nil, onErr)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.waitReady(ctx, attached, `"attached" on stderr`, b.readyTimeout); err != nil {
+	if err := p.WaitReady(ctx, attached, `"attached" on stderr`, b.readyTimeout); err != nil {
 		return 0, err
 	}
 	ns, lerr := b.runLoop(ctx)
-	if err := p.interrupt(ctx, b.stopTimeout); err != nil {
+	if err := p.Interrupt(ctx, b.stopTimeout); err != nil {
 		return 0, err
 	}
 	return ns, lerr
 }
 
 func (b *bench) agentTarget(ctx context.Context) (float64, error) {
-	onErr, attached := signalWhen("attached")
-	onOut, lines := collect("ns_per_call=")
+	onErr, attached := benchproc.SignalWhen("attached")
+	onOut, lines := benchproc.Collect("ns_per_call=")
 	argv := append(append(b.agentArgv(), "--"), b.loopArgv()...)
-	p, err := startProc(ctx, "agent", argv, onOut, onErr)
+	p, err := benchproc.Start(ctx, "agent", argv, onOut, onErr)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.wait(ctx, b.readyTimeout+b.loopTimeout()+b.stopTimeout); err != nil {
+	if err := p.Wait(ctx, b.readyTimeout+b.loopTimeout()+b.stopTimeout); err != nil {
 		return 0, err
 	}
 	select {
 	case <-attached:
 	default:
 		// Without it the loop may have run before (or without) the probes.
-		return 0, fmt.Errorf(`agent exited 0 but never printed "attached" on stderr; stderr:`+"\n    %s", p.stderr.Tail())
+		return 0, fmt.Errorf(`agent exited 0 but never printed "attached" on stderr; stderr:`+"\n    %s", p.Stderr.Tail())
 	}
-	return parseNsPerCall(lines())
+	return benchproc.ParseValue(lines(), "ns_per_call")
 }
 
 func (b *bench) bpftrace(ctx context.Context) (float64, error) {
-	onOut, attaching := signalWhen("Attaching")
-	p, err := startProc(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, onOut, nil)
+	onOut, attaching := benchproc.SignalWhen("Attaching")
+	p, err := benchproc.Start(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, onOut, nil)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.waitReady(ctx, attaching, `"Attaching N probes" on stdout`, b.readyTimeout); err != nil {
+	if err := p.WaitReady(ctx, attaching, `"Attaching N probes" on stdout`, b.readyTimeout); err != nil {
 		return 0, err
 	}
 	ns, lerr := b.runLoop(ctx)
-	if err := p.interrupt(ctx, b.stopTimeout); err != nil {
+	if err := p.Interrupt(ctx, b.stopTimeout); err != nil {
 		return 0, err
 	}
 	return ns, lerr

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/telagent/telagent/bench/internal/benchproc"
 )
 
 const (
@@ -110,16 +112,6 @@ type results struct {
 	Decomposition []step      `json:"decomposition"`
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // ptr rounds to 4 decimals (the workload prints 3) for readable JSON.
 func ptr(f float64) *float64 {
 	f = math.Round(f*1e4) / 1e4
@@ -155,7 +147,7 @@ func summarize(o options, configs []*config) *results {
 			reasons[c.name] = "failed"
 		default:
 			cr.Status = "ok"
-			m := median(c.samples)
+			m := benchproc.Median(c.samples)
 			medians[c.name] = m
 			cr.Median, cr.Min, cr.Max = ptr(m), ptr(slices.Min(c.samples)), ptr(slices.Max(c.samples))
 		}

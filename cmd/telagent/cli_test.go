@@ -8,7 +8,19 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/telagent/telagent/probes/all"
 )
+
+// validProbes is the list an unknown --probes name is answered with: every
+// registered probe, in registration order.
+func validProbes() string {
+	var names []string
+	for _, p := range all.New(all.Options{}) {
+		names = append(names, p.Info().Name)
+	}
+	return strings.Join(names, ", ")
+}
 
 // absentPID returns a pid below pid_max that no process has.
 func absentPID(t *testing.T) int {
@@ -65,12 +77,12 @@ func TestCLIErrors(t *testing.T) {
 		{
 			name: "unknown probe lists the valid ones",
 			args: []string{"run", "--probes", "bogus"},
-			want: `telagent: --probes: unknown probe "bogus" (valid: syscalls)`,
+			want: `telagent: --probes: unknown probe "bogus" (valid: ` + validProbes() + `)`,
 		},
 		{
 			name: "unknown probe among valid ones",
 			args: []string{"run", "--probes", "syscalls,nope"},
-			want: `telagent: --probes: unknown probe "nope" (valid: syscalls)`,
+			want: `telagent: --probes: unknown probe "nope" (valid: ` + validProbes() + `)`,
 		},
 		{
 			name: "pid beyond any pid",
@@ -124,6 +136,11 @@ func TestCLIErrors(t *testing.T) {
 			name: "syscalls max entries zero",
 			args: []string{"run", "--syscalls-max-entries", "0"},
 			want: "telagent: --syscalls-max-entries 0: must be between 1 and 1048576",
+		},
+		{
+			name: "sched max entries too large",
+			args: []string{"run", "--sched-max-entries", "2000000"},
+			want: "telagent: --sched-max-entries 2000000: must be between 1 and 1048576",
 		},
 		{
 			name: "unknown exporter",

@@ -226,7 +226,8 @@ func TestWholeHostSIGINT(t *testing.T) {
 	requireRoot(t)
 	requireRawsys(t)
 	out := filepath.Join(t.TempDir(), "out.json")
-	p := startAgent(t, startOpts{}, "run", "--interval", "1s", "--exporter", "otlp-json", "--output", out)
+	// --probes pins the programs this test expects as more probes register.
+	p := startAgent(t, startOpts{}, "run", "--probes", "syscalls", "--interval", "1s", "--exporter", "otlp-json", "--output", out)
 	p.waitAttached(10 * time.Second)
 
 	held := programNamesHeldBy(p.cmd.Process.Pid)

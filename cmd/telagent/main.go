@@ -70,6 +70,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(),
 			probesCommand(),
+			schemaCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -84,7 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// library calls os.Exit(3) itself.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (valid: run, probes, version)", c.Args().First())
+				return usagef("unknown command %q (valid: run, probes, schema, version)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

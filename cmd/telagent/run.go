@@ -31,12 +31,18 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "probes", Usage: "comma-separated probes to run (default: every probe this kernel supports)"},
 			&cli.StringSliceFlag{Name: "pid", Usage: "observe this process and its descendants (repeatable)"},
+			&cli.StringSliceFlag{Name: "exe", Usage: "observe processes running this executable file, from their exec, and their descendants (repeatable)"},
+			&cli.StringSliceFlag{Name: "comm", Usage: "observe processes with this command name (at most 15 bytes), from their exec, and their descendants (repeatable)"},
+			&cli.StringSliceFlag{Name: "cgroup", Usage: "observe processes in this cgroup v2 directory or below it, from their exec, and their descendants (repeatable)"},
+			&cli.BoolFlag{Name: "fork-events", Usage: "report every fork on the host as an event (targets' forks are always reported)"},
 			&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "collection and export interval"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
 			&cli.StringFlag{Name: "exporter", Value: "console", Usage: "console | otlp | otlp-json"},
 			&cli.StringFlag{Name: "output", Usage: "file for --exporter otlp-json (- for stdout)"},
 			&cli.StringFlag{Name: "endpoint", Usage: "OTLP/gRPC HOST:PORT for --exporter otlp (default: OTEL_EXPORTER_OTLP_* or localhost:4317)"},
 			&cli.UintFlag{Name: "syscalls-max-entries", Value: 10240, Usage: "bound of (process, syscall) tuples; more go to the overflow series"},
+			&cli.UintFlag{Name: "sched-max-entries", Value: 10240, Usage: "bound of processes in the sched probe's set; more go to the overflow series"},
+			&cli.UintFlag{Name: "memory-max-entries", Value: 10240, Usage: "bound of processes in the memory probe's page-fault set; more go to the overflow series"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug | info | warn | error"},
 		},
 		Action: runAction,
@@ -59,11 +65,23 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	sel, err := parseSelectors(c) // targets.go
+	if err != nil {
+		return err
+	}
 	maxEntries := c.Uint("syscalls-max-entries")
 	if maxEntries < 1 || maxEntries > 1<<20 {
 		return usagef("--syscalls-max-entries %d: must be between 1 and 1048576", maxEntries)
 	}
-	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: uint32(maxEntries)}), c.String("probes"), c.IsSet("probes"))
+	schedMaxEntries := c.Uint("sched-max-entries")
+	if schedMaxEntries < 1 || schedMaxEntries > 1<<20 {
+		return usagef("--sched-max-entries %d: must be between 1 and 1048576", schedMaxEntries)
+	}
+	memoryMaxEntries := c.Uint("memory-max-entries")
+	if memoryMaxEntries < 1 || memoryMaxEntries > 1<<20 {
+		return usagef("--memory-max-entries %d: must be between 1 and 1048576", memoryMaxEntries)
+	}
+	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: uint32(maxEntries), MemoryMaxEntries: uint32(memoryMaxEntries), SchedMaxEntries: uint32(schedMaxEntries), ForkEvents: c.Bool("fork-events")}), c.String("probes"), c.IsSet("probes"))
 	if err != nil {
 		return err
 	}
@@ -87,8 +105,14 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 
+	events, err := newEventExporter(c, exp, consoleOut) // targets.go
+	if err != nil {
+		return err
+	}
+
 	code, err := agent.Run(c.Context, agent.Config{
 		Probes: selected, Pids: pids, Command: command,
+		Selectors: sel, Events: events,
 		Interval: interval, Duration: c.Duration("duration"),
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,

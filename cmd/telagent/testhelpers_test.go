@@ -380,6 +380,9 @@ func readOTLPJSON(t *testing.T, path string) []*colmetricspb.ExportMetricsServic
 	}
 	var reqs []*colmetricspb.ExportMetricsServiceRequest
 	for i, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
+		if bytes.HasPrefix(line, []byte(`{"resourceLogs"`)) {
+			continue // events (ExportLogsServiceRequest), read by readOTLPJSONLogs
+		}
 		req := new(colmetricspb.ExportMetricsServiceRequest)
 		if err := protojson.Unmarshal(line, req); err != nil {
 			t.Fatalf("line %d of %s is not an OTLP/JSON ExportMetricsServiceRequest: %v\n%.500s", i+1, path, err, line)

@@ -40,6 +40,13 @@ type Config struct {
 
 	// SysRoot and ProcRoot are "/sys" and "/proc" except in tests.
 	SysRoot, ProcRoot, Root string
+
+	// Selectors choose targets by executable, command name or cgroup
+	// (targets.go); running processes that match are found in /proc.
+	Selectors Selectors
+	// Events receives the probes' events (events.go); nil exports none,
+	// exits still drive the eviction of dead processes' series.
+	Events export.EventExporter
 }
 
 // keepGenerations is how many intervals a process's identity is remembered
@@ -69,7 +76,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 
-	tset, err := shared.Load(topo.PossibleCPUs, len(cfg.Pids) > 0 || len(cfg.Command) > 0)
+	tset, err := shared.Load(topo.PossibleCPUs, len(cfg.Pids) > 0 || len(cfg.Command) > 0 || !cfg.Selectors.Empty())
 	if err != nil {
 		return 0, err
 	}
@@ -78,6 +85,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		if err := tset.Add(pid); err != nil {
 			return 0, err
 		}
+	}
+	if err := applySelectors(tset, cfg.Selectors, cfg.ProcRoot, log); err != nil {
+		return 0, err
 	}
 	resolver.Kernel = tset.Process
 	env := probes.Env{Topology: topo, Log: log, Shared: tset.Replacements(), FilterTargets: tset.Filtering()}
@@ -93,6 +103,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 	}
 
+	events := newEventPipeline(cfg.Probes, cfg.Events, cfg.Version, hostAttrs, resolver.CreationTime, log)
 	running, err := startProbes(ctx, cfg.Probes, env, log)
 	defer func() {
 		for _, p := range running {
@@ -108,6 +119,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 	start := time.Now()
+	events.start()
+	if err := tset.RunForgetLast(); err != nil { // after the probes' exit handlers
+		log.Warn("target set", "err", err)
+	}
 	log.Info("attached", "probes", describe(running), "targets", targetDesc(cfg))
 
 	var exited chan struct{}
@@ -126,6 +141,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	c := &collector{
+		events: events,
 		probes: running, exporter: cfg.Exporter, resolver: resolver, log: log,
 		builder: export.NewBuilder(cfg.Version, start),
 	}
@@ -134,7 +150,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	// Final export: everything counted up to now, including a command's
 	// last syscalls, is delivered before detaching, within a deadline so a
 	// dead backend cannot hold up shutdown.
+	events.sync(ctx) // the command's exit is exported with its final values
 	c.collect(ctx, finalExportTimeout)
+	events.close(ctx)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := cfg.Exporter.Shutdown(shutdownCtx); err != nil {
@@ -171,6 +189,8 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 	for {
 		select {
 		case <-ticker.C:
+			c.collect(ctx, exportTimeout(cfg.Interval))
+		case <-c.events.earlyC(): // many exits: evict their keys now
 			c.collect(ctx, exportTimeout(cfg.Interval))
 		case <-exited:
 			return
@@ -230,6 +250,8 @@ func targetDesc(cfg Config) string {
 		return "command " + cfg.Command[0]
 	case len(cfg.Pids) > 0:
 		return fmt.Sprintf("%d pids", len(cfg.Pids))
+	case !cfg.Selectors.Empty():
+		return "processes selected by --exe/--comm/--cgroup"
 	}
 	return "whole host"
 }
@@ -272,6 +294,7 @@ type collector struct {
 	log      *slog.Logger
 	failing  bool
 	sets     map[string]attribute.Set // metric-set name attribute, built once
+	events   *eventPipeline           // nil without event probes
 }
 
 func (c *collector) setAttrs(name string) attribute.Set {
@@ -300,6 +323,7 @@ func (c *collector) collect(ctx context.Context, timeout time.Duration) {
 	now := time.Now()
 	c.resolver.NextGeneration(keepGenerations)
 	c.builder.Begin(now)
+	c.events.beforeCollect(c.resolver, c.builder)
 	col := &probes.Collection{Metrics: c.builder, Processes: c.resolver}
 	for _, p := range c.probes {
 		if err := p.Collect(ctx, col); err != nil {

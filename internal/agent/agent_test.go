@@ -32,7 +32,7 @@ type memExporter struct {
 func (m *memExporter) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.intervals = append(m.intervals, rms)
+	m.intervals = append(m.intervals, export.CloneResourceMetrics(rms)) // the builder reuses rms next interval
 	return nil
 }
 

@@ -35,10 +35,21 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 	for _, e := range r.Entities {
 		w("| %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), e.Stability, cell(e.Brief))
 	}
+	w("\nIdentity and its stability promise (what survives agent restarts):\n\n")
+	for _, e := range r.Entities {
+		note := e.Note
+		if note == "" {
+			note = "(not stated)"
+		}
+		w("- %s: %s\n", code(e.Name), clean(note))
+	}
 	w("\n")
 
 	// Attributes.
 	w("## Attributes\n\n")
+	w("Bound: the number of distinct values the attribute can take where the agent emits it: ")
+	w("its declared `annotations.telagent.bound`, the size of its enum, or the bound of the metric-set key field that carries it. ")
+	w("Resource attributes (of entities) take one value per entity. Stability is the attribute's own (semconv's for semconv attributes).\n\n")
 	w("| attribute | type | bound | stability | source | brief |\n|---|---|---|---|---|---|\n")
 	for _, a := range r.Attributes {
 		typ := a.Type
@@ -56,7 +67,9 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 	// Metric sets.
 	w("## Metric sets\n\n")
 	w("One BPF map per metric set: the key is one bounded attribute tuple, the value holds every metric sharing it. ")
-	w("When the map is full the BPF side adds into the overflow key, exported with `otel.metric.overflow=true`.\n\n")
+	w("When the map is full the BPF side adds into the overflow key, exported with `otel.metric.overflow=true`. ")
+	w("The bound of a set is the number of key tuples it can hold: the product of its key fields' bounds ")
+	w("(a field bounded by max_entries counts max_entries), capped by max_entries; the one overflow series comes on top.\n\n")
 	w("| metric set | map | max_entries | key (bound) | bound | overflow key |\n|---|---|---|---|---|---|\n")
 	for _, s := range r.MetricSets {
 		keys := make([]string, len(s.Key))
@@ -65,8 +78,8 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 			keys[i] = fmt.Sprintf("%s → %s (%s)", code(k.Field+" "+k.CType), code(k.Attribute.ID), boundString(k.Bound, s.MaxEntries))
 			ovf[i] = code(fmt.Sprintf("%s=%#x", k.Field, s.OverflowKey[k.Field]))
 		}
-		w("| %s | %s (%s) | %d | %s | %d | %s |\n", code(s.Name), code(s.Map), s.MapType, s.MaxEntries,
-			strings.Join(keys, ", "), s.Bound(), strings.Join(ovf, ", "))
+		w("| %s | %s (%s) | %d | %s | %s | %s |\n", code(s.Name), code(s.Map), s.MapType, s.MaxEntries,
+			strings.Join(keys, ", "), setBoundString(s), strings.Join(ovf, ", "))
 	}
 	w("\n")
 	for _, s := range r.MetricSets {
@@ -115,16 +128,24 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 		w("\nHistograms are log2 in nanoseconds, exported in seconds with %d explicit bounds from 2^%d ns to 2^%d ns; the last bucket is +Inf.\n",
 			r.HistBuckets-1, r.HistMinShift, r.HistMinShift+r.HistBuckets-2)
 	}
+	r.generateDocsEvents(&b) // events.go
 	return b.Bytes(), nil
 }
 
 // attrBound describes an attribute's cardinality bound: its own declared
-// bound, else the bounds of the key fields that carry it.
+// bound (or its enum's or boolean's size), then the bounds of the metric-set
+// key fields that carry it; an entity attribute that is nothing else is a
+// resource attribute, one value per entity.
 func (r *Registry) attrBound(a *Attribute) string {
-	if a.Bound != 0 {
-		return fmt.Sprint(a.Bound)
-	}
 	var bs []string
+	switch {
+	case a.Bound != 0:
+		bs = append(bs, fmt.Sprint(a.Bound))
+	case a.Type == "enum":
+		bs = append(bs, fmt.Sprintf("%d (enum)", len(a.EnumValues)))
+	case a.Type == "boolean":
+		bs = append(bs, "2 (boolean)")
+	}
 	for _, s := range r.MetricSets {
 		for _, k := range s.Key {
 			if k.Attribute == a {
@@ -133,9 +154,28 @@ func (r *Registry) attrBound(a *Attribute) string {
 		}
 	}
 	if len(bs) == 0 {
+		for _, e := range r.Entities {
+			if containsAttr(e.Identifying, a) || containsAttr(e.Descriptive, a) {
+				return "resource: one per entity"
+			}
+		}
 		return "—"
 	}
 	return strings.Join(bs, "; ")
+}
+
+// setBoundString is a metric set's bound with how it is computed:
+// "min(10240 × 1024, 10240) = 10240".
+func setBoundString(s *MetricSet) string {
+	fs := make([]string, len(s.Key))
+	for i, k := range s.Key {
+		b := k.Bound
+		if b == 0 {
+			b = s.MaxEntries
+		}
+		fs[i] = fmt.Sprint(b)
+	}
+	return fmt.Sprintf("min(%s, %d) = %d", strings.Join(fs, " × "), s.MaxEntries, s.Bound())
 }
 
 func boundString(b, maxEntries uint32) string {

@@ -277,6 +277,8 @@ type MetricSetDesc struct {
 	}
 	w("\t}\n}\n\n")
 
+	r.generateGoEvents(&b) // events.go
+
 	// Histogram layout.
 	w("// Log2 histogram layout shared with BPF (TELAGENT_HIST_BUCKETS and\n")
 	w("// TELAGENT_HIST_MIN_SHIFT in bpf/include/gen/): bucket 0 counts values below\n")

@@ -19,8 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -179,6 +181,7 @@ type Registry struct {
 	Entities       []*Entity             // sorted by Name
 	Metrics        []*Metric             // sorted by Name
 	MetricSets     []*MetricSet          // sorted by Name
+	Events         []*Event              // sorted by Name (events.go)
 	HistBuckets    int                   // shared by every log2_histogram value field
 	HistMinShift   int
 }
@@ -253,10 +256,10 @@ type yamlKeyField struct {
 }
 
 type yamlValueField struct {
-	Field       string   `yaml:"field"`
-	Kind        string   `yaml:"kind"`
-	Metric      string   `yaml:"metric"`
-	Role        string   `yaml:"role"`
+	Field       string            `yaml:"field"`
+	Kind        string            `yaml:"kind"`
+	Metric      string            `yaml:"metric"`
+	Role        string            `yaml:"role"`
 	ScaleToUnit *float64          `yaml:"scale_to_unit"`
 	Buckets     int               `yaml:"buckets"`
 	MinShift    *int              `yaml:"min_shift"`
@@ -273,18 +276,29 @@ type loadedFile struct {
 // Load reads and validates the registry in dir (the directory holding
 // manifest.yaml and model/).
 func Load(dir string) (*Registry, error) {
-	r := &Registry{Dir: dir, AttributeByID: map[string]*Attribute{}}
+	r, err := LoadFS(os.DirFS(dir), displayPath(dir))
+	if r != nil {
+		r.Dir = dir
+	}
+	return r, err
+}
 
-	manifestPath := filepath.Join(dir, "manifest.yaml")
-	mb, err := os.ReadFile(manifestPath)
+// LoadFS is Load on a file system whose root holds manifest.yaml and
+// model/ (for example the registry embedded in the binary); errors name
+// files as display/<path>.
+func LoadFS(fsys fs.FS, display string) (*Registry, error) {
+	r := &Registry{Dir: display, AttributeByID: map[string]*Attribute{}}
+
+	manifestPath := path.Join(display, "manifest.yaml")
+	mb, err := fs.ReadFile(fsys, "manifest.yaml")
 	if err != nil {
 		return nil, fmt.Errorf("registry manifest: %w", err)
 	}
 	if err := yaml.Unmarshal(mb, &r.Manifest); err != nil {
-		return nil, fmt.Errorf("%s: %w", displayPath(manifestPath), err)
+		return nil, fmt.Errorf("%s: %w", manifestPath, err)
 	}
 	if r.Manifest.Name == "" {
-		return nil, fmt.Errorf("%s: name is required", displayPath(manifestPath))
+		return nil, fmt.Errorf("%s: name is required", manifestPath)
 	}
 
 	// Pinned semconv excerpt.
@@ -295,10 +309,13 @@ func Load(dir string) (*Registry, error) {
 	r.SemconvVersion = sc.SemconvVersion
 	if v := r.Manifest.SemconvVersion; v != "" && v != sc.SemconvVersion {
 		return nil, fmt.Errorf("%s: semconv_version %s, but the pinned offline semconv excerpt is %s (internal/schemagen/semconv_%s.yaml)",
-			displayPath(manifestPath), v, sc.SemconvVersion, sc.SemconvVersion)
+			manifestPath, v, sc.SemconvVersion, sc.SemconvVersion)
 	}
 	semconv := map[string]*Attribute{}
 	for _, g := range sc.Groups {
+		if g.Type != "attribute_group" {
+			continue // the excerpt's metric groups are for the checker (check.go)
+		}
 		for _, a := range g.Attributes {
 			attr, err := newAttribute(a, "semconv "+sc.SemconvVersion, "internal/schemagen/semconv_"+sc.SemconvVersion+".yaml", g.ID)
 			if err != nil {
@@ -315,7 +332,7 @@ func Load(dir string) (*Registry, error) {
 	// Model files, in name order.
 	var paths []string
 	for _, pat := range []string{"*.yaml", "*.yml"} {
-		m, err := filepath.Glob(filepath.Join(dir, "model", pat))
+		m, err := fs.Glob(fsys, "model/"+pat)
 		if err != nil {
 			return nil, err
 		}
@@ -323,19 +340,19 @@ func Load(dir string) (*Registry, error) {
 	}
 	sort.Strings(paths)
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("%s: no model files (*.yaml)", displayPath(filepath.Join(dir, "model")))
+		return nil, fmt.Errorf("%s: no model files (*.yaml)", path.Join(display, "model"))
 	}
 	var files []loadedFile
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return nil, err
 		}
 		var f yamlFile
 		if err := yaml.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("%s: %w", displayPath(p), err)
+			return nil, fmt.Errorf("%s: %w", path.Join(display, p), err)
 		}
-		files = append(files, loadedFile{path: displayPath(p), content: f})
+		files = append(files, loadedFile{path: path.Join(display, p), content: f})
 	}
 
 	// Pass 1: own attribute definitions and group ids.
@@ -481,8 +498,15 @@ func Load(dir string) (*Registry, error) {
 					sets = append(sets, setSrc{file: f.path, group: g, attrs: attrs})
 				}
 
+			case "event":
+				ev, err := buildEvent(f.path, g, attrs)
+				if err != nil {
+					return nil, err
+				}
+				r.Events = append(r.Events, ev)
+
 			default:
-				// Other Weaver group types (span, event, …) are not generated yet,
+				// Other Weaver group types (span, …) are not generated yet,
 				// but their references were checked above.
 			}
 		}
@@ -530,6 +554,9 @@ func Load(dir string) (*Registry, error) {
 	sort.Slice(r.Entities, func(i, j int) bool { return r.Entities[i].Name < r.Entities[j].Name })
 	sort.Slice(r.Metrics, func(i, j int) bool { return r.Metrics[i].Name < r.Metrics[j].Name })
 	sort.Slice(r.MetricSets, func(i, j int) bool { return r.MetricSets[i].Name < r.MetricSets[j].Name })
+	if err := r.finishEvents(entityByName); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -1,5 +1,6 @@
 // Package testutil holds what the kernel tests of several packages share:
-// privilege checks and the exact-syscall workload.
+// privilege checks, the exact-syscall workload and the C workloads of
+// testdata/workload built on demand (BuildC).
 package testutil
 
 import (
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -47,14 +49,54 @@ func Rawsys(t testing.TB) string {
 }
 
 func buildRawsys() (string, error) {
-	src := filepath.Join(repoRoot(), "testdata", "workload", "rawsys.c")
+	return buildC("rawsys.c", "-O2", "-nostdlib", "-static", "-fno-stack-protector", "-fno-pie", "-no-pie")
+}
+
+// builds caches BuildC results per source and flags for the test binary.
+var builds sync.Map // string → *cBuild
+
+type cBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// BuildC builds testdata/workload/<name> with gcc and the given flags
+// (default: -O2) and returns the executable's path, the same way Rawsys
+// is built: once per test binary, into a world-readable directory named
+// after the hash of the source and flags, so reruns reuse it.
+func BuildC(t testing.TB, name string, flags ...string) string {
+	t.Helper()
+	if len(flags) == 0 {
+		flags = []string{"-O2"}
+	}
+	v, _ := builds.LoadOrStore(name+"\x00"+strings.Join(flags, "\x00"), &cBuild{})
+	b := v.(*cBuild)
+	b.once.Do(func() { b.path, b.err = buildC(name, flags...) })
+	if b.err != nil {
+		t.Fatalf("build workload %s (make test installs gcc): %v", name, b.err)
+	}
+	return b.path
+}
+
+// buildC compiles testdata/workload/<name> into a content-addressed
+// directory (the hash covers the source and the flags) and returns the
+// binary's path; an existing binary is reused.
+func buildC(name string, flags ...string) (string, error) {
+	src := filepath.Join(repoRoot(), "testdata", "workload", name)
 	code, err := os.ReadFile(src)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(code)
-	dir := filepath.Join(os.TempDir(), "telagent-rawsys-"+hex.EncodeToString(sum[:6]))
-	bin := filepath.Join(dir, "rawsys")
+	h := sha256.New()
+	h.Write(code)
+	for _, f := range flags {
+		h.Write([]byte{0})
+		h.Write([]byte(f))
+	}
+	base := strings.TrimSuffix(name, filepath.Ext(name))
+	dir := filepath.Join(os.TempDir(), "telagent-"+base+"-"+hex.EncodeToString(h.Sum(nil)[:6]))
+	bin := filepath.Join(dir, base)
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -62,8 +104,8 @@ func buildRawsys() (string, error) {
 		return "", err
 	}
 	tmp := bin + "." + strconv.Itoa(os.Getpid())
-	out, err := exec.Command("gcc", "-O2", "-nostdlib", "-static", "-fno-stack-protector",
-		"-fno-pie", "-no-pie", "-o", tmp, src).CombinedOutput()
+	args := append(append([]string{}, flags...), "-o", tmp, src)
+	out, err := exec.Command("gcc", args...).CombinedOutput()
 	if err != nil {
 		return "", &buildError{err: err, out: string(out)}
 	}

@@ -3,17 +3,27 @@ package all
 
 import (
 	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/memory"
+	"github.com/telagent/telagent/probes/process"
+	"github.com/telagent/telagent/probes/sched"
 	"github.com/telagent/telagent/probes/syscalls"
 )
 
 // Options are the per-probe settings of `telagent run`.
 type Options struct {
 	SyscallsMaxEntries uint32
+	MemoryMaxEntries   uint32
+	SchedMaxEntries    uint32
+	// ForkEvents reports every fork on the host, not only targets' (process).
+	ForkEvents bool
 }
 
 // New returns a fresh instance of every probe.
 func New(o Options) []probes.Probe {
 	return []probes.Probe{
 		syscalls.New(syscalls.Config{MaxEntries: o.SyscallsMaxEntries}),
+		sched.New(sched.Config{MaxEntries: o.SchedMaxEntries}),
+		memory.New(memory.Config{MaxEntries: o.MemoryMaxEntries}),
+		process.New(process.Config{ForkEvents: o.ForkEvents}),
 	}
 }

@@ -31,6 +31,7 @@ type State struct {
 	filter bool
 	links  []link.Link
 	drops  []uint64
+	match  *matcher // exec selectors (match.go), nil without
 }
 
 // Load creates the shared maps. With filter, only processes added with Add
@@ -130,6 +131,8 @@ func (s *State) Close() error {
 		errs = append(errs, l.Close())
 	}
 	s.links = nil
+	errs = append(errs, s.match.close())
+	s.match = nil
 	errs = append(errs, s.objs.FollowFork.Close(), s.objs.ForgetExit.Close(),
 		s.objs.Targets.Close(), s.objs.Processes.Close(), s.objs.TargetDrops.Close())
 	return errors.Join(errs...)

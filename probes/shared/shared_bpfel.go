@@ -13,6 +13,18 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sharedTelagentComm struct {
+	_    structs.HostLayout
+	Comm [16]int8
+}
+
+type sharedTelagentExeId struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type sharedTelagentProcess struct {
 	_               structs.HostLayout
 	StartBoottimeNs uint64
@@ -23,12 +35,17 @@ type sharedTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sharedMapMatchCgroup    = "match_cgroup"
+	sharedMapMatchComm      = "match_comm"
+	sharedMapMatchDrops     = "match_drops"
+	sharedMapMatchExe       = "match_exe"
 	sharedMapOverflowFolds  = "overflow_folds"
 	sharedMapProcesses      = "processes"
 	sharedMapTargetDrops    = "target_drops"
 	sharedMapTargets        = "targets"
 	sharedProgFollowForkBtf = "follow_fork_btf"
 	sharedProgForgetExitBtf = "forget_exit_btf"
+	sharedProgMatchExecBtf  = "match_exec_btf"
 	sharedVarFilterTargets  = "filter_targets"
 )
 
@@ -76,12 +93,17 @@ type sharedSpecs struct {
 type sharedProgramSpecs struct {
 	FollowForkBtf *ebpf.ProgramSpec `ebpf:"follow_fork_btf"`
 	ForgetExitBtf *ebpf.ProgramSpec `ebpf:"forget_exit_btf"`
+	MatchExecBtf  *ebpf.ProgramSpec `ebpf:"match_exec_btf"`
 }
 
 // sharedMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sharedMapSpecs struct {
+	MatchCgroup   *ebpf.MapSpec `ebpf:"match_cgroup"`
+	MatchComm     *ebpf.MapSpec `ebpf:"match_comm"`
+	MatchDrops    *ebpf.MapSpec `ebpf:"match_drops"`
+	MatchExe      *ebpf.MapSpec `ebpf:"match_exe"`
 	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
 	Processes     *ebpf.MapSpec `ebpf:"processes"`
 	TargetDrops   *ebpf.MapSpec `ebpf:"target_drops"`
@@ -115,6 +137,10 @@ func (o *sharedObjects) Close() error {
 //
 // It can be passed to loadSharedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sharedMaps struct {
+	MatchCgroup   *ebpf.Map `ebpf:"match_cgroup"`
+	MatchComm     *ebpf.Map `ebpf:"match_comm"`
+	MatchDrops    *ebpf.Map `ebpf:"match_drops"`
+	MatchExe      *ebpf.Map `ebpf:"match_exe"`
 	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
 	Processes     *ebpf.Map `ebpf:"processes"`
 	TargetDrops   *ebpf.Map `ebpf:"target_drops"`
@@ -123,6 +149,10 @@ type sharedMaps struct {
 
 func (m *sharedMaps) Close() error {
 	return _SharedClose(
+		m.MatchCgroup,
+		m.MatchComm,
+		m.MatchDrops,
+		m.MatchExe,
 		m.OverflowFolds,
 		m.Processes,
 		m.TargetDrops,
@@ -143,12 +173,14 @@ type sharedVariables struct {
 type sharedPrograms struct {
 	FollowForkBtf *ebpf.Program `ebpf:"follow_fork_btf"`
 	ForgetExitBtf *ebpf.Program `ebpf:"forget_exit_btf"`
+	MatchExecBtf  *ebpf.Program `ebpf:"match_exec_btf"`
 }
 
 func (p *sharedPrograms) Close() error {
 	return _SharedClose(
 		p.FollowForkBtf,
 		p.ForgetExitBtf,
+		p.MatchExecBtf,
 	)
 }
 

@@ -45,12 +45,12 @@ type Probe struct {
 	attach string
 	keys   int
 
-	evict   []syscallsSyscallsKey // keys of exited processes, exported and due for deletion
+	final   *probes.FinalEvictor[syscallsSyscallsKey, syscallsSyscallsValue] // keys of exited processes, exported and due for deletion
 	evicted uint64
 
-	emit *probes.SetEmitter
-	names  []attribute.Set // data-point attributes per syscall number, built once
-	folds  []uint64
+	emit  *probes.SetEmitter
+	names []attribute.Set // data-point attributes per syscall number, built once
+	folds []uint64
 }
 
 // objects is the subset of the bpf2go collection the tp_btf attach needs;
@@ -150,7 +150,13 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	p.reader, err = aggregator.NewPerCPUReader[syscallsSyscallsKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology)
+	p.reader, err = aggregator.NewPerCPUReader[syscallsSyscallsKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log))
+	if err != nil {
+		p.Close()
+		return err
+	}
+	overflow := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
+	p.final, err = probes.NewFinalEvictor[syscallsSyscallsKey, syscallsSyscallsValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow)
 	if err != nil {
 		p.Close()
 		return err
@@ -228,7 +234,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	}
 	overflowTgid := uint32(set.OverflowKey["tgid"])
 	p.keys = p.reader.Len()
-	p.evict = p.evict[:0]
+	p.final.Reset()
 	for i := range p.reader.Len() {
 		k, v := p.reader.Key(i), p.reader.Value(i)
 		if k.Tgid == overflowTgid {
@@ -239,7 +245,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 		}
 		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.names[min(k.Nr, uint32(len(p.names)-1))], v)
 		if c.Processes.Gone(k.Tgid) {
-			p.evict = append(p.evict, k)
+			p.final.Add(k, v)
 		}
 	}
 	return nil
@@ -247,21 +253,9 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 
 // Evict implements probes.Probe.
 func (p *Probe) Evict() error {
-	if len(p.evict) == 0 {
-		return nil
-	}
-	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		n, err = 0, nil
-		for _, k := range p.evict {
-			if p.objs.Stats.Delete(k) == nil {
-				n++
-			}
-		}
-	}
+	n, err := p.final.Evict()
 	p.evicted += uint64(n)
-	p.evict = p.evict[:0]
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err != nil {
 		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
 	}
 	return nil
@@ -286,7 +280,7 @@ func (p *Probe) Close() error {
 		errs = append(errs, l.Close())
 	}
 	p.links = nil
-	errs = append(errs, p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
+	errs = append(errs, p.reader.Close(), p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
 	p.objs = objects{}
 	return errors.Join(errs...)
 }

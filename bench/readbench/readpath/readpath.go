@@ -1,0 +1,306 @@
+// Package readpath is the collection path of one metric set, end to end
+// except the network, on a real per-CPU map filled from user space: read
+// (batch lookups reduced by aggregator's node workers, or a naive per-key
+// lookup loop), resolve each key's process, turn values into OTLP points
+// (probes.SetEmitter into export.Builder, with the syscalls metric set's
+// layout) and export them (OTLP/JSON to /dev/null). bench/readbench and
+// aggregator's benchmarks share it, so both measure the same code.
+package readpath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"go.opentelemetry.io/otel/attribute"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/syscalls"
+)
+
+// Key is the syscalls metric set's key (bpf2go's syscallsSyscallsKey).
+type Key struct{ Tgid, Nr uint32 }
+
+// SyscallsPerProcess is how many (process, syscall) series each fake
+// process has: a busy process touches a few dozen distinct syscalls.
+const SyscallsPerProcess = 50
+
+// set is the layout every map here has: the syscalls metric set's.
+var set = entity.MetricSetSyscalls
+
+// Snapshot is a read of the whole map, key by key.
+type Snapshot interface {
+	Read() error
+	Len() int
+	Key(i int) Key
+	Value(i int) []uint64
+}
+
+// Env is one map of Keys live series with everything the collection path
+// needs around it. Close releases it.
+type Env struct {
+	Keys     int
+	Map      *ebpf.Map
+	Topology aggregator.Topology
+
+	procRoot string
+	resolver *entity.ProcessResolver
+	emitter  *probes.SetEmitter
+	builder  *export.Builder
+	exporter export.Exporter
+	names    map[uint32]attribute.Set
+	rms      int    // resources of the last export
+	protoBuf []byte // reused by EncodeProto, as an exporter would
+}
+
+// New creates a per-CPU hash map of the syscalls layout holding keys
+// series (keys/SyscallsPerProcess processes), fills every CPU's slot of
+// every key, and writes a fake /proc for the processes so that the
+// resolver describes them as live ones (one stat read per process and
+// interval, as in the agent).
+func New(keys int, topo aggregator.Topology) (*Env, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name: "readbench", Type: ebpf.PerCPUHash,
+		KeySize: uint32(set.KeySize), ValueSize: uint32(set.ValueWords * 8),
+		MaxEntries: uint32(keys + 1), // the probe's overflow slot
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create map: %w", err)
+	}
+	e := &Env{Keys: keys, Map: m, Topology: topo, names: map[uint32]attribute.Set{}}
+	if err := e.fill(); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if e.procRoot, err = fakeProc(keys); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	host := []attribute.KeyValue{entity.AttrHostID.String("readbench"), entity.AttrHostName.String("readbench")}
+	if e.resolver, err = entity.NewProcessResolver(e.procRoot, host); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if e.emitter, err = probes.NewSetEmitter(set); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	e.builder = export.NewBuilder("readbench", time.Now())
+	if e.exporter, err = export.NewOTLPJSON(os.DevNull); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	return e, nil
+}
+
+// keyOf is the i-th series: process 100000+i/SyscallsPerProcess, one of
+// 50 distinct syscall numbers.
+func keyOf(i int) Key {
+	return Key{Tgid: uint32(100000 + i/SyscallsPerProcess), Nr: uint32((i % SyscallsPerProcess) * 7)}
+}
+
+// fill writes every key in batches of 1024, each CPU's slot holding a
+// plausible syscall record: calls spread over a few log2 buckets.
+func (e *Env) fill() error {
+	ncpu := e.Topology.PossibleCPUs
+	const batch = 1024
+	keys := make([]Key, 0, batch)
+	vals := make([]uint64, 0, batch*ncpu*set.ValueWords)
+	perCPU := make([][]uint64, 0, batch*ncpu) // cilium/ebpf wants one element per key and CPU
+	rng := rand.New(rand.NewPCG(uint64(e.Keys), 1))
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		perCPU = perCPU[:0]
+		for i := 0; i < len(vals); i += set.ValueWords {
+			perCPU = append(perCPU, vals[i:i+set.ValueWords])
+		}
+		n, err := e.Map.BatchUpdate(keys, perCPU, nil)
+		if err != nil || n != len(keys) {
+			return fmt.Errorf("fill map: %d of %d keys: %w", n, len(keys), err)
+		}
+		keys, vals = keys[:0], vals[:0]
+		return nil
+	}
+	for i := range e.Keys {
+		keys = append(keys, keyOf(i))
+		for range ncpu {
+			vals = append(vals, make([]uint64, set.ValueWords)...) // no allocation: appended in place
+			v := vals[len(vals)-set.ValueWords:]
+			for range 4 {
+				b := rng.IntN(12)
+				n := 1 + rng.Uint64N(5000)
+				v[3+b] += n
+				v[0] += n
+				v[2] += n << (10 + b)
+			}
+			v[1] = v[0] / 50
+		}
+		if len(keys) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// fakeProc writes a /proc with a boot time and, for each process, the
+// stat, comm and cmdline the resolver reads.
+func fakeProc(keys int) (string, error) {
+	root, err := os.MkdirTemp("", "readbench-proc-")
+	if err != nil {
+		return "", fmt.Errorf("fake /proc: %w", err)
+	}
+	write := func(name, content string) error {
+		return os.WriteFile(filepath.Join(root, name), []byte(content), 0o644)
+	}
+	if err := write("stat", "cpu  1 2 3 4\nbtime 1700000000\n"); err != nil {
+		return root, fmt.Errorf("fake /proc: %w", err)
+	}
+	for p := 0; p*SyscallsPerProcess < keys; p++ {
+		pid := strconv.Itoa(100000 + p)
+		if err := os.Mkdir(filepath.Join(root, pid), 0o755); err != nil {
+			return root, fmt.Errorf("fake /proc: %w", err)
+		}
+		stat := pid + " (worker) S 1 1 1 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 1 0 12345 1000000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+		for _, f := range [][2]string{{"stat", stat}, {"comm", "worker\n"}, {"cmdline", "/usr/bin/worker\x00--serve\x00"}} {
+			if err := write(filepath.Join(pid, f[0]), f[1]); err != nil {
+				return root, fmt.Errorf("fake /proc: %w", err)
+			}
+		}
+	}
+	return root, nil
+}
+
+// Close releases the map and the fake /proc.
+func (e *Env) Close() error {
+	var errs []error
+	if e.exporter != nil {
+		_ = e.exporter.Shutdown(context.Background()) // fsync of /dev/null fails (EINVAL); nothing to lose
+	}
+	if e.procRoot != "" {
+		errs = append(errs, os.RemoveAll(e.procRoot))
+	}
+	errs = append(errs, e.Map.Close())
+	return errors.Join(errs...)
+}
+
+// NewReader is the agent's read path: aggregator.PerCPUReader.
+func (e *Env) NewReader() (*aggregator.PerCPUReader[Key], error) {
+	return aggregator.NewPerCPUReader[Key](e.Map, set.KeySize, set.ValueWords, e.Topology)
+}
+
+// Build turns a snapshot into this interval's OTLP data the way the
+// syscalls probe's Collect does: per key, its process's resource, its
+// syscall's attribute set, and the emitter's points into the builder.
+func (e *Env) Build(s Snapshot) {
+	e.resolver.NextGeneration(30)
+	e.builder.Begin(time.Now())
+	for i := range s.Len() {
+		k, v := s.Key(i), s.Value(i)
+		res := e.resolver.Process(k.Tgid)
+		e.emitter.Emit(e.builder, res, e.name(k.Nr), v)
+		_ = e.resolver.Gone(k.Tgid)
+	}
+}
+
+func (e *Env) name(nr uint32) attribute.Set {
+	s, ok := e.names[nr]
+	if !ok {
+		s = attribute.NewSet(entity.AttrTelagentSyscallName.String(syscalls.Name(nr)))
+		e.names[nr] = s
+	}
+	return s
+}
+
+// Result assembles the built interval (what every exporter starts from)
+// without encoding it.
+func (e *Env) Result() { e.rms = len(e.builder.Result()) }
+
+// ExportJSON writes the built interval with the otlp-json exporter, as
+// one OTLP/JSON line, to /dev/null.
+func (e *Env) ExportJSON(ctx context.Context) error {
+	rms := e.builder.Result()
+	e.rms = len(rms)
+	return e.exporter.Export(ctx, rms)
+}
+
+// EncodeProto encodes the built interval as OTLP/protobuf export
+// requests, one per resource as the agent's otlp exporter sends them
+// (export.ToProto, proto.Marshal into a reused buffer): what that exporter
+// spends before the network. (It goes through otlpmetricgrpc, whose own
+// metricdata-to-protobuf conversion does the same work.)
+func (e *Env) EncodeProto() error {
+	rms := e.builder.Result()
+	e.rms = len(rms)
+	for i := range rms {
+		b, err := proto.MarshalOptions{}.MarshalAppend(e.protoBuf[:0], export.ToProto(rms[i:i+1]))
+		if err != nil {
+			return fmt.Errorf("marshal OTLP protobuf: %w", err)
+		}
+		e.protoBuf = b
+	}
+	return nil
+}
+
+// Resources is the number of resources of the last export.
+func (e *Env) Resources() int { return e.rms }
+
+// Naive is the read path without batch lookups: what a straightforward
+// agent does with cilium/ebpf's iterator, one NextKey and one Lookup
+// syscall per key, each key's per-CPU values summed as they come. Its
+// snapshot buffers are reused like the reader's.
+type Naive struct {
+	m      *ebpf.Map
+	perCPU [][]uint64
+	words  int
+	keys   []Key
+	vals   []uint64
+}
+
+// NewNaive returns the naive reader of e's map.
+func (e *Env) NewNaive() *Naive {
+	per := make([][]uint64, e.Topology.PossibleCPUs)
+	for i := range per {
+		per[i] = make([]uint64, set.ValueWords)
+	}
+	return &Naive{m: e.Map, perCPU: per, words: set.ValueWords}
+}
+
+// Read implements Snapshot.
+func (n *Naive) Read() error {
+	n.keys, n.vals = n.keys[:0], n.vals[:0]
+	var k Key
+	it := n.m.Iterate()
+	for it.Next(&k, n.perCPU) {
+		n.keys = append(n.keys, k)
+		start := len(n.vals)
+		n.vals = append(n.vals, n.perCPU[0]...)
+		sum := n.vals[start:]
+		for _, v := range n.perCPU[1:] {
+			for j, w := range v {
+				sum[j] += w
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate: %w", err)
+	}
+	return nil
+}
+
+// Len implements Snapshot.
+func (n *Naive) Len() int { return len(n.keys) }
+
+// Key implements Snapshot.
+func (n *Naive) Key(i int) Key { return n.keys[i] }
+
+// Value implements Snapshot.
+func (n *Naive) Value(i int) []uint64 { return n.vals[i*n.words : (i+1)*n.words] }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// A selector that can never match is one line and exit code 2.
+func TestSelectorErrors(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(notExec, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--exe", "/nonexistent/telagent-exe"}, "telagent: --exe /nonexistent/telagent-exe (no such file or directory)"},
+		{[]string{"--exe", notExec}, "not executable"},
+		{[]string{"--exe", "/"}, "not a regular file"},
+		{[]string{"--comm", "a-name-of-sixteen"}, "at most 15"},
+		{[]string{"--cgroup", "/nonexistent-telagent-cgroup"}, "no such file or directory"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			res := runAgent(t, startOpts{}, append([]string{"run"}, tc.args...)...)
+			line := checkUsageError(t, res)
+			if !strings.Contains(line, tc.want) {
+				t.Errorf("stderr %q, want it to contain %q", line, tc.want)
+			}
+		})
+	}
+}
+
+// event is a log record of the otlp-json output, reduced to what tests check.
+type event struct {
+	name  string
+	pid   int64
+	attrs map[string]string
+}
+
+// readOTLPJSONLogs decodes the event lines of an otlp-json output file.
+func readOTLPJSONLogs(t *testing.T, path string) []event {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []event
+	for _, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte(`{"resourceLogs"`)) {
+			continue
+		}
+		var req collogspb.ExportLogsServiceRequest
+		if err := protojson.Unmarshal(line, &req); err != nil {
+			t.Fatalf("not an OTLP/JSON ExportLogsServiceRequest: %v\n%.300s", err, line)
+		}
+		for _, rl := range req.ResourceLogs {
+			pid, _ := resourcePID(rl.Resource)
+			for _, sl := range rl.ScopeLogs {
+				for _, lr := range sl.LogRecords {
+					ev := event{name: lr.EventName, pid: pid, attrs: map[string]string{}}
+					for _, kv := range lr.Attributes {
+						ev.attrs[kv.Key] = protojson.Format(kv.Value)
+					}
+					out = append(out, ev)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// A command killed by SIGKILL: its exit event, in the same otlp-json file
+// as its metrics, records the signal; the agent exits with 128+9.
+func TestExitEventOTLPJSON(t *testing.T) {
+	requireRoot(t)
+	out := filepath.Join(t.TempDir(), "out.json")
+	res := runAgent(t, startOpts{}, "run", "--probes", "syscalls,process", "--exporter", "otlp-json", "--output", out,
+		"--", "sh", "-c", "kill -KILL $$")
+	if res.code != 128+9 {
+		t.Fatalf("exit code %d, want 137; stderr:\n%s", res.code, res.stderr)
+	}
+	pids := processPIDs(readOTLPJSON(t, out))
+	var exits []event
+	for _, ev := range readOTLPJSONLogs(t, out) {
+		if ev.name == "telagent.process.exit" {
+			exits = append(exits, ev)
+		}
+	}
+	if len(exits) != 1 {
+		t.Fatalf("%d exit events, want the command's one", len(exits))
+	}
+	if got := exits[0].attrs["telagent.process.exit.signal"]; !strings.Contains(got, `"9"`) {
+		t.Errorf("exit signal %s, want 9", got)
+	}
+	if _, ok := exits[0].attrs["process.exit.code"]; ok {
+		t.Error("exit code set on a process killed by a signal")
+	}
+	found := false
+	for _, p := range pids {
+		found = found || p == exits[0].pid
+	}
+	if !found {
+		t.Errorf("the exit event's process %d has no metrics in the same file (metrics for %v)", exits[0].pid, pids)
+	}
+}
+
+// --comm: a process that takes the selected name at exec after the agent
+// started becomes a target, and so do its descendants.
+func TestCommSelector(t *testing.T) {
+	requireRoot(t)
+	requireRawsys(t)
+	dir := t.TempDir()
+	// A unique command name: the basename of what is exec'd.
+	bin := filepath.Join(dir, "telagent-c"+strconv.Itoa(os.Getpid()%10000))
+	src, err := os.ReadFile(rawsysBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	comm := filepath.Base(bin)
+	out := filepath.Join(dir, "out.json")
+	p := startAgent(t, startOpts{}, "run", "--probes", "syscalls,process", "--comm", comm, "--exporter", "otlp-json",
+		"--output", out, "--interval", "1h")
+	p.waitAttached(10 * time.Second)
+	cmd := exec.Command(bin, "getppid", "77")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
+	}
+	reqs := readOTLPJSON(t, out)
+	pid := int64(cmd.Process.Pid)
+	if pids := processPIDs(reqs); len(pids) != 1 || pids[0] != pid {
+		t.Fatalf("metrics for %v, want only the selected process %d", pids, pid)
+	}
+	if got := lastPoint(t, reqs, "telagent.syscall.duration", pid, "getppid"); got.hist.GetCount() != 77 {
+		t.Errorf("getppid calls %d, want 77", got.hist.GetCount())
+	}
+}

@@ -1,0 +1,80 @@
+package entity
+
+import (
+	"strings"
+
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// MarkExited records that the process (pid, startTicks) exited, as an exit
+// event reported it, for the generation being collected: Process(pid)
+// returns its Resource without reading /proc and Gone(pid) is true, so its
+// series of this interval are exported as its final ones and then deleted.
+// Call it after NextGeneration and before the probes read their maps.
+//
+// An exit event that arrives after /proc already showed the process gone
+// (in an earlier generation) is ignored. A process the resolver saw alive
+// keeps the Resource it was described with; one it never saw gets its identity from the event (pid, creation
+// time from startTicks, executable name), which is the identity its events
+// carry too.
+func (r *ProcessResolver) MarkExited(pid uint32, startTicks uint64, comm string) {
+	e := r.cache[pid]
+	if e != nil && e.startTicks == startTicks && startTicks != 0 && !e.alive && e.checked < r.gen {
+		// Found gone by /proc in an earlier generation, before its exit
+		// event arrived: its final values went out then and its keys were
+		// deleted. Marking it again would export whatever a new process
+		// with this pid added since as this one's.
+		return
+	}
+	if e == nil || e.startTicks != startTicks || e.startTicks == 0 {
+		e = &processEntry{startTicks: startTicks, res: r.describeExited(pid, startTicks, comm)}
+		r.cache[pid] = e
+	}
+	e.alive = false
+	e.checked, e.lastUsed = r.gen, r.gen
+}
+
+func (r *ProcessResolver) describeExited(pid uint32, startTicks uint64, comm string) *resource.Resource {
+	if startTicks == 0 {
+		return r.describeGone(pid)
+	}
+	attrs := append(r.host[:len(r.host):len(r.host)],
+		AttrProcessPID.Int64(int64(pid)),
+		AttrProcessCreationTime.String(r.CreationTime(startTicks)))
+	if comm != "" {
+		attrs = append(attrs, AttrProcessExecutableName.String(strings.ToValidUTF8(comm, "\uFFFD")))
+	}
+	return resource.NewSchemaless(attrs...)
+}
+
+// CheckLiveness revalidates against /proc, now, every cached process that
+// was alive at its last check. Call it after NextGeneration and before the
+// probes read their maps: a process found gone here died before the read,
+// so the values then read are its final ones. Left to Process (after the
+// read), a process dying in between would have its series finalized with
+// values it added to afterwards.
+func (r *ProcessResolver) CheckLiveness() {
+	for pid, e := range r.cache {
+		if !e.alive || e.checked == r.gen {
+			continue
+		}
+		used := e.lastUsed
+		r.Process(pid)
+		// Checking is not using: an idle process is still forgotten after
+		// keepGenerations.
+		if ne := r.cache[pid]; ne != nil {
+			ne.lastUsed = used
+		}
+	}
+}
+
+// deferred reports whether e, a process first resolved in this generation
+// and already gone from /proc, must wait a generation before its series
+// are final. Its keys were read before /proc was checked, so it may have
+// died in between, after adding to them. With exit events, its exit event
+// (or, if that was dropped, the next generation) finalizes it, once the
+// values read are surely final; without them, it is final at once, as
+// before.
+func (r *ProcessResolver) deferred(e *processEntry) bool {
+	return r.ExitEvents && e.startTicks == 0 && e.created == r.gen
+}

@@ -1,0 +1,215 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	otellog "go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"google.golang.org/grpc/credentials"
+)
+
+// ---- otlp-json ------------------------------------------------------------
+
+// otlpJSONEvents writes ExportLogsServiceRequest lines into the file of an
+// otlp-json metric exporter, between its metric lines: one file holds both
+// signals, in the Collector file exporter's format (its otlpjsonfile
+// receiver tells the request types apart by their top-level key).
+type otlpJSONEvents struct{ e *otlpJSON }
+
+// OTLPJSONEvents returns the event exporter writing into the same file as
+// metrics, which must come from NewOTLPJSON. The file belongs to metrics:
+// shut metrics down last; this exporter's Shutdown does nothing.
+func OTLPJSONEvents(metrics Exporter) (EventExporter, error) {
+	e, ok := metrics.(*otlpJSON)
+	if !ok {
+		return nil, fmt.Errorf("otlp-json events: %T is not an otlp-json exporter", metrics)
+	}
+	return otlpJSONEvents{e}, nil
+}
+
+// ExportEvents writes the batch as exactly one line and flushes it.
+func (x otlpJSONEvents) ExportEvents(ctx context.Context, records []sdklog.Record) error {
+	e := x.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("otlp-json %s: events after shutdown", e.path)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("otlp-json %s: %w", e.path, err)
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	raw, err := otlpJSONMarshal.Marshal(LogsToProto(records))
+	if err != nil {
+		return fmt.Errorf("otlp-json %s: marshal logs: %w", e.path, err)
+	}
+	e.line.Reset()
+	if err := json.Compact(&e.line, raw); err != nil {
+		return fmt.Errorf("otlp-json %s: compact: %w", e.path, err)
+	}
+	e.line.WriteByte('\n')
+	if _, err := e.w.Write(e.line.Bytes()); err != nil {
+		return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
+	}
+	if err := e.w.Flush(); err != nil {
+		return fmt.Errorf("otlp-json %s: flush: %w", e.path, err)
+	}
+	return nil
+}
+
+func (otlpJSONEvents) Shutdown(context.Context) error { return nil }
+
+// ---- console --------------------------------------------------------------
+
+// consoleEvents prints one line per event:
+//
+//	12:51:47.123 telagent.process.exit pid=27180 exe=sh process.exit.code=3 telagent.process.lifetime=0.0021
+type consoleEvents struct {
+	w   io.Writer
+	buf bytes.Buffer
+}
+
+// NewConsoleEvents returns the human-readable event exporter writing to w,
+// one Write per batch.
+func NewConsoleEvents(w io.Writer) EventExporter { return &consoleEvents{w: w} }
+
+func (c *consoleEvents) ExportEvents(_ context.Context, records []sdklog.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	c.buf.Reset()
+	for i := range records {
+		r := &records[i]
+		c.buf.WriteString(r.Timestamp().Local().Format("15:04:05.000"))
+		c.buf.WriteByte(' ')
+		c.buf.WriteString(r.EventName())
+		if res := r.Resource(); res != nil {
+			set := res.Set()
+			if v, ok := set.Value(keyPID); ok {
+				c.buf.WriteString(" pid=" + v.Emit())
+			}
+			if v, ok := set.Value(keyExecutable); ok {
+				c.buf.WriteString(" exe=" + quoteIfNeeded(v.Emit()))
+			}
+		}
+		r.WalkAttributes(func(kv attribute.KeyValue) bool {
+			c.buf.WriteString(" " + string(kv.Key) + "=" + quoteIfNeeded(consoleValue(kv.Value)))
+			return true
+		})
+		c.buf.WriteByte('\n')
+	}
+	if _, err := c.w.Write(c.buf.Bytes()); err != nil {
+		return fmt.Errorf("console events: %w", err)
+	}
+	return nil
+}
+
+func (*consoleEvents) Shutdown(context.Context) error { return nil }
+
+func consoleValue(v attribute.Value) string {
+	switch v.Type() {
+	case attribute.FLOAT64:
+		return strconv.FormatFloat(v.AsFloat64(), 'g', 6, 64)
+	case attribute.STRINGSLICE:
+		parts := v.AsStringSlice()
+		for i, p := range parts {
+			parts[i] = quoteIfNeeded(p)
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	return v.Emit()
+}
+
+// quoteIfNeeded quotes values a reader could not split on spaces (and any
+// control character, so one event is always one line).
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t\"=") || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// ---- otlp (gRPC) ----------------------------------------------------------
+
+// otlpLogGRPC sends event batches through otlploggrpc.
+type otlpLogGRPC struct{ exp *otellog.Exporter }
+
+// NewOTLPLogGRPC builds the OTLP/gRPC log exporter for events. Like
+// NewOTLPGRPC it honours every OTEL_EXPORTER_OTLP_* and
+// OTEL_EXPORTER_OTLP_LOGS_* variable, which otlploggrpc reads itself, and
+// opts.Endpoint overrides the endpoint the same way (a bare host:port is
+// plaintext).
+func NewOTLPLogGRPC(ctx context.Context, opts OTLPOptions) (EventExporter, error) {
+	var o []otellog.Option
+	insecure := opts.Insecure
+	if ep := strings.TrimSpace(opts.Endpoint); ep != "" {
+		if scheme := endpointScheme(ep); scheme == "http" || scheme == "https" {
+			o = append(o, otellog.WithEndpointURL(ep))
+		} else {
+			o = append(o, otellog.WithEndpoint(ep))
+			if insecure == nil {
+				o = append(o, otellog.WithInsecure())
+			}
+		}
+	}
+	if insecure != nil {
+		if *insecure {
+			o = append(o, otellog.WithInsecure())
+		} else if !envHasLogsCertificate() {
+			o = append(o, otellog.WithTLSCredentials(credentials.NewTLS(nil)))
+		}
+	}
+	exp, err := otellog.New(ctx, o...)
+	if err != nil {
+		return nil, fmt.Errorf("otlp log exporter: %w", err)
+	}
+	return &otlpLogGRPC{exp: exp}, nil
+}
+
+func envHasLogsCertificate() bool {
+	for _, k := range []string{
+		"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+	} {
+		if os.Getenv(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *otlpLogGRPC) ExportEvents(ctx context.Context, records []sdklog.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if err := e.exp.Export(ctx, records); err != nil {
+		return fmt.Errorf("otlp log export: %w", err)
+	}
+	return nil
+}
+
+func (e *otlpLogGRPC) Shutdown(ctx context.Context) error {
+	if err := e.exp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("otlp log exporter shutdown: %w", err)
+	}
+	return nil
+}
+
+// eventTimeout bounds one batch export, so a dead backend delays the next
+// batch by at most this long.
+const eventTimeout = 5 * time.Second
+
+// EventExportTimeout is how long one event batch may take to export.
+func EventExportTimeout() time.Duration { return eventTimeout }

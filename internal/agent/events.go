@@ -1,0 +1,307 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/probes"
+)
+
+// Event pipeline tuning.
+const (
+	// eventQueue bounds the events waiting for export; past it the probes
+	// count drops (queue_full) and nothing blocks.
+	eventQueue = 16384
+	// eventBatch is the most records in one export.
+	eventBatch = 1024
+	// eventFlush is how long an event may wait for its batch.
+	eventFlush = time.Second
+	// earlyExits exited processes since the last collection make the
+	// agent collect (and so export and evict) before the interval ends, so
+	// that a burst of short-lived processes does not fill the metric-set
+	// maps with keys of the dead; earlyMinGap rate-limits it.
+	earlyMinGap = time.Second
+)
+
+// earlyExits is a variable so that tests can turn early collection off.
+var earlyExits = 512
+
+// eventPipeline receives the probes' events (it is their EventSink),
+// exports them in batches from its own goroutine through a bounded queue,
+// and records exits for the collector, which uses them to export a dead
+// process's series one last time and then delete them without waiting for
+// /proc to say it is gone.
+type eventPipeline struct {
+	exporter export.EventExporter // nil: events are not exported
+	builder  *export.EventBuilder
+	host     []attribute.KeyValue
+	creation func(startTicks uint64) string
+	log      *slog.Logger
+	sources  []probes.EventSource
+
+	queue chan probes.Event
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu        sync.Mutex
+	exits     []exitNote
+	lastEarly time.Time
+	early     chan struct{} // a token: collect now
+
+	resources map[procKey]*resource.Resource // pipeline goroutine only
+	nodes     []int                          // node of each record in the builder, in order
+	failing   bool
+	exported  uint64
+	failed    map[int]uint64 // per node: events lost to failed exports (under mu)
+	dropAttrs map[int]attribute.Set
+}
+
+type exitNote struct {
+	pid        uint32
+	startTicks uint64
+	comm       string
+}
+
+type procKey struct {
+	pid        uint32
+	startTicks uint64
+	comm       string
+}
+
+// newEventPipeline wires every probe that reports events to a pipeline;
+// it returns nil when no probe does.
+func newEventPipeline(ps []probes.Probe, exp export.EventExporter, version string, host []attribute.KeyValue,
+	creation func(uint64) string, log *slog.Logger) *eventPipeline {
+	e := &eventPipeline{
+		exporter: exp, builder: export.NewEventBuilder(version), host: host, creation: creation, log: log,
+		queue: make(chan probes.Event, eventQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		early: make(chan struct{}, 1), resources: map[procKey]*resource.Resource{},
+		failed: map[int]uint64{}, dropAttrs: map[int]attribute.Set{},
+	}
+	for _, p := range ps {
+		if src, ok := p.(probes.EventSource); ok {
+			src.SetEventSink(e)
+			e.sources = append(e.sources, src)
+		}
+	}
+	if len(e.sources) == 0 {
+		return nil
+	}
+	return e
+}
+
+// start runs the export goroutine (after the probes started).
+func (e *eventPipeline) start() {
+	if e == nil {
+		return
+	}
+	go e.run()
+}
+
+// Deliver implements probes.EventSink; it runs on the probes' reader
+// threads and never blocks. An exit is recorded for eviction even when the
+// queue is full: map hygiene must not depend on the export keeping up.
+func (e *eventPipeline) Deliver(ev probes.Event) bool {
+	if ev.Exited {
+		e.mu.Lock()
+		e.exits = append(e.exits, exitNote{ev.Pid, ev.StartTicks, ev.Comm})
+		if len(e.exits) >= earlyExits && time.Since(e.lastEarly) >= earlyMinGap {
+			e.lastEarly = time.Now()
+			select {
+			case e.early <- struct{}{}:
+			default:
+			}
+		}
+		e.mu.Unlock()
+	}
+	if e.exporter == nil {
+		return true // nowhere to go: not a drop
+	}
+	select {
+	case e.queue <- ev:
+		return true
+	default:
+		return false
+	}
+}
+
+// earlyC fires when enough processes exited to collect before the
+// interval ends; nil (never fires) without a pipeline.
+func (e *eventPipeline) earlyC() <-chan struct{} {
+	if e == nil {
+		return nil
+	}
+	return e.early
+}
+
+// beforeCollect tells the resolver which processes exited since the last
+// collection, in the generation about to be collected: their series are
+// exported with the identity the kernel reported and then evicted. It also
+// adds the events lost to failed exports to telagent.events.dropped.
+func (e *eventPipeline) beforeCollect(r *entity.ProcessResolver, b *export.Builder) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	exits := e.exits
+	e.exits = nil
+	failed := make(map[int]uint64, len(e.failed))
+	for n, v := range e.failed {
+		failed[n] = v
+	}
+	e.mu.Unlock()
+	for _, x := range exits {
+		r.MarkExited(x.pid, x.startTicks, x.comm)
+	}
+	r.ExitEvents = true
+	r.CheckLiveness() // the rest, before the maps are read
+	for n, v := range failed {
+		s, ok := e.dropAttrs[n]
+		if !ok {
+			s = attribute.NewSet(entity.AttrTelagentEventDropReason.String("export_failed"), entity.AttrTelagentNUMANode.Int(n))
+			e.dropAttrs[n] = s
+		}
+		b.Counter(r.Host(), entity.MetricTelagentEventDrops, s, int64(v))
+	}
+}
+
+// sync waits until every event the kernel recorded so far has been
+// delivered (before the final collection).
+func (e *eventPipeline) sync(ctx context.Context) {
+	if e == nil {
+		return
+	}
+	// Also at shutdown, when ctx is already cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, s := range e.sources {
+		if err := s.SyncEvents(ctx); err != nil {
+			e.log.Warn("drain events", "err", err)
+		}
+	}
+}
+
+// close exports what is queued and shuts the event exporter down.
+func (e *eventPipeline) close(ctx context.Context) {
+	if e == nil {
+		return
+	}
+	close(e.stop)
+	<-e.done
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if e.exporter != nil {
+		if err := e.exporter.Shutdown(ctx); err != nil {
+			e.log.Warn("event exporter shutdown", "err", err)
+		}
+	}
+}
+
+func (e *eventPipeline) run() {
+	defer close(e.done)
+	tick := time.NewTicker(eventFlush)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case ev := <-e.queue:
+			e.add(ev)
+			if n++; n >= eventBatch {
+				e.flush()
+				n = 0
+			}
+		case <-tick.C:
+			e.flush()
+			n = 0
+		case <-e.stop:
+			for {
+				select {
+				case ev := <-e.queue:
+					e.add(ev)
+					if n++; n >= eventBatch {
+						e.flush()
+						n = 0
+					}
+					continue
+				default:
+				}
+				break
+			}
+			e.flush()
+			return
+		}
+	}
+}
+
+// add builds the event's record on its process's Resource: the host, and
+// the process's identifying attributes exactly as its metrics carry them
+// (process.pid, and process.creation.time from the same start time), so
+// backends join the two.
+func (e *eventPipeline) add(ev probes.Event) {
+	k := procKey{ev.Pid, ev.StartTicks, ev.Comm}
+	res, ok := e.resources[k]
+	if !ok {
+		if len(e.resources) >= maxEventResources {
+			clear(e.resources)
+		}
+		attrs := append(e.host[:len(e.host):len(e.host)], entity.AttrProcessPID.Int64(int64(ev.Pid)))
+		if ev.StartTicks != 0 {
+			attrs = append(attrs, entity.AttrProcessCreationTime.String(e.creation(ev.StartTicks)))
+		}
+		if ev.Comm != "" {
+			attrs = append(attrs, entity.AttrProcessExecutableName.String(ev.Comm))
+		}
+		res = resource.NewSchemaless(attrs...)
+		e.resources[k] = res
+	}
+	e.builder.Add(res, ev.Desc.Name, ev.Time, ev.Attributes)
+	e.nodes = append(e.nodes, ev.Node)
+	if ev.Exited { // the last event of this process
+		delete(e.resources, k)
+		e.builder.Forget(res)
+	}
+}
+
+// maxEventResources bounds the Resource cache of live processes.
+const maxEventResources = 8192
+
+func (e *eventPipeline) flush() {
+	recs, nodes := e.builder.Take(), e.nodes
+	e.nodes = e.nodes[:0]
+	if len(recs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), export.EventExportTimeout())
+	defer cancel()
+	err := e.exporter.ExportEvents(ctx, recs)
+	switch {
+	case err != nil && !e.failing:
+		e.failing = true
+		e.log.Warn("event export failed; events are dropped (and counted) until it recovers", "err", err, "events", len(recs))
+	case err == nil && e.failing:
+		e.failing = false
+		e.log.Info("event export recovered")
+	}
+	if err == nil {
+		e.exported += uint64(len(recs))
+		return
+	}
+	// Lost: counted, like every other drop, by the node it came through.
+	e.mu.Lock()
+	for _, n := range nodes {
+		e.failed[n]++
+	}
+	e.mu.Unlock()
+}
+
+func (e *eventPipeline) String() string {
+	return fmt.Sprintf("events(%d sources)", len(e.sources))
+}

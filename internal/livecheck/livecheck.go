@@ -1,0 +1,366 @@
+// Package livecheck checks telemetry the agent actually emitted against the
+// registry, the way `weaver registry live-check` does: every metric must be
+// declared, with the declared unit, instrument (OTLP data type and
+// monotonicity), cumulative temporality and value type; every data-point
+// attribute must be one the metric declares (or otel.metric.overflow on a
+// metric-set metric), of the declared type and enum values; every resource
+// attribute must belong to a declared entity, with each entity present on a
+// resource identified completely. Expectations come from the registry alone
+// (loaded by internal/schemagen), so probes added later are covered as soon
+// as they emit.
+package livecheck
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+
+	"github.com/telagent/telagent/internal/schemagen"
+)
+
+// overflowAttr is the built-in attribute of every metric set's overflow series.
+const overflowAttr = "otel.metric.overflow"
+
+// Report is the outcome of a check.
+type Report struct {
+	// Violations are the distinct problems, sorted, each with how many
+	// times it was seen ("… (3 points)").
+	Violations []string
+	// Points counts the data points seen per metric name.
+	Points map[string]int
+	// Resources counts the resources seen.
+	Resources int
+}
+
+// Unseen lists the registry's metrics that no data point was seen for.
+func (rep *Report) Unseen(r *schemagen.Registry) []string {
+	var out []string
+	for _, m := range r.Metrics {
+		if rep.Points[m.Name] == 0 {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+type checker struct {
+	r          *schemagen.Registry
+	metrics    map[string]*schemagen.Metric
+	sets       map[string]*schemagen.MetricSet
+	entityOf   map[string][]*schemagen.Entity // resource attribute → entities declaring it
+	histBounds []float64
+	counts     map[string]int
+	rep        *Report
+}
+
+// Check checks every request against r.
+func Check(r *schemagen.Registry, reqs []*colmetricspb.ExportMetricsServiceRequest) *Report {
+	c := &checker{r: r, metrics: map[string]*schemagen.Metric{}, sets: map[string]*schemagen.MetricSet{},
+		entityOf: map[string][]*schemagen.Entity{}, counts: map[string]int{},
+		rep: &Report{Points: map[string]int{}}}
+	for _, m := range r.Metrics {
+		c.metrics[m.Name] = m
+	}
+	for _, s := range r.MetricSets {
+		c.sets[s.Name] = s
+	}
+	for _, e := range r.Entities {
+		for _, a := range append(slices.Clone(e.Identifying), e.Descriptive...) {
+			c.entityOf[a.ID] = append(c.entityOf[a.ID], e)
+		}
+	}
+	if r.HistBuckets > 0 {
+		c.histBounds = schemagen.HistBoundsSeconds(r.HistBuckets, r.HistMinShift)
+	}
+	for _, req := range reqs {
+		for _, rm := range req.GetResourceMetrics() {
+			c.rep.Resources++
+			entities := c.resource(rm.GetResource())
+			for _, sm := range rm.GetScopeMetrics() {
+				for _, m := range sm.GetMetrics() {
+					c.metric(m, entities)
+				}
+			}
+		}
+	}
+	for v, n := range c.counts {
+		c.rep.Violations = append(c.rep.Violations, fmt.Sprintf("%s (%d %s)", v, n, map[bool]string{true: "time", false: "times"}[n == 1]))
+	}
+	sort.Strings(c.rep.Violations)
+	return c.rep
+}
+
+func (c *checker) violation(format string, args ...any) { c.counts[fmt.Sprintf(format, args...)]++ }
+
+// resource checks a resource's attributes and returns the entities it
+// carries attributes of (by name).
+func (c *checker) resource(res *resourcepb.Resource) map[string]bool {
+	present := map[string]bool{}
+	entities := map[string]bool{}
+	for _, kv := range res.GetAttributes() {
+		es := c.entityOf[kv.GetKey()]
+		if len(es) == 0 {
+			c.violation("resource attribute %q is not an attribute of any entity the registry declares", kv.GetKey())
+			continue
+		}
+		present[kv.GetKey()] = true
+		// An entity some of whose attributes are there counts as present
+		// for its metrics: what is missing is reported once, below.
+		for _, e := range es {
+			entities[e.Name] = true
+		}
+		c.value("resource attribute", kv, c.r.AttributeByID[kv.GetKey()])
+	}
+	// An entity is on the resource when one of its identifying attributes
+	// is; then all of them must be (its identity is complete).
+	for _, e := range c.r.Entities {
+		var have, missing []string
+		for _, a := range e.Identifying {
+			if present[a.ID] {
+				have = append(have, a.ID)
+			} else {
+				missing = append(missing, a.ID)
+			}
+		}
+		if len(have) == 0 {
+			continue
+		}
+		if len(missing) > 0 && !c.partOfLarger(e, present) {
+			c.violation("resource has %s but not %s: entity %s is identified incompletely", strings.Join(have, ", "), strings.Join(missing, ", "), e.Name)
+		}
+	}
+	if c.hasEntity("host") && !slices.ContainsFunc(c.r.Entities, func(e *schemagen.Entity) bool {
+		return e.Name == "host" && !slices.ContainsFunc(e.Identifying, func(a *schemagen.Attribute) bool { return !present[a.ID] })
+	}) {
+		c.violation("resource lacks the host entity (every resource carries the host attributes)")
+	}
+	return entities
+}
+
+// partOfLarger: e's identifying attributes that are present all belong to
+// another entity that is completely present (process.pid is part of a
+// thread's identity too; a process resource is not an incomplete thread).
+func (c *checker) partOfLarger(e *schemagen.Entity, present map[string]bool) bool {
+	for _, other := range c.r.Entities {
+		if other == e {
+			continue
+		}
+		complete := true
+		for _, a := range other.Identifying {
+			complete = complete && present[a.ID]
+		}
+		if !complete {
+			continue
+		}
+		all := true
+		for _, a := range e.Identifying {
+			if present[a.ID] && !slices.Contains(other.Identifying, a) {
+				all = false
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) hasEntity(name string) bool {
+	return slices.ContainsFunc(c.r.Entities, func(e *schemagen.Entity) bool { return e.Name == name })
+}
+
+// value checks one attribute value against its declaration.
+func (c *checker) value(where string, kv *commonpb.KeyValue, a *schemagen.Attribute) {
+	if a == nil {
+		return
+	}
+	v := kv.GetValue()
+	var got string
+	switch v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		got = "string"
+	case *commonpb.AnyValue_IntValue:
+		got = "int"
+	case *commonpb.AnyValue_DoubleValue:
+		got = "double"
+	case *commonpb.AnyValue_BoolValue:
+		got = "boolean"
+	case *commonpb.AnyValue_ArrayValue:
+		got = "array"
+	default:
+		got = fmt.Sprintf("%T", v.GetValue())
+	}
+	want := a.Type
+	if want == "enum" {
+		want = "string"
+	}
+	if strings.HasSuffix(want, "[]") {
+		want = "array"
+	}
+	if got != want {
+		c.violation("%s %q is a %s, the registry declares %s", where, a.ID, got, a.Type)
+		return
+	}
+	if a.Type == "enum" && !slices.Contains(a.EnumValues, v.GetStringValue()) {
+		c.violation("%s %q = %q is not one of its enum values %s", where, a.ID, v.GetStringValue(), strings.Join(a.EnumValues, ", "))
+	}
+}
+
+func (c *checker) metric(m *metricspb.Metric, entities map[string]bool) {
+	name := m.GetName()
+	d := c.metrics[name]
+	if d == nil {
+		c.violation("metric %q is not declared in the registry", name)
+		return
+	}
+	if m.GetUnit() != d.Unit {
+		c.violation("metric %s: unit %q, the registry declares %q", name, m.GetUnit(), d.Unit)
+	}
+
+	// Instrument: OTLP data type, monotonicity, temporality.
+	var want string
+	switch d.Instrument {
+	case "counter":
+		want = "monotonic cumulative sum"
+	case "updowncounter":
+		want = "non-monotonic cumulative sum"
+	case "gauge":
+		want = "gauge"
+	case "histogram":
+		want = "cumulative explicit-bucket histogram"
+	}
+	var got string
+	switch data := m.GetData().(type) {
+	case *metricspb.Metric_Sum:
+		got = map[bool]string{true: "monotonic", false: "non-monotonic"}[data.Sum.GetIsMonotonic()] + " " + temporality(data.Sum.GetAggregationTemporality()) + " sum"
+	case *metricspb.Metric_Gauge:
+		got = "gauge"
+	case *metricspb.Metric_Histogram:
+		got = temporality(data.Histogram.GetAggregationTemporality()) + " explicit-bucket histogram"
+	case *metricspb.Metric_ExponentialHistogram:
+		got = "exponential histogram"
+	case *metricspb.Metric_Summary:
+		got = "summary"
+	default:
+		got = "no data"
+	}
+	if got != want {
+		c.violation("metric %s: a %s, the registry declares a %s (%s)", name, got, d.Instrument, want)
+		return
+	}
+
+	wantValue := c.r.MetricValueType(d)
+	set := c.sets[d.MetricSet]
+	point := func(attrs []*commonpb.KeyValue) {
+		c.rep.Points[name]++
+		c.pointAttributes(d, set, attrs, entities)
+	}
+	switch data := m.GetData().(type) {
+	case *metricspb.Metric_Sum:
+		for _, dp := range data.Sum.GetDataPoints() {
+			c.numberValue(name, wantValue, dp)
+			point(dp.GetAttributes())
+		}
+	case *metricspb.Metric_Gauge:
+		for _, dp := range data.Gauge.GetDataPoints() {
+			c.numberValue(name, wantValue, dp)
+			point(dp.GetAttributes())
+		}
+	case *metricspb.Metric_Histogram:
+		for _, dp := range data.Histogram.GetDataPoints() {
+			if c.histBounds != nil && fedByLog2(set, name) && !slices.Equal(dp.GetExplicitBounds(), c.histBounds) {
+				c.violation("metric %s: explicit bounds differ from the registry's log2 layout (%d buckets from 2^%d ns)", name, c.r.HistBuckets, c.r.HistMinShift)
+			}
+			point(dp.GetAttributes())
+		}
+	}
+}
+
+func temporality(t metricspb.AggregationTemporality) string {
+	switch t {
+	case metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE:
+		return "cumulative"
+	case metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA:
+		return "delta"
+	}
+	return "unspecified-temporality"
+}
+
+func fedByLog2(s *schemagen.MetricSet, metric string) bool {
+	if s == nil {
+		return false
+	}
+	return slices.ContainsFunc(s.Values, func(v schemagen.ValueField) bool { return v.Metric == metric && v.Kind == "log2_histogram" })
+}
+
+func (c *checker) numberValue(name, want string, dp *metricspb.NumberDataPoint) {
+	var got string
+	switch dp.GetValue().(type) {
+	case *metricspb.NumberDataPoint_AsInt:
+		got = "int"
+	case *metricspb.NumberDataPoint_AsDouble:
+		got = "double"
+	default:
+		got = "no value"
+	}
+	if got != want {
+		c.violation("metric %s: %s values, the registry implies %s", name, got, want)
+	}
+}
+
+// pointAttributes checks a data point's attributes: declared by the metric
+// (or the overflow attribute of a metric-set metric), of the declared type;
+// a metric-set point carries every key-field attribute and constant of its
+// series, or is the overflow series; the metric's entity is on the resource
+// unless the point is the overflow series.
+func (c *checker) pointAttributes(d *schemagen.Metric, set *schemagen.MetricSet, attrs []*commonpb.KeyValue, entities map[string]bool) {
+	keys := map[string]bool{}
+	overflow := false
+	for _, kv := range attrs {
+		k := kv.GetKey()
+		keys[k] = true
+		if k == overflowAttr && set != nil {
+			overflow = kv.GetValue().GetBoolValue()
+			if !overflow {
+				c.violation("metric %s: %s is present but not true", d.Name, overflowAttr)
+			}
+			continue
+		}
+		i := slices.IndexFunc(d.Attributes, func(a *schemagen.Attribute) bool { return a.ID == k })
+		if i < 0 {
+			c.violation("metric %s: data-point attribute %q is not declared for it", d.Name, k)
+			continue
+		}
+		c.value("metric "+d.Name+": data-point attribute", kv, d.Attributes[i])
+	}
+	if set != nil {
+		var missing []string
+		for _, a := range d.Attributes {
+			if keys[a.ID] {
+				continue
+			}
+			constant := slices.ContainsFunc(set.Values, func(v schemagen.ValueField) bool {
+				return v.Metric == d.Name && slices.ContainsFunc(v.Attributes, func(ca schemagen.ConstAttribute) bool { return ca.Attribute == a })
+			})
+			if overflow && !constant {
+				continue // the overflow series has lost its key attributes
+			}
+			missing = append(missing, a.ID)
+		}
+		if len(missing) > 0 {
+			c.violation("metric %s: a data point lacks %s", d.Name, strings.Join(missing, ", "))
+		}
+	}
+	if len(d.EntityAssociations) > 0 && !overflow {
+		ok := slices.ContainsFunc(d.EntityAssociations, func(e string) bool { return entities[e] })
+		if !ok {
+			c.violation("metric %s: its resource does not carry its entity %s", d.Name, strings.Join(d.EntityAssociations, " or "))
+		}
+	}
+}

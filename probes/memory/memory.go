@@ -1,0 +1,463 @@
+// Package memory is the memory probe: per-process minor and major page
+// faults, counted on the kernel's own software perf events (so they are the
+// numbers /proc reports), and OOM kills per victim cgroup from the
+// oom:mark_victim tracepoint.
+package memory
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type memory_key -type memory_value -type memory_oom_key -type memory_oom_value memory ../../bpf/memory.bpf.c -- -I../../bpf/include
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/probes"
+)
+
+// ProbeName is the probe's name on the command line.
+const ProbeName = "memory"
+
+var (
+	set    = entity.MetricSetMemory
+	oomSet = entity.MetricSetMemoryOOM
+)
+
+// onlineCPUsPath lists the CPUs that can run tasks now (cpulist format).
+const onlineCPUsPath = "/sys/devices/system/cpu/online"
+
+// Config tunes the probe.
+type Config struct {
+	// MaxEntries bounds the processes kept in the memory metric set;
+	// further processes go into the overflow series. 0 means the schema's
+	// default.
+	MaxEntries uint32
+	// Attach forces how mark_victim attaches, "tp_btf" or "raw_tp"; empty
+	// tries tp_btf and falls back to raw_tp. Faults always use perf events.
+	Attach string
+}
+
+// Probe implements probes.Probe.
+type Probe struct {
+	cfg    Config
+	objs   objects
+	events []cpuEvent
+	links  []link.Link // mark_victim
+	attach string
+
+	reader    *aggregator.PerCPUReader[memoryMemoryKey]
+	oomReader *aggregator.PerCPUReader[memoryMemoryOomKey]
+	keys      int
+	oomKeys   int
+
+	evict   []memoryMemoryKey // keys of exited processes, exported and due for deletion
+	evicted uint64
+
+	emit, oomEmit *probes.SetEmitter
+	cgroups       map[uint64]attribute.Set // data-point attributes per cgroup id, built once
+	folds         []uint64
+}
+
+// cpuEvent is one software perf event on one CPU with its program linked.
+type cpuEvent struct {
+	cpu  int
+	fd   int
+	link *link.RawLink
+}
+
+// objects is the subset of the bpf2go collection the tp_btf attach needs;
+// loading only these leaves the raw_tp variant unverified and unloaded.
+type objects struct {
+	Minor    *ebpf.Program `ebpf:"page_fault_min"`
+	Major    *ebpf.Program `ebpf:"page_fault_maj"`
+	Victim   *ebpf.Program `ebpf:"mark_victim"`
+	Stats    *ebpf.Map     `ebpf:"memory_stats"`
+	OOM      *ebpf.Map     `ebpf:"memory_oom"`
+	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
+	OOMFolds *ebpf.Map     `ebpf:"oom_folds"`
+}
+
+// rawObjects is the same for the raw_tp fallback.
+type rawObjects struct {
+	Minor    *ebpf.Program `ebpf:"page_fault_min"`
+	Major    *ebpf.Program `ebpf:"page_fault_maj"`
+	Victim   *ebpf.Program `ebpf:"raw_mark_victim"`
+	Stats    *ebpf.Map     `ebpf:"memory_stats"`
+	OOM      *ebpf.Map     `ebpf:"memory_oom"`
+	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
+	OOMFolds *ebpf.Map     `ebpf:"oom_folds"`
+}
+
+// New returns the probe; nothing is loaded until Start.
+func New(cfg Config) *Probe { return &Probe{cfg: cfg} }
+
+// Info implements probes.Probe.
+func (p *Probe) Info() probes.Info {
+	return probes.Info{
+		Name:     ProbeName,
+		Measures: "page faults per process (minor, major, as /proc counts them) and OOM kills per victim cgroup",
+		Hooks:    "software perf events page-faults-min/maj on every online CPU; tracepoint oom:mark_victim (tp_btf, raw_tp fallback)",
+		Requires: "BTF (/sys/kernel/btf/vmlinux), CPU-wide software perf events (CAP_PERFMON or perf_event_paranoid <= 0), BPF perf links (Linux 5.15+)",
+		Metrics:  []string{entity.MetricProcessPagingFaults.Name, entity.MetricTelagentMemoryOOMKills.Name},
+	}
+}
+
+// Supported implements probes.Probe.
+func (p *Probe) Supported() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	}
+	// The perf event first: without CAP_PERFMON its error names the fix
+	// (perf_event_paranoid), where the BPF feature probes only say EPERM.
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	fd, err := openFaultEvent(unix.PERF_COUNT_SW_PAGE_FAULTS_MIN, cpus[0])
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	if err := features.HaveProgramType(ebpf.PerfEvent); err != nil {
+		return fmt.Errorf("BPF perf-event programs unavailable: %w", err)
+	}
+	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
+		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
+	}
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("load kernel BTF: %w", err)
+	}
+	var tp *btf.Typedef
+	if err := kernel.TypeByName("btf_trace_mark_victim", &tp); err != nil {
+		return errors.New("tracepoint oom:mark_victim missing from the kernel's BTF")
+	}
+	return nil
+}
+
+// onlineCPUs are the CPUs a per-CPU perf event can be opened on now.
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile(onlineCPUsPath)
+	if err != nil {
+		return nil, fmt.Errorf("read online CPUs: %w", err)
+	}
+	cpus, err := aggregator.ParseCPUList(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", onlineCPUsPath, err)
+	}
+	if len(cpus) == 0 {
+		return nil, fmt.Errorf("%s lists no CPU", onlineCPUsPath)
+	}
+	return cpus, nil
+}
+
+// openFaultEvent opens one CPU-wide (pid -1) software page-fault event,
+// disabled until its program is linked. sample_period 1 makes every fault
+// an overflow that runs the program; kernel-mode faults on user memory
+// (copy_to_user) are included, as /proc includes them.
+func openFaultEvent(config uint64, cpu int) (int, error) {
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_SOFTWARE,
+		Config: config,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: 1,
+		Bits:   unix.PerfBitDisabled,
+	}
+	fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err == nil {
+		return fd, nil
+	}
+	name := map[uint64]string{unix.PERF_COUNT_SW_PAGE_FAULTS_MIN: "page-faults-min", unix.PERF_COUNT_SW_PAGE_FAULTS_MAJ: "page-faults-maj"}[config]
+	switch {
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		paranoid, _ := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+		return -1, fmt.Errorf("CPU-wide perf event %s not permitted (perf_event_paranoid=%s, needs CAP_PERFMON or root): %w",
+			name, strings.TrimSpace(string(paranoid)), err)
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP):
+		return -1, fmt.Errorf("software perf event %s unsupported by this kernel: %w", name, err)
+	}
+	return -1, fmt.Errorf("open perf event %s on CPU %d: %w", name, cpu, err)
+}
+
+// Start implements probes.Probe: load, create the overflow keys, attach.
+func (p *Probe) Start(ctx context.Context, env probes.Env) error {
+	var err error
+	if p.emit, err = probes.NewSetEmitter(set); err != nil {
+		return err
+	}
+	if p.oomEmit, err = probes.NewSetEmitter(oomSet); err != nil {
+		return err
+	}
+	spec, err := loadMemory()
+	if err != nil {
+		return fmt.Errorf("load memory spec: %w", err)
+	}
+	maxEntries := p.cfg.MaxEntries
+	if maxEntries == 0 {
+		maxEntries = set.MaxEntries
+	}
+	// One extra slot per map holds the overflow key, which must always fit.
+	spec.Maps[set.Map].MaxEntries = maxEntries + 1
+	spec.Maps[oomSet.Map].MaxEntries = oomSet.MaxEntries + 1
+	opts, err := env.CollectionOptions(spec)
+	if err != nil {
+		return err
+	}
+	if err := p.loadAndAttachVictim(spec, opts); err != nil {
+		return err
+	}
+	// Overflow keys exist before the fault programs are linked. mark_victim
+	// runs already, but its map is empty: it cannot be full yet.
+	if err := p.initOverflowKeys(env.Topology.PossibleCPUs); err != nil {
+		p.Close()
+		return err
+	}
+	if err := p.attachFaults(env); err != nil {
+		p.Close()
+		return err
+	}
+	if p.reader, err = aggregator.NewPerCPUReader[memoryMemoryKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
+		p.Close()
+		return err
+	}
+	if p.oomReader, err = aggregator.NewPerCPUReader[memoryMemoryOomKey](p.objs.OOM, oomSet.KeySize, oomSet.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
+		p.Close()
+		return err
+	}
+	p.folds = make([]uint64, env.Topology.PossibleCPUs)
+	p.cgroups = map[uint64]attribute.Set{}
+	return nil
+}
+
+// loadAndAttachVictim prefers the tp_btf variant of mark_victim (typed
+// arguments) and falls back to raw_tp on kernels where tp_btf does not load
+// or attach.
+func (p *Probe) loadAndAttachVictim(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	btfErr := errors.New("not tried: raw_tp forced")
+	if p.cfg.Attach != "raw_tp" {
+		btfErr = spec.LoadAndAssign(&p.objs, opts)
+		if btfErr == nil {
+			l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.Victim})
+			if err == nil {
+				p.links, p.attach = append(p.links, l), "tp_btf"
+				return nil
+			}
+			btfErr = fmt.Errorf("attach tp_btf/mark_victim: %w", err)
+			p.Close()
+		}
+	}
+	if p.cfg.Attach == "tp_btf" {
+		return fmt.Errorf("load memory programs: tp_btf: %w", btfErr)
+	}
+	var raw rawObjects
+	if err := spec.LoadAndAssign(&raw, opts); err != nil {
+		return fmt.Errorf("load memory programs: tp_btf: %v; raw_tp: %w", btfErr, err)
+	}
+	p.objs = objects(raw)
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "mark_victim", Program: p.objs.Victim})
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("attach raw_tp/mark_victim: %w (tp_btf: %v)", err, btfErr)
+	}
+	p.links, p.attach = append(p.links, l), "raw_tp"
+	return nil
+}
+
+// attachFaults opens page-faults-min and page-faults-maj on every online
+// CPU and links the programs to them.
+//
+// CPU hotplug: events exist only for the CPUs online at start. A CPU that
+// comes online later runs tasks whose faults are not counted until the
+// probe is restarted. Following hotplug would need a watcher (a netlink
+// uevent socket for cpu online/offline, or a re-read of
+// /sys/devices/system/cpu/online at each Collect) that opens and links
+// events on newly online CPUs and re-enables events of CPUs that come back
+// (the kernel keeps them, but may leave them off after an offline).
+func (p *Probe) attachFaults(env probes.Env) error {
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	for _, cpu := range cpus {
+		if cpu >= env.Topology.PossibleCPUs {
+			return fmt.Errorf("online CPU %d is not among the %d possible CPUs", cpu, env.Topology.PossibleCPUs)
+		}
+		for _, ev := range []struct {
+			config uint64
+			prog   *ebpf.Program
+		}{{unix.PERF_COUNT_SW_PAGE_FAULTS_MIN, p.objs.Minor}, {unix.PERF_COUNT_SW_PAGE_FAULTS_MAJ, p.objs.Major}} {
+			fd, err := openFaultEvent(ev.config, cpu)
+			if errors.Is(err, unix.ENODEV) {
+				// Went offline since the list was read: as if it had been offline.
+				if env.Log != nil {
+					env.Log.Info("CPU went offline while attaching; its faults are not counted", "probe", ProbeName, "cpu", cpu)
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+			e := cpuEvent{cpu: cpu, fd: fd}
+			// The link (not the perf event fd) owns the program attachment:
+			// closing it detaches, and it holds its own reference to the
+			// event, so no program outlives Close.
+			e.link, err = link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: ev.prog, Attach: ebpf.AttachPerfEvent})
+			if err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("link %s to perf event on CPU %d (needs Linux 5.15+): %w", ev.prog, cpu, err)
+			}
+			p.events = append(p.events, e)
+			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+				return fmt.Errorf("enable perf event on CPU %d: %w", cpu, err)
+			}
+		}
+	}
+	if len(p.events) == 0 {
+		return errors.New("no online CPU to open page-fault perf events on")
+	}
+	return nil
+}
+
+func (p *Probe) initOverflowKeys(possibleCPUs int) error {
+	key := memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}
+	if err := p.objs.Stats.Update(key, make([]memoryMemoryValue, possibleCPUs), ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("create %s overflow key: %w", set.Map, err)
+	}
+	oomKey := memoryMemoryOomKey{CgroupId: oomSet.OverflowKey["cgroup_id"]}
+	if err := p.objs.OOM.Update(oomKey, make([]memoryMemoryOomValue, possibleCPUs), ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("create %s overflow key: %w", oomSet.Map, err)
+	}
+	return nil
+}
+
+// Collect implements probes.Probe: one batch read of each map; each process
+// key becomes a minor and a major fault point of its process, each cgroup
+// key an OOM kill point on the host.
+func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
+	if err := p.reader.Read(); err != nil {
+		return err
+	}
+	overflowTgid := uint32(set.OverflowKey["tgid"])
+	noAttrs := *attribute.EmptySet() // the process is the Resource; the fault type is a constant
+	p.keys = p.reader.Len()
+	p.evict = p.evict[:0]
+	for i := range p.reader.Len() {
+		k, v := p.reader.Key(i), p.reader.Value(i)
+		if k.Tgid == overflowTgid {
+			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
+				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
+			}
+			continue
+		}
+		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), noAttrs, v)
+		if c.Processes.Gone(k.Tgid) {
+			p.evict = append(p.evict, k)
+		}
+	}
+
+	if err := p.oomReader.Read(); err != nil {
+		return err
+	}
+	overflowCgroup := oomSet.OverflowKey["cgroup_id"]
+	p.oomKeys = p.oomReader.Len()
+	for i := range p.oomReader.Len() {
+		k, v := p.oomReader.Key(i), p.oomReader.Value(i)
+		if k.CgroupId == overflowCgroup {
+			if !probes.AllZero(v) {
+				p.oomEmit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
+			}
+			continue
+		}
+		p.oomEmit.Emit(c.Metrics, c.Processes.Host(), p.cgroupAttrs(k.CgroupId), v)
+	}
+	return nil
+}
+
+// cgroupAttrs caches the attribute set of a cgroup id: the map holds at
+// most max_entries of them, and a steady state allocates nothing.
+func (p *Probe) cgroupAttrs(id uint64) attribute.Set {
+	s, ok := p.cgroups[id]
+	if !ok {
+		s = attribute.NewSet(entity.AttrTelagentCgroupID.Int64(int64(id)))
+		p.cgroups[id] = s
+	}
+	return s
+}
+
+// Evict implements probes.Probe. Only process keys are evicted: a cgroup's
+// OOM kill count stays (bounded by the set's max_entries) because nothing
+// tells the agent cheaply that a cgroup id will never be seen again.
+func (p *Probe) Evict() error {
+	if len(p.evict) == 0 {
+		return nil
+	}
+	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		n, err = 0, nil
+		for _, k := range p.evict {
+			if p.objs.Stats.Delete(k) == nil {
+				n++
+			}
+		}
+	}
+	p.evicted += uint64(n)
+	p.evict = p.evict[:0]
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
+	}
+	return nil
+}
+
+// Stats implements probes.Probe.
+func (p *Probe) Stats() probes.Stats {
+	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
+	oom := probes.MetricSetStats{Name: oomSet.Name, Keys: p.oomKeys}
+	ms.OverflowFolds = p.sumFolds(p.objs.Folds)
+	oom.OverflowFolds = p.sumFolds(p.objs.OOMFolds)
+	return probes.Stats{Attach: "perf_event+" + p.attach, MetricSets: []probes.MetricSetStats{ms, oom}}
+}
+
+func (p *Probe) sumFolds(m *ebpf.Map) uint64 {
+	var n uint64
+	if m != nil && p.folds != nil && m.Lookup(uint32(0), p.folds) == nil {
+		for _, f := range p.folds {
+			n += f
+		}
+	}
+	return n
+}
+
+// Close implements probes.Probe: detach first so nothing writes into maps
+// being freed, then release every kernel object.
+func (p *Probe) Close() error {
+	var errs []error
+	for _, e := range p.events {
+		errs = append(errs, e.link.Close())
+		if err := unix.Close(e.fd); err != nil {
+			errs = append(errs, fmt.Errorf("close perf event on CPU %d: %w", e.cpu, err))
+		}
+	}
+	p.events = nil
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	// The readers own pinned worker threads and off-heap buffers.
+	errs = append(errs, p.reader.Close(), p.oomReader.Close())
+	p.reader, p.oomReader = nil, nil
+	errs = append(errs, p.objs.Minor.Close(), p.objs.Major.Close(), p.objs.Victim.Close(),
+		p.objs.Stats.Close(), p.objs.OOM.Close(), p.objs.Folds.Close(), p.objs.OOMFolds.Close())
+	p.objs = objects{}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,307 @@
+// Package sched is the sched probe: per process, context switches by type,
+// on-CPU time, a log2 histogram of run-queue waits and migrations, from the
+// scheduler tracepoints (sched_switch, sched_wakeup, sched_wakeup_new,
+// sched_migrate_task), kept in one per-CPU multivariate map keyed by
+// process.
+package sched
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type sched_key -type sched_value sched ../../bpf/sched.bpf.c -- -I../../bpf/include
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/probes"
+)
+
+// ProbeName is the probe's name on the command line.
+const ProbeName = "sched"
+
+var set = entity.MetricSetSched
+
+// Config tunes the probe.
+type Config struct {
+	// MaxEntries bounds the processes kept; further processes go into the
+	// overflow series. 0 means the schema's default.
+	MaxEntries uint32
+	// Attach forces an attach mode, "tp_btf" or "raw_tp"; empty tries
+	// tp_btf and falls back to raw_tp.
+	Attach string
+}
+
+// Probe implements probes.Probe.
+type Probe struct {
+	cfg    Config
+	objs   objects
+	links  []link.Link
+	reader *aggregator.PerCPUReader[schedSchedKey]
+	attach string
+	keys   int
+
+	evict   []schedSchedKey // keys of exited processes, exported and due for deletion
+	evicted uint64
+
+	emit  *probes.SetEmitter
+	none  attribute.Set // a key's own data-point attributes: none, the key is the process
+	folds []uint64
+}
+
+// objects is what the tp_btf attach needs; loading only these leaves the
+// raw_tp variants unverified and their maps uncreated.
+type objects struct {
+	Switch    *ebpf.Program `ebpf:"sched_switch"`
+	Wakeup    *ebpf.Program `ebpf:"sched_wakeup"`
+	WakeupNew *ebpf.Program `ebpf:"sched_wakeup_new"`
+	Migrate   *ebpf.Program `ebpf:"sched_migrate_task"`
+	Stats     *ebpf.Map     `ebpf:"sched_stats"`
+	Folds     *ebpf.Map     `ebpf:"overflow_folds"`
+}
+
+// rawObjects is the raw_tp fallback: no sched_migrate_task program (the
+// switch-out reads the kernel's migration count instead), and two maps of
+// its own for what raw arguments cannot reach through task storage.
+type rawObjects struct {
+	Switch    *ebpf.Program `ebpf:"raw_sched_switch"`
+	Wakeup    *ebpf.Program `ebpf:"raw_sched_wakeup"`
+	WakeupNew *ebpf.Program `ebpf:"raw_sched_wakeup_new"`
+	Stats     *ebpf.Map     `ebpf:"sched_stats"`
+	Folds     *ebpf.Map     `ebpf:"overflow_folds"`
+}
+
+// hooks are the tracepoints, in the order of the programs in objects.
+var hooks = []string{"sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"}
+
+// New returns the probe; nothing is loaded until Start.
+func New(cfg Config) *Probe { return &Probe{cfg: cfg} }
+
+// Info implements probes.Probe.
+func (p *Probe) Info() probes.Info {
+	return probes.Info{
+		Name:     ProbeName,
+		Measures: "scheduling per process: context switches by type, on-CPU time, run-queue wait histogram, migrations",
+		Hooks:    "tracepoints sched:sched_switch, sched_wakeup, sched_wakeup_new, sched_migrate_task (tp_btf, raw_tp fallback)",
+		Requires: "BTF (/sys/kernel/btf/vmlinux), BPF task storage (Linux 5.11+), tracing programs",
+		Metrics: []string{
+			entity.MetricProcessContextSwitches.Name, entity.MetricTelagentSchedOncpuTime.Name,
+			entity.MetricTelagentSchedRunqueueDuration.Name, entity.MetricTelagentSchedMigrations.Name,
+		},
+	}
+}
+
+// Supported implements probes.Probe.
+func (p *Probe) Supported() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	}
+	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
+		return fmt.Errorf("BPF task storage unavailable (needs Linux 5.11+): %w", err)
+	}
+	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
+		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
+	}
+	// Both attach modes need sched_switch, sched_wakeup and
+	// sched_wakeup_new; the kernel's BTF names the tracepoints it has.
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("read kernel BTF: %w", err)
+	}
+	for _, tp := range hooks[:3] {
+		var typ *btf.Typedef
+		if err := spec.TypeByName("btf_trace_"+tp, &typ); err != nil {
+			return fmt.Errorf("kernel has no %s tracepoint: %w", tp, err)
+		}
+	}
+	return nil
+}
+
+// Start implements probes.Probe: load, create the overflow key, attach.
+func (p *Probe) Start(ctx context.Context, env probes.Env) error {
+	var err error
+	if p.emit, err = probes.NewSetEmitter(set); err != nil {
+		return err
+	}
+	spec, err := loadSched()
+	if err != nil {
+		return fmt.Errorf("load sched spec: %w", err)
+	}
+	maxEntries := p.cfg.MaxEntries
+	if maxEntries == 0 {
+		maxEntries = set.MaxEntries
+	}
+	// One extra slot holds the overflow key, which must always fit.
+	spec.Maps[set.Map].MaxEntries = maxEntries + 1
+	opts, err := env.CollectionOptions(spec)
+	if err != nil {
+		return err
+	}
+	// Threads started after this instant are counted from birth, exactly
+	// like the kernel's own counters; older ones from their first switch.
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
+	}
+	v, ok := spec.Variables["loaded_at_ns"]
+	if !ok {
+		return errors.New("sched object lacks loaded_at_ns")
+	}
+	if err := v.Set(uint64(ts.Nano())); err != nil {
+		return fmt.Errorf("set loaded_at_ns: %w", err)
+	}
+	if err := p.loadAndAttach(spec, opts); err != nil {
+		return err
+	}
+	if err := p.initOverflowKey(env.Topology.PossibleCPUs); err != nil {
+		p.Close()
+		return err
+	}
+	p.reader, err = aggregator.NewPerCPUReader[schedSchedKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.folds = make([]uint64, env.Topology.PossibleCPUs)
+	p.none = *attribute.EmptySet()
+	return nil
+}
+
+// loadAndAttach prefers tp_btf (typed arguments, task storage of every
+// task involved) and falls back to raw_tp where tp_btf does not load or
+// attach.
+func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	btfErr := errors.New("not tried: raw_tp forced")
+	if p.cfg.Attach != "raw_tp" {
+		btfErr = spec.LoadAndAssign(&p.objs, opts)
+	}
+	if btfErr == nil {
+		if btfErr = p.attachTracing(); btfErr == nil {
+			p.attach = "tp_btf"
+			return nil
+		}
+		p.Close()
+	}
+	if p.cfg.Attach == "tp_btf" {
+		return fmt.Errorf("load sched programs: tp_btf: %w", btfErr)
+	}
+	var raw rawObjects
+	if err := spec.LoadAndAssign(&raw, opts); err != nil {
+		return fmt.Errorf("load sched programs: tp_btf: %v; raw_tp: %w", btfErr, err)
+	}
+	p.objs = objects{Switch: raw.Switch, Wakeup: raw.Wakeup, WakeupNew: raw.WakeupNew, Stats: raw.Stats, Folds: raw.Folds}
+	for i, prog := range []*ebpf.Program{raw.Switch, raw.Wakeup, raw.WakeupNew} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: hooks[i], Program: prog})
+		if err != nil {
+			p.Close()
+			return fmt.Errorf("attach raw_tp/%s: %w (tp_btf: %v)", hooks[i], err, btfErr)
+		}
+		p.links = append(p.links, l)
+	}
+	p.attach = "raw_tp"
+	return nil
+}
+
+// attachTracing attaches switch last: its state is then complete from the
+// first switch it sees (a wakeup before it would only be missed).
+func (p *Probe) attachTracing() error {
+	for _, prog := range []*ebpf.Program{p.objs.Wakeup, p.objs.WakeupNew, p.objs.Migrate, p.objs.Switch} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil {
+			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+func (p *Probe) initOverflowKey(possibleCPUs int) error {
+	key := schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}
+	zero := make([]schedSchedValue, possibleCPUs)
+	if err := p.objs.Stats.Update(key, zero, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("create overflow key: %w", err)
+	}
+	return nil
+}
+
+// Collect implements probes.Probe: one batch read of the map, every key
+// turned into its process's points.
+func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
+	if err := p.reader.Read(); err != nil {
+		return err
+	}
+	overflowTgid := uint32(set.OverflowKey["tgid"])
+	p.keys = p.reader.Len()
+	p.evict = p.evict[:0]
+	for i := range p.reader.Len() {
+		k, v := p.reader.Key(i), p.reader.Value(i)
+		if k.Tgid == overflowTgid {
+			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
+				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
+			}
+			continue
+		}
+		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.none, v)
+		if c.Processes.Gone(k.Tgid) {
+			p.evict = append(p.evict, k)
+		}
+	}
+	return nil
+}
+
+// Evict implements probes.Probe.
+func (p *Probe) Evict() error {
+	if len(p.evict) == 0 {
+		return nil
+	}
+	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		n, err = 0, nil
+		for _, k := range p.evict {
+			if p.objs.Stats.Delete(k) == nil {
+				n++
+			}
+		}
+	}
+	p.evicted += uint64(n)
+	p.evict = p.evict[:0]
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
+	}
+	return nil
+}
+
+// Stats implements probes.Probe.
+func (p *Probe) Stats() probes.Stats {
+	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
+	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
+		for _, f := range p.folds {
+			ms.OverflowFolds += f
+		}
+	}
+	return probes.Stats{Attach: p.attach, MetricSets: []probes.MetricSetStats{ms}}
+}
+
+// Close implements probes.Probe: detach first so nothing writes into maps
+// being freed, then release every kernel object. The task storage and the
+// raw_tp maps were never assigned to Go: they are held by the programs
+// only and go with them.
+func (p *Probe) Close() error {
+	var errs []error
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(),
+		p.objs.Migrate.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
+	p.objs = objects{}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,758 @@
+package sched
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/shared"
+)
+
+// harness runs the probe in filter mode (targets chosen by the test) or
+// over the whole host.
+type harness struct {
+	t        *testing.T
+	probe    *Probe
+	state    *shared.State
+	builder  *export.Builder
+	resolver *entity.ProcessResolver
+}
+
+func start(t *testing.T, cfg Config, filter bool) *harness {
+	t.Helper()
+	testutil.RequireRoot(t)
+	p := New(cfg)
+	if err := p.Supported(); err != nil {
+		t.Skipf("kernel lacks what the sched probe needs: %v", err)
+	}
+	topo, err := aggregator.DiscoverTopology("/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := shared.Load(topo.PossibleCPUs, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	env := probes.Env{Topology: topo, Shared: st.Replacements(), FilterTargets: filter}
+	if err := p.Start(context.Background(), env); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := entity.NewProcessResolver("/proc", []attribute.KeyValue{entity.AttrHostID.String("test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Kernel = st.Process
+	return &harness{t: t, probe: p, state: st, builder: export.NewBuilder("test", time.Now()), resolver: res}
+}
+
+// collectAll runs one interval and returns its data.
+func (h *harness) collectAll() []metricdata.ResourceMetrics {
+	h.t.Helper()
+	h.resolver.NextGeneration(10)
+	h.builder.Begin(time.Now())
+	if err := h.probe.Collect(context.Background(), &probes.Collection{Metrics: h.builder, Processes: h.resolver}); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.builder.Result()
+}
+
+// misses is how many times the kernel skipped one of the probe's programs
+// (recursion protection): each skipped switch would lose time.
+func (h *harness) misses() uint64 {
+	var n uint64
+	for _, prog := range []*ebpf.Program{h.probe.objs.Switch, h.probe.objs.Wakeup, h.probe.objs.WakeupNew, h.probe.objs.Migrate} {
+		if prog == nil {
+			continue
+		}
+		if st, err := prog.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
+}
+
+// sample is what the probe exported for one process.
+type sample struct {
+	found             bool
+	vol, invol        int64
+	oncpu             float64 // s
+	runq              metricdata.HistogramDataPoint[float64]
+	migrations        int64
+	overflowed        bool // an overflow series was exported too
+	pids              map[int64]bool
+	exe               map[int64]string // each process's Resource, for messages
+	pointsWithoutType int
+}
+
+// sampleOf collects once and extracts pid's points (pid 0: none).
+func (h *harness) sampleOf(pid int) sample {
+	h.t.Helper()
+	s := sample{pids: map[int64]bool{}, exe: map[int64]string{}}
+	for _, rm := range h.collectAll() {
+		v, hasPID := rm.Resource.Set().Value(entity.AttrProcessPID)
+		if !hasPID {
+			s.overflowed = true
+			continue
+		}
+		s.pids[v.AsInt64()] = true
+		s.exe[v.AsInt64()] = rm.Resource.String()
+		if v.AsInt64() != int64(pid) {
+			continue
+		}
+		s.found = true
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					switch m.Name {
+					case entity.MetricProcessContextSwitches.Name:
+						typ, _ := dp.Attributes.Value(entity.AttrProcessContextSwitchType)
+						switch typ.AsString() {
+						case "voluntary":
+							s.vol = dp.Value
+						case "involuntary":
+							s.invol = dp.Value
+						default:
+							s.pointsWithoutType++
+						}
+					case entity.MetricTelagentSchedMigrations.Name:
+						s.migrations = dp.Value
+					}
+				}
+			case metricdata.Sum[float64]:
+				if m.Name == entity.MetricTelagentSchedOncpuTime.Name && len(d.DataPoints) == 1 {
+					s.oncpu = d.DataPoints[0].Value
+				}
+			case metricdata.Histogram[float64]:
+				if m.Name == entity.MetricTelagentSchedRunqueueDuration.Name && len(d.DataPoints) == 1 {
+					s.runq = d.DataPoints[0]
+				}
+			}
+		}
+	}
+	if s.pointsWithoutType > 0 {
+		h.t.Errorf("%d context-switch points without a valid %s", s.pointsWithoutType, entity.AttrProcessContextSwitchType)
+	}
+	return s
+}
+
+var warmUp sync.Once
+
+// workload is a sched_work child, stopped by itself at its end.
+type workload struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	pid    int
+	stdout bytes.Buffer
+}
+
+// startWorkload starts sched_work with the test process as a target for
+// the moment of the fork only: the child becomes a target in the kernel
+// when it is forked, before it first runs (so the probe and /proc count
+// from the same instant), and the test process then leaves the set, so
+// the child is the only target.
+func (h *harness) startWorkload(args ...string) *workload {
+	h.t.Helper()
+	bin := testutil.BuildC(h.t, "sched_work.c", "-O2", "-pthread")
+	// The Go runtime forks a throw-away child on its first process start
+	// (to check pidfd support); let that happen before the test process
+	// becomes a target, or it would be followed too.
+	warmUp.Do(func() { _ = exec.Command(bin).Run() })
+	w := &workload{t: h.t, cmd: exec.Command(bin, args...)}
+	w.cmd.Stdout = &w.stdout
+	w.cmd.Stderr = os.Stderr
+	self := uint32(os.Getpid())
+	if h.state.Filtering() {
+		if err := h.state.Add(self); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	err := w.cmd.Start()
+	if h.state.Filtering() {
+		if derr := h.state.Replacements()["targets"].Delete(self); derr != nil {
+			h.t.Fatalf("remove the test process from the targets: %v", derr)
+		}
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	w.pid = w.cmd.Process.Pid
+	h.t.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			_ = w.cmd.Process.Kill()
+			_ = unix.Kill(w.pid, unix.SIGCONT)
+			_ = w.cmd.Wait()
+		}
+	})
+	if h.state.Filtering() && !h.state.Contains(uint32(w.pid)) {
+		h.t.Fatalf("workload %d was not followed into the target set at fork", w.pid)
+	}
+	return w
+}
+
+// waitStopped waits until the workload stopped itself and every one of its
+// threads has left its CPU.
+func (w *workload) waitStopped() {
+	w.t.Helper()
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(w.pid, &ws, unix.WUNTRACED, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR { // the Go runtime's own signals interrupt waits
+			w.t.Fatalf("wait for workload %d to stop: %v", w.pid, err)
+		}
+	}
+	if !ws.Stopped() {
+		w.t.Fatalf("workload %d did not stop itself (status %#x); stdout: %s", w.pid, uint32(ws), w.stdout.String())
+	}
+	// The parent is told of a group stop before the last thread calls
+	// schedule(); wait until every thread is stopped and off its CPU.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		all := true
+		for _, task := range w.tasks() {
+			b, err := os.ReadFile(filepath.Join(task, "stat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			all = all && len(f) > 0 && f[0] == "T"
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("workload %d: threads not all stopped after 5 s", w.pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+}
+
+// finish continues the stopped workload and waits for it to exit 0.
+func (w *workload) finish() map[string]int64 {
+	w.t.Helper()
+	if err := unix.Kill(w.pid, unix.SIGCONT); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		w.t.Fatalf("workload: %v; stdout: %s", err, w.stdout.String())
+	}
+	out := map[string]int64{}
+	sc := bufio.NewScanner(&w.stdout)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if n, err := strconv.ParseInt(v, 10, 64); ok && err == nil {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func (w *workload) tasks() []string {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", w.pid))
+	return tasks
+}
+
+// oracle is what the kernel says of the workload, summed over its threads.
+type oracle struct {
+	threads               int
+	vol, invol            int64
+	runtimeNs, runDelayNs int64 // /proc/<pid>/task/*/schedstat fields 1 and 2
+	migrations            int64 // se.nr_migrations of /proc/<pid>/task/*/sched, -1 when absent
+}
+
+func (w *workload) oracle() oracle {
+	w.t.Helper()
+	o := oracle{}
+	for _, task := range w.tasks() {
+		o.threads++
+		status, err := os.ReadFile(filepath.Join(task, "status"))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "voluntary_ctxt_switches":
+				o.vol += n
+			case "nonvoluntary_ctxt_switches":
+				o.invol += n
+			}
+		}
+		ss, err := os.ReadFile(filepath.Join(task, "schedstat"))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		f := strings.Fields(string(ss))
+		if len(f) != 3 {
+			w.t.Fatalf("%s/schedstat: %q", task, ss)
+		}
+		rt, _ := strconv.ParseInt(f[0], 10, 64)
+		rd, _ := strconv.ParseInt(f[1], 10, 64)
+		o.runtimeNs += rt
+		o.runDelayNs += rd
+		sched, err := os.ReadFile(filepath.Join(task, "sched"))
+		if err != nil || o.migrations < 0 {
+			o.migrations = -1
+			continue
+		}
+		found := false
+		for _, line := range strings.Split(string(sched), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if strings.TrimSpace(k) == "se.nr_migrations" {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				o.migrations += n
+				found = true
+			}
+		}
+		if !found {
+			o.migrations = -1
+		}
+	}
+	if o.threads == 0 {
+		w.t.Fatalf("workload %d has no threads in /proc", w.pid)
+	}
+	return o
+}
+
+// within reports whether got is within rel (fraction) of want, or within
+// abs of it.
+func within(got, want, rel, abs float64) bool {
+	d := math.Abs(got - want)
+	return d <= abs || d <= rel*math.Abs(want)
+}
+
+func checkBuckets(t *testing.T, dp metricdata.HistogramDataPoint[float64]) {
+	t.Helper()
+	var n uint64
+	for _, c := range dp.BucketCounts {
+		n += c
+	}
+	if n != dp.Count || len(dp.BucketCounts) != len(dp.Bounds)+1 {
+		t.Errorf("run-queue histogram: buckets add up to %d, count %d (%d buckets, %d bounds)", n, dp.Count, len(dp.BucketCounts), len(dp.Bounds))
+	}
+}
+
+// checkSwitches compares the context switches by type with /proc: the
+// probe's values at the workload's stop (when /proc was read) within 1%
+// or ±5, and its final values after the exit, which add what the threads
+// did after SIGCONT (wake up, end, be joined: a few switches per thread),
+// within 1% or ±(5 + 3 per thread).
+func checkSwitches(t *testing.T, o oracle, stopped, final sample) {
+	t.Helper()
+	for _, s := range []struct {
+		name string
+		s    sample
+		abs  float64
+	}{{"at stop", stopped, 5}, {"final", final, float64(5 + 3*o.threads)}} {
+		if !within(float64(s.s.vol), float64(o.vol), 0.01, s.abs) {
+			t.Errorf("%s: voluntary switches %d, /proc says %d (want within 1%% or ±%g)", s.name, s.s.vol, o.vol, s.abs)
+		}
+		if !within(float64(s.s.invol), float64(o.invol), 0.01, s.abs) {
+			t.Errorf("%s: involuntary switches %d, /proc says %d (want within 1%% or ±%g)", s.name, s.s.invol, o.invol, s.abs)
+		}
+	}
+}
+
+// runSwitches runs the ping-pong workload and checks the context switches
+// by type and the on-CPU time against /proc, at the workload's stop and
+// after it exited.
+func runSwitches(t *testing.T, cfg Config, rounds int) {
+	h := start(t, cfg, true)
+	w := h.startWorkload("pingpong", strconv.Itoa(rounds))
+	w.waitStopped()
+	o := w.oracle()
+	stopped := h.sampleOf(w.pid)
+	self := w.finish()
+	final := h.sampleOf(w.pid)
+	t.Logf("attach %s, %d threads: /proc vol %d invol %d | probe at stop vol %d invol %d | final vol %d invol %d | workload's getrusage vol %d invol %d | on-CPU: probe %.6fs, schedstat %.6fs",
+		h.probe.Stats().Attach, o.threads, o.vol, o.invol, stopped.vol, stopped.invol, final.vol, final.invol,
+		self["ru_nvcsw"], self["ru_nivcsw"], final.oncpu, float64(o.runtimeNs)/1e9)
+	if !stopped.found || !final.found {
+		t.Fatalf("no data for workload %d (processes seen: %v)", w.pid, final.exe)
+	}
+	if self["n"] != int64(rounds) {
+		t.Fatalf("workload did %d rounds, want %d", self["n"], rounds)
+	}
+	if o.vol < int64(rounds) {
+		t.Fatalf("oracle: only %d voluntary switches for %d blocking round trips", o.vol, rounds)
+	}
+	checkSwitches(t, o, stopped, final)
+	if want := float64(o.runtimeNs) / 1e9; !within(stopped.oncpu, want, 0.02, 0) || !within(final.oncpu, want, 0.02, 0) {
+		t.Errorf("on-CPU time at stop %.6fs, final %.6fs; schedstat says %.6fs (want within 2%%)", stopped.oncpu, final.oncpu, want)
+	}
+	// Cumulative: the final values only add what happened after the stop.
+	if final.vol < stopped.vol || final.invol < stopped.invol || final.oncpu < stopped.oncpu {
+		t.Errorf("final values went back: %+v after %+v", final, stopped)
+	}
+	if o.invol == 0 {
+		t.Errorf("oracle: no involuntary switch although two threads spun on one CPU for 200 ms")
+	}
+	// Only the workload is a target: no other process may show up except
+	// the test process, which was one while it forked the workload.
+	for pid := range final.pids {
+		if pid != int64(w.pid) && pid != int64(os.Getpid()) {
+			t.Errorf("data for pid %d, which is not a target (%v)", pid, final.exe[pid])
+		}
+	}
+	checkBuckets(t, final.runq)
+}
+
+func TestContextSwitches(t *testing.T) { runSwitches(t, Config{}, 20000) }
+
+// The raw_tp fallback reaches the same numbers without typed arguments.
+func TestRawContextSwitches(t *testing.T) { runSwitches(t, Config{Attach: "raw_tp"}, 10000) }
+
+// runOnCPU checks on-CPU time against /proc/<pid>/task/*/schedstat field 1
+// on threads that spin (two of them sharing CPU 0, so they also preempt
+// each other), at the stop and after the exit. The probe adds the kernel's
+// own runtime (se.sum_exec_runtime) at each switch-out; when it timed
+// switch-in to switch-out with its own clock instead, it disagreed with
+// this oracle by -14% to +4% on this busy 2-CPU VM (and by -45% on a
+// cross-CPU ping-pong) because the kernel charges a woken task from the
+// wakeup rather than from its switch-in when it skips a clock update.
+func runOnCPU(t *testing.T, cfg Config) {
+	h := start(t, cfg, true)
+	const ms = 200 // of CPU per thread
+	w := h.startWorkload("burn", strconv.Itoa(ms))
+	w.waitStopped()
+	o := w.oracle()
+	stopped := h.sampleOf(w.pid)
+	w.finish()
+	final := h.sampleOf(w.pid)
+	want := float64(o.runtimeNs) / 1e9
+	t.Logf("attach %s, %d threads: schedstat runtime %.6fs | probe at stop %.6fs (%+.2f%%), final %.6fs (%+.2f%%) | involuntary %d (/proc %d) | program runs skipped: %d",
+		h.probe.Stats().Attach, o.threads, want, stopped.oncpu, 100*(stopped.oncpu-want)/want,
+		final.oncpu, 100*(final.oncpu-want)/want, final.invol, o.invol, h.misses())
+	if !final.found {
+		t.Fatalf("no data for workload %d", w.pid)
+	}
+	if want < 3*ms/1e3 {
+		t.Fatalf("oracle: %d threads spinning for %d ms of CPU each ran only %.3fs", o.threads, ms, want)
+	}
+	if !within(stopped.oncpu, want, 0.02, 0) {
+		t.Errorf("at stop: on-CPU time %.6fs, schedstat says %.6fs (want within 2%%)", stopped.oncpu, want)
+	}
+	if !within(final.oncpu, want, 0.02, 0) {
+		t.Errorf("final: on-CPU time %.6fs, schedstat says %.6fs (want within 2%%)", final.oncpu, want)
+	}
+	if o.invol == 0 {
+		t.Error("oracle: no involuntary switch although two threads spun on one CPU")
+	}
+	checkSwitches(t, o, stopped, final)
+}
+
+func TestOnCPUTime(t *testing.T) { runOnCPU(t, Config{}) }
+
+func TestRawOnCPUTime(t *testing.T) { runOnCPU(t, Config{Attach: "raw_tp"}) }
+
+// enableDelayAcct turns on task delay accounting (run delay in
+// /proc/<pid>/schedstat) for the test and restores the old value after it.
+func enableDelayAcct(t *testing.T) {
+	t.Helper()
+	const knob = "/proc/sys/kernel/task_delayacct"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("no %s: %v", knob, err)
+	}
+	if err := os.WriteFile(knob, []byte("1"), 0o644); err != nil {
+		t.Fatalf("enable %s: %v", knob, err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(knob, bytes.TrimSpace(old), 0o644); err != nil {
+			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
+}
+
+func runRunqueue(t *testing.T, cfg Config) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	enableDelayAcct(t)
+	h := start(t, cfg, true)
+	const cpu, ms = 1, 400
+	// The competitor is not a target: it starts first and outlives the
+	// workload, so the workload waits behind it the whole time.
+	spinner := exec.Command(testutil.BuildC(t, "sched_work.c", "-O2", "-pthread"), "spin", strconv.Itoa(ms+2000), strconv.Itoa(cpu))
+	if err := spinner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = spinner.Process.Kill()
+		_ = spinner.Wait()
+	})
+	time.Sleep(20 * time.Millisecond)
+	w := h.startWorkload("runq", strconv.Itoa(ms), strconv.Itoa(cpu))
+	w.waitStopped()
+	o := w.oracle()
+	stopped := h.sampleOf(w.pid)
+	self := w.finish()
+	final := h.sampleOf(w.pid)
+	t.Logf("attach %s: %d rounds; /proc run delay %.6fs runtime %.6fs | probe at stop: %d waits, sum %.6fs | final: %d waits, sum %.6fs, oncpu %.6fs",
+		h.probe.Stats().Attach, self["n"], float64(o.runDelayNs)/1e9, float64(o.runtimeNs)/1e9,
+		stopped.runq.Count, stopped.runq.Sum, final.runq.Count, final.runq.Sum, final.oncpu)
+	if !final.found {
+		t.Fatalf("no data for workload %d", w.pid)
+	}
+	if o.runDelayNs < 50e6 {
+		t.Fatalf("oracle run delay %.3fs: the workload hardly waited, the spinner did not compete", float64(o.runDelayNs)/1e9)
+	}
+	if !within(final.runq.Sum, float64(o.runDelayNs)/1e9, 0.05, 0) {
+		t.Errorf("run-queue wait total %.6fs, /proc schedstat run delay %.6fs (want within 5%%)", final.runq.Sum, float64(o.runDelayNs)/1e9)
+	}
+	// Every sleep ends in a wakeup that waits, so there are at least as
+	// many waits as rounds.
+	if final.runq.Count < uint64(self["n"]) {
+		t.Errorf("%d run-queue waits for %d sleep/wakeup rounds", final.runq.Count, self["n"])
+	}
+	checkBuckets(t, final.runq)
+	var inBuckets uint64
+	for i, c := range final.runq.BucketCounts {
+		// Waits behind a spinner last at least a few µs: the first two
+		// buckets (<2.048 µs) cannot hold most of them.
+		if i >= 2 {
+			inBuckets += c
+		}
+	}
+	if inBuckets*2 < final.runq.Count {
+		t.Errorf("most run-queue waits below 2 µs behind a spinner: buckets %v", final.runq.BucketCounts)
+	}
+}
+
+func TestRunqueueWaitVsRunDelay(t *testing.T) { runRunqueue(t, Config{}) }
+
+func TestRawRunqueueWaitVsRunDelay(t *testing.T) { runRunqueue(t, Config{Attach: "raw_tp"}) }
+
+func runMigrations(t *testing.T, cfg Config) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	h := start(t, cfg, true)
+	const n = 500
+	w := h.startWorkload("migrate", strconv.Itoa(n))
+	w.waitStopped()
+	o := w.oracle()
+	stopped := h.sampleOf(w.pid)
+	w.finish()
+	final := h.sampleOf(w.pid)
+	t.Logf("attach %s: %d moves requested; probe migrations at stop %d, final %d; /proc se.nr_migrations %d",
+		h.probe.Stats().Attach, n, stopped.migrations, final.migrations, o.migrations)
+	if final.migrations < n {
+		t.Errorf("migrations %d, want at least the %d moves", final.migrations, n)
+	}
+	// Pinned to one CPU at a time, the kernel has no reason for many more.
+	if final.migrations > n+n/10+10 {
+		t.Errorf("migrations %d for %d moves: implausibly many", final.migrations, n)
+	}
+	// The kernel's own count, where /proc/<pid>/sched shows it: exact at
+	// the stop; the exit may add a move (the wakeup after SIGCONT).
+	if o.migrations >= 0 && stopped.migrations != o.migrations {
+		t.Errorf("migrations at stop %d, the kernel's se.nr_migrations %d", stopped.migrations, o.migrations)
+	}
+	if final.migrations < stopped.migrations || final.migrations > stopped.migrations+2 {
+		t.Errorf("final migrations %d, %d at the stop", final.migrations, stopped.migrations)
+	}
+}
+
+func TestMigrations(t *testing.T) { runMigrations(t, Config{}) }
+
+func TestRawMigrations(t *testing.T) { runMigrations(t, Config{Attach: "raw_tp"}) }
+
+// Whole host: every process is observed, the idle task is not a process,
+// and a full map folds into the overflow series, which the fold counter
+// accounts for.
+func TestWholeHostAndOverflow(t *testing.T) {
+	const maxEntries = 4
+	h := start(t, Config{MaxEntries: maxEntries}, false)
+	w := h.startWorkload("pingpong", "2000")
+	w.waitStopped()
+	w.finish()
+	s := h.sampleOf(w.pid)
+	if s.pids[0] {
+		t.Error("the idle task (pid 0) was exported as a process")
+	}
+	if len(s.pids) > maxEntries {
+		t.Errorf("%d processes exported, more than max_entries %d", len(s.pids), maxEntries)
+	}
+	if !s.overflowed {
+		t.Fatalf("no overflow series with %d slots on a whole host (processes: %v)", maxEntries, s.pids)
+	}
+	folds := h.probe.Stats().MetricSets[0].OverflowFolds
+	if folds == 0 {
+		t.Error("overflow series exported but the fold counter is 0")
+	}
+}
+
+// A whole-host run with room for everyone sees more than one process and
+// the workload among them.
+func TestWholeHost(t *testing.T) {
+	h := start(t, Config{}, false)
+	w := h.startWorkload("pingpong", "2000")
+	w.waitStopped()
+	o := w.oracle()
+	w.finish()
+	s := h.sampleOf(w.pid)
+	if !s.found || s.vol < o.vol {
+		t.Fatalf("workload %d: found %v, voluntary %d (at its stop /proc said %d)", w.pid, s.found, s.vol, o.vol)
+	}
+	if len(s.pids) < 2 {
+		t.Errorf("whole host: only %d processes seen", len(s.pids))
+	}
+	if s.pids[0] {
+		t.Error("the idle task (pid 0) was exported as a process")
+	}
+}
+
+// Once an exited process's final values were collected, Evict removes its
+// key and nothing of it is exported again.
+func TestExitedProcessIsEvicted(t *testing.T) {
+	h := start(t, Config{}, true)
+	w := h.startWorkload("pingpong", "100")
+	w.waitStopped()
+	w.finish()
+	if s := h.sampleOf(w.pid); !s.found || s.vol == 0 {
+		t.Fatalf("exited workload: found %v, voluntary %d", s.found, s.vol)
+	}
+	before := h.probe.Stats().MetricSets[0].Evicted
+	if err := h.probe.Evict(); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.probe.Stats().MetricSets[0].Evicted; after <= before {
+		t.Errorf("nothing evicted (%d before, %d after)", before, after)
+	}
+	if s := h.sampleOf(w.pid); s.found {
+		t.Error("exited workload still exported after eviction")
+	}
+}
+
+func TestInfo(t *testing.T) {
+	p := New(Config{})
+	info := p.Info()
+	if info.Name != ProbeName || len(info.Metrics) != 4 || info.Requires == "" || info.Hooks == "" {
+		t.Errorf("info = %+v", info)
+	}
+	// Every metric of the set is listed, so `telagent probes` is complete.
+	for _, v := range set.Values {
+		found := false
+		for _, m := range info.Metrics {
+			found = found || m == v.Metric
+		}
+		if !found {
+			t.Errorf("metric %s of the set is not in Info().Metrics", v.Metric)
+		}
+	}
+	err := p.Supported()
+	if err != nil && strings.Contains(err.Error(), "\n") {
+		t.Errorf("Supported must give a one-line reason, got %q", err)
+	}
+	// The development and CI kernels (6.18, BTF, root) have every hook.
+	if os.Geteuid() == 0 && err != nil {
+		t.Errorf("Supported on this kernel: %v", err)
+	}
+}
+
+// Close releases every program, link and map the probe created, in both
+// attach modes (the task storage and raw_tp maps included, which only the
+// programs hold); the shared maps belong to their owner.
+func TestCloseReleasesEverything(t *testing.T) {
+	for _, mode := range []string{"tp_btf", "raw_tp"} {
+		t.Run(mode, func(t *testing.T) {
+			h := start(t, Config{Attach: mode}, true)
+			shared := map[ebpf.MapID]bool{}
+			for _, m := range h.state.Replacements() {
+				info, err := m.Info()
+				if err != nil {
+					t.Fatal(err)
+				}
+				id, _ := info.ID()
+				shared[id] = true
+			}
+			var progs []ebpf.ProgramID
+			var maps []ebpf.MapID
+			for _, prog := range []*ebpf.Program{h.probe.objs.Switch, h.probe.objs.Wakeup, h.probe.objs.WakeupNew, h.probe.objs.Migrate} {
+				if prog == nil {
+					continue
+				}
+				info, err := prog.Info()
+				if err != nil {
+					t.Fatal(err)
+				}
+				id, _ := info.ID()
+				progs = append(progs, id)
+				ids, _ := info.MapIDs()
+				for _, m := range ids {
+					if !shared[m] && !slices.Contains(maps, m) {
+						maps = append(maps, m)
+					}
+				}
+			}
+			if len(progs) < 3 || len(maps) < 3 { // stats, folds, task storage (+ raw_tp's two)
+				t.Fatalf("%s: %d programs, %d own maps: not what the probe loads", mode, len(progs), len(maps))
+			}
+			if err := h.probe.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The kernel frees them after an RCU grace period.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var alive []string
+				for _, id := range progs {
+					if p, err := ebpf.NewProgramFromID(id); err == nil {
+						p.Close()
+						alive = append(alive, fmt.Sprintf("program %d", id))
+					}
+				}
+				for _, id := range maps {
+					if m, err := ebpf.NewMapFromID(id); err == nil {
+						m.Close()
+						alive = append(alive, fmt.Sprintf("map %d", id))
+					}
+				}
+				if len(alive) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("still alive 5 s after Close: %v", alive)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
