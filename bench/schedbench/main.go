@@ -8,7 +8,7 @@
 // histogram, migrations). The configurations run interleaved in one
 // invocation; compare the numbers of one run only.
 //
-//	go run ./bench/schedbench -agent ./bin/telagent [-roundtrips 200000] [-rounds 5] [-cpu 0] [-json FILE]
+//	go run ./bench/schedbench -agent ./bin/telagent [-roundtrips 200000] [-rounds 7] [-cpu 0] [-json FILE]
 //
 // It must run as root. See bench/README.md.
 package main
@@ -90,7 +90,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.agent, "agent", "./bin/telagent", "telagent binary; the agent configuration is skipped when it is missing")
 	flag.IntVar(&o.roundtrips, "roundtrips", 200000, "round trips per measurement")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each round measures every configuration once")
+	flag.IntVar(&o.rounds, "rounds", 7, "rounds; each round measures every configuration once")
 	flag.IntVar(&o.cpu, "cpu", 0, "CPU both workload threads are pinned to")
 	flag.StringVar(&o.workload, "workload", "", "workload C source (default: bench/workload/pingpong.c of this repository)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
