@@ -125,6 +125,7 @@ type histPoint struct {
 
 func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
 	sections := map[string]*consoleSection{}
+	counterSections := map[string]*counterSection{}
 	var now time.Time
 	procs := map[resKey]struct{}{}
 
@@ -186,6 +187,42 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 				}
 			}
 		}
+		// Every other monotonic counter gets its own section (context
+		// switches, faults, on-CPU time, drops, ...); error counters that
+		// belong to a histogram's rows are shown there instead.
+		for _, sm := range rm.ScopeMetrics {
+			for mi := range sm.Metrics {
+				m := &sm.Metrics[mi]
+				if !isMonotonicSum(m.Data) || (isErrorCounter(m) && hasHistogramWithPrefix(prefixOf, namePrefix(m.Name))) {
+					continue
+				}
+				sec := counterSections[m.Name]
+				if sec == nil {
+					sec = &counterSection{name: m.Name, unit: m.Unit}
+					counterSections[m.Name] = sec
+				}
+				forEachCounterPoint(m.Data, func(attrs *attribute.Set, start, t time.Time, v float64) {
+					if t.After(now) {
+						now = t
+					}
+					row := &counterRow{pid: pid, exe: exe, attrs: attrs, total: v,
+						delta: c.counterDelta(seriesKey{res: rk, metric: m.Name, attrs: attrs.Equivalent()}, start, t, v)}
+					row.seconds = t.Sub(start).Seconds()
+					if !c.lastTime.IsZero() && c.lastTime.After(start) {
+						row.seconds = t.Sub(c.lastTime).Seconds()
+					}
+					switch {
+					case isOverflow(attrs):
+						row.pidText, row.exe = "overflow", "-"
+					case isProc:
+						row.pidText = strconv.FormatInt(pid, 10)
+					default:
+						row.pidText = "-"
+					}
+					sec.rows = append(sec.rows, row)
+				})
+			}
+		}
 		if len(byMetric) == 0 {
 			continue
 		}
@@ -235,7 +272,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c.render(now, len(procs), sections)
+	c.render(now, len(procs), sections, counterSections)
 	c.prev, c.next = c.next, c.prev
 	clear(c.next)
 	c.lastTime = now
@@ -309,7 +346,7 @@ func (c *console) counterDelta(key seriesKey, start, t time.Time, v float64) flo
 	return d
 }
 
-func (c *console) render(now time.Time, procs int, sections map[string]*consoleSection) {
+func (c *console) render(now time.Time, procs int, sections map[string]*consoleSection, counters map[string]*counterSection) {
 	c.out.Reset()
 	interval := "first interval"
 	if !c.lastTime.IsZero() {
@@ -329,6 +366,103 @@ func (c *console) render(now time.Time, procs int, sections map[string]*consoleS
 	for _, n := range names {
 		c.renderSection(sections[n])
 	}
+	names = names[:0]
+	for n := range counters {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		c.renderCounters(counters[n])
+	}
+}
+
+// counterRow is one printed line of a counter section.
+type counterRow struct {
+	pid          int64
+	pidText, exe string
+	attrs        *attribute.Set
+	delta, total float64
+	seconds      float64
+}
+
+type counterSection struct {
+	name, unit string
+	rows       []*counterRow
+}
+
+// renderCounters prints the series of one counter that moved in the
+// interval, busiest first, with the rate and the cumulative total.
+func (c *console) renderCounters(sec *counterSection) {
+	active := sec.rows[:0:0]
+	for _, r := range sec.rows {
+		if r.delta > 0 {
+			active = append(active, r)
+		}
+	}
+	if len(active) == 0 {
+		return
+	}
+	slices.SortStableFunc(active, func(a, b *counterRow) int {
+		switch {
+		case a.delta != b.delta:
+			if a.delta > b.delta {
+				return -1
+			}
+			return 1
+		case a.pid != b.pid:
+			return int(a.pid - b.pid)
+		}
+		return strings.Compare(a.attrs.Encoded(attribute.DefaultEncoder()), b.attrs.Encoded(attribute.DefaultEncoder()))
+	})
+	shown := active[:min(c.topN, len(active))]
+	var keys []attribute.Key
+	for _, r := range shown {
+		for it := r.attrs.Iter(); it.Next(); {
+			if k := it.Attribute().Key; k != keyOverflow && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	fmt.Fprintf(&c.out, "%s: top %d of %d active series\n", sec.name, len(shown), len(active))
+	tw := tabwriter.NewWriter(&c.out, 0, 0, 2, ' ', 0)
+	hdr := append([]string{"PID", "EXE"}, columnHeaders(keys)...)
+	writeCells(tw, append(hdr, "DELTA", "RATE/S", "TOTAL"))
+	for _, r := range shown {
+		cells := []string{r.pidText, truncate(r.exe, 15)}
+		for _, k := range keys {
+			v := "-"
+			if val, ok := r.attrs.Value(k); ok {
+				v = truncate(val.Emit(), 24)
+			}
+			cells = append(cells, v)
+		}
+		rate := "-"
+		if r.seconds > 0 {
+			rate = formatValue(r.delta/r.seconds, sec.unit)
+		}
+		writeCells(tw, append(cells, formatValue(r.delta, sec.unit), rate, formatValue(r.total, sec.unit)))
+	}
+	tw.Flush()
+}
+
+func isMonotonicSum(data metricdata.Aggregation) bool {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		return d.IsMonotonic
+	case metricdata.Sum[float64]:
+		return d.IsMonotonic
+	}
+	return false
+}
+
+func hasHistogramWithPrefix(prefixOf map[string]string, prefix string) bool {
+	for _, p := range prefixOf {
+		if p == prefix {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *console) renderSection(sec *consoleSection) {

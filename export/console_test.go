@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,60 @@ func TestConsoleNoActivityAndTopNDefault(t *testing.T) {
 	}
 	if want := "--- 2023-11-14T22:13:21Z  1 process  first interval ---\ntelagent.syscall.duration: no activity\n"; buf.String() != want {
 		t.Errorf("got %q, want %q", buf.String(), want)
+	}
+}
+
+// Counters other than a histogram's error counter get their own section:
+// the interval's delta, its rate and the cumulative total, busiest first;
+// error counters stay in their histogram's rows.
+func TestConsoleCounterSections(t *testing.T) {
+	var out bytes.Buffer
+	c := NewConsole(&out, ConsoleOptions{})
+	vol := attribute.NewSet(attribute.String("process.context_switch.type", "voluntary"))
+	invol := attribute.NewSet(attribute.String("process.context_switch.type", "involuntary"))
+	interval := func(at time.Time, v, iv int64, oncpu float64, errs int64) []metricdata.ResourceMetrics {
+		rm := syscallRM(processResource(42, "nginx"),
+			[]metricdata.HistogramDataPoint[float64]{hpoint(syscallAttrs("read"), at, 0.5, 1, 1, 1, 1, 1)},
+			[]metricdata.DataPoint[int64]{cpoint(syscallAttrs("read"), at, errs)})
+		rm.ScopeMetrics[0].Metrics = append(rm.ScopeMetrics[0].Metrics,
+			metricdata.Metrics{Name: "process.context_switches", Unit: "{context_switch}",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+					DataPoints: []metricdata.DataPoint[int64]{cpoint(vol, at, v), cpoint(invol, at, iv)}}},
+			metricdata.Metrics{Name: "telagent.sched.oncpu.time", Unit: "s",
+				Data: metricdata.Sum[float64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+					DataPoints: []metricdata.DataPoint[float64]{{StartTime: testStart, Time: at, Value: oncpu}}}})
+		return []metricdata.ResourceMetrics{rm}
+	}
+	t1 := testStart.Add(10 * time.Second)
+	if err := c.Export(context.Background(), interval(t1, 100, 10, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := c.Export(context.Background(), interval(t1.Add(10*time.Second), 300, 15, 1.5, 3)); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"process.context_switches: top 2 of 2 active series",
+		"telagent.sched.oncpu.time: top 1 of 1 active series",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	lines := strings.Split(got, "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "process.context_switches:") })
+	if i < 0 || len(lines) < i+4 {
+		t.Fatalf("no context switch section:\n%s", got)
+	}
+	// voluntary moved by 200 (20/s), involuntary by 5: busiest first.
+	if f := strings.Fields(lines[i+2]); len(f) != 6 || f[0] != "42" || f[2] != "voluntary" || f[3] != "200" || f[4] != "20" || f[5] != "300" {
+		t.Errorf("voluntary row %q", lines[i+2])
+	}
+	if f := strings.Fields(lines[i+3]); len(f) != 6 || f[2] != "involuntary" || f[3] != "5" {
+		t.Errorf("involuntary row %q", lines[i+3])
+	}
+	if strings.Contains(got, "telagent.syscall.errors:") {
+		t.Errorf("the syscall error counter got a section of its own:\n%s", got)
 	}
 }
