@@ -70,6 +70,7 @@ type nodeWorker struct {
 	err      error    // of the last job
 	pinned   bool     // the thread's affinity was set to (part of) the node
 	affinity []int    // the thread's CPUs as read back after pinning
+	tid      int      // the thread's id
 }
 
 // chunkJob is one batch of keys to reduce: got keys' per-CPU values,
@@ -89,13 +90,14 @@ type reducer struct {
 	n           int      // keys reduced in the current read
 	done        sync.WaitGroup
 	closed      bool
+	onMain      func() bool // onMainThread; tests replace it
 }
 
 // newReducer starts one pinned worker per node that owns CPUs. capKeys is
 // the expected largest key count (the map's max_entries): buffers reserve
 // that much address space and grow past it only if a read returns more.
 func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, error) {
-	r := &reducer{ncpu: topo.PossibleCPUs, words: words}
+	r := &reducer{ncpu: topo.PossibleCPUs, words: words, onMain: onMainThread}
 	for _, n := range topo.Nodes {
 		if len(n.CPUs) > 0 {
 			r.nodes = append(r.nodes, Node{ID: n.ID, CPUs: append([]int(nil), n.CPUs...)})
@@ -124,15 +126,23 @@ func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, 
 	return r, nil
 }
 
-// allowedCPUs is the process's CPU affinity (its main thread's, which a
-// cpuset or taskset restricts), sized for at least possible CPUs.
+// allowedCPUs is the CPU affinity of the calling thread: the CPUs the
+// process may run on, which a cpuset or taskset restricts (every thread
+// the runtime starts for ordinary goroutines inherits it). Not the main
+// thread's: other code may have locked and pinned that one for good (a
+// goroutine that exits locked to the main thread wedges it with whatever
+// affinity it set).
 func allowedCPUs(possible int) (unix.CPUSetDynamic, error) {
 	set := unix.NewCPUSet(max(possible, 1024))
-	if err := unix.SchedGetaffinityDynamic(os.Getpid(), set); err != nil {
+	if err := unix.SchedGetaffinityDynamic(0, set); err != nil {
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)
 	}
 	return set, nil
 }
+
+// onMainThread reports whether the calling goroutine runs on the process's
+// main thread (thread id = process id).
+func onMainThread() bool { return unix.Gettid() == os.Getpid() }
 
 func (r *reducer) startWorker(n Node, capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger) (*nodeWorker, error) {
 	w := &nodeWorker{
@@ -142,7 +152,7 @@ func (r *reducer) startWorker(n Node, capKeys int, allowed unix.CPUSetDynamic, l
 		exited: make(chan struct{}),
 	}
 	ready := make(chan error, 1)
-	go w.run(capKeys, allowed, log, ready)
+	go w.run(capKeys, allowed, log, ready, r.onMain)
 	if err := <-ready; err != nil {
 		<-w.exited
 		return nil, fmt.Errorf("node %d worker: %w", n.ID, err)
@@ -164,14 +174,37 @@ func cpuRuns(cpus []int) [][2]int {
 	return runs
 }
 
-func (w *nodeWorker) run(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error) {
+// run locks the goroutine to a thread other than the main thread, then
+// runs the worker there for the reader's life.
+func (w *nodeWorker) run(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error, onMain func() bool) {
+	runtime.LockOSThread()
+	if onMain() {
+		// Pinning the main thread would change the affinity the whole
+		// process shows (taskset -p, /proc/PID/status), and when this
+		// goroutine exits the runtime would not end the thread but wedge
+		// it, pinned, for good. Start again on another thread: while this
+		// goroutine holds the main thread, the new one cannot get it.
+		locked := make(chan struct{})
+		go w.runLocked(capKeys, allowed, log, ready, locked)
+		<-locked
+		runtime.UnlockOSThread()
+		return
+	}
+	w.runLocked(capKeys, allowed, log, ready, nil)
+}
+
+func (w *nodeWorker) runLocked(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error, locked chan<- struct{}) {
 	defer close(w.exited)
 	// Locked for the worker's whole life and never unlocked: when this
 	// goroutine returns, the runtime terminates the thread, so its narrowed
 	// affinity never leaks to goroutines scheduled on it later. (Threads
 	// the runtime starts while this one is locked are cloned from its
 	// template thread, so they do not inherit the affinity either.)
-	runtime.LockOSThread()
+	runtime.LockOSThread() // nests when run already locked this goroutine
+	if locked != nil {
+		close(locked)
+	}
+	w.tid = unix.Gettid()
 	w.pin(allowed, log)
 	// Mapped and (on first reduce) written here, on the pinned thread.
 	part, err := newWordBuf(max(1, capKeys) * w.words)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -198,7 +199,7 @@ func TestWorkerNotPinnedOutsideAllowedSet(t *testing.T) {
 	// CPU 1 and CPU 3 may be possible on this host or not: the allowed
 	// set here is injected, the workers only try to pin.
 	topo := Topology{PossibleCPUs: 4, Nodes: []Node{{ID: 0, CPUs: []int{0, 2}}, {ID: 1, CPUs: []int{1, 3}}}}
-	r := &reducer{ncpu: 4, words: 2, nodes: topo.Nodes}
+	r := &reducer{ncpu: 4, words: 2, nodes: topo.Nodes, onMain: onMainThread}
 	t.Cleanup(func() { r.close() })
 	for _, n := range topo.Nodes {
 		w, err := r.startWorker(n, 4, allowed, log)
@@ -230,6 +231,48 @@ func TestWorkerNotPinnedOutsideAllowedSet(t *testing.T) {
 	}
 	if got := r.nodeValue(0, 1); !slices.Equal(got, []uint64{1010, 2020}) {
 		t.Errorf("node 1 partial = %v, want [1010 2020]", got)
+	}
+}
+
+// TestWorkersAvoidMainThread: no worker runs on (and so pins, and wedges
+// on exit) the process's main thread, also when its goroutine starts
+// there (simulated: the first check says "main thread").
+func TestWorkersAvoidMainThread(t *testing.T) {
+	topo := Topology{PossibleCPUs: 2, Nodes: []Node{{ID: 0, CPUs: []int{0}}, {ID: 1, CPUs: []int{1}}}}
+	for i := range 50 {
+		r := newTestReducer(t, topo, 1, 1)
+		for _, w := range r.workers {
+			if w.tid == os.Getpid() {
+				t.Fatalf("reducer %d: node %d worker runs on the main thread", i, w.node.ID)
+			}
+		}
+	}
+
+	r := &reducer{ncpu: 2, words: 1, nodes: topo.Nodes}
+	calls := 0
+	var mainTid int
+	r.onMain = func() bool {
+		calls++
+		if calls == 1 {
+			mainTid = unix.Gettid() // pretend this thread is the main one
+			return true
+		}
+		return false
+	}
+	t.Cleanup(func() { r.close() })
+	w, err := r.startWorker(topo.Nodes[1], 1, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.workers = append(r.workers, w)
+	if calls != 1 || w.tid == mainTid {
+		t.Errorf("worker on thread %d after %d checks; the \"main\" thread was %d", w.tid, calls, mainTid)
+	}
+	if err := r.add([]uint64{5, 7}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.nodeValue(0, 0); got[0] != 7 {
+		t.Errorf("restarted worker reduced %v, want [7]", got)
 	}
 }
 

@@ -61,7 +61,7 @@ type Probe struct {
 	keys      int
 	oomKeys   int
 
-	evict   []memoryMemoryKey // keys of exited processes, exported and due for deletion
+	final   *probes.FinalEvictor[memoryMemoryKey, memoryMemoryValue] // keys of exited processes, exported and due for deletion
 	evicted uint64
 
 	emit, oomEmit *probes.SetEmitter
@@ -235,6 +235,11 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
+	overflow := memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}
+	if p.final, err = probes.NewFinalEvictor[memoryMemoryKey, memoryMemoryValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow); err != nil {
+		p.Close()
+		return err
+	}
 	p.folds = make([]uint64, env.Topology.PossibleCPUs)
 	p.cgroups = map[uint64]attribute.Set{}
 	return nil
@@ -351,7 +356,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	overflowTgid := uint32(set.OverflowKey["tgid"])
 	noAttrs := *attribute.EmptySet() // the process is the Resource; the fault type is a constant
 	p.keys = p.reader.Len()
-	p.evict = p.evict[:0]
+	p.final.Reset()
 	for i := range p.reader.Len() {
 		k, v := p.reader.Key(i), p.reader.Value(i)
 		if k.Tgid == overflowTgid {
@@ -362,7 +367,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 		}
 		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), noAttrs, v)
 		if c.Processes.Gone(k.Tgid) {
-			p.evict = append(p.evict, k)
+			p.final.Add(k, v)
 		}
 	}
 
@@ -399,21 +404,9 @@ func (p *Probe) cgroupAttrs(id uint64) attribute.Set {
 // OOM kill count stays (bounded by the set's max_entries) because nothing
 // tells the agent cheaply that a cgroup id will never be seen again.
 func (p *Probe) Evict() error {
-	if len(p.evict) == 0 {
-		return nil
-	}
-	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		n, err = 0, nil
-		for _, k := range p.evict {
-			if p.objs.Stats.Delete(k) == nil {
-				n++
-			}
-		}
-	}
+	n, err := p.final.Evict()
 	p.evicted += uint64(n)
-	p.evict = p.evict[:0]
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err != nil {
 		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
 	}
 	return nil

@@ -49,7 +49,7 @@ type Probe struct {
 	attach string
 	keys   int
 
-	evict   []schedSchedKey // keys of exited processes, exported and due for deletion
+	final   *probes.FinalEvictor[schedSchedKey, schedSchedValue] // keys of exited processes, exported and due for deletion
 	evicted uint64
 
 	emit  *probes.SetEmitter
@@ -165,7 +165,13 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	p.reader, err = aggregator.NewPerCPUReader[schedSchedKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology)
+	p.reader, err = aggregator.NewPerCPUReader[schedSchedKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log))
+	if err != nil {
+		p.Close()
+		return err
+	}
+	overflow := schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}
+	p.final, err = probes.NewFinalEvictor[schedSchedKey, schedSchedValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow)
 	if err != nil {
 		p.Close()
 		return err
@@ -240,7 +246,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	}
 	overflowTgid := uint32(set.OverflowKey["tgid"])
 	p.keys = p.reader.Len()
-	p.evict = p.evict[:0]
+	p.final.Reset()
 	for i := range p.reader.Len() {
 		k, v := p.reader.Key(i), p.reader.Value(i)
 		if k.Tgid == overflowTgid {
@@ -251,7 +257,7 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 		}
 		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.none, v)
 		if c.Processes.Gone(k.Tgid) {
-			p.evict = append(p.evict, k)
+			p.final.Add(k, v)
 		}
 	}
 	return nil
@@ -259,21 +265,9 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 
 // Evict implements probes.Probe.
 func (p *Probe) Evict() error {
-	if len(p.evict) == 0 {
-		return nil
-	}
-	n, err := p.objs.Stats.BatchDelete(p.evict, nil)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		n, err = 0, nil
-		for _, k := range p.evict {
-			if p.objs.Stats.Delete(k) == nil {
-				n++
-			}
-		}
-	}
+	n, err := p.final.Evict()
 	p.evicted += uint64(n)
-	p.evict = p.evict[:0]
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err != nil {
 		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
 	}
 	return nil
@@ -300,6 +294,8 @@ func (p *Probe) Close() error {
 		errs = append(errs, l.Close())
 	}
 	p.links = nil
+	errs = append(errs, p.reader.Close()) // stops its node workers
+	p.reader = nil
 	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(),
 		p.objs.Migrate.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
 	p.objs = objects{}
