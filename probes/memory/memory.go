@@ -56,17 +56,12 @@ type Probe struct {
 	links  []link.Link // mark_victim
 	attach string
 
-	reader    *aggregator.PerCPUReader[memoryMemoryKey]
+	stats     *probes.ProcessSet[memoryMemoryKey, memoryMemoryValue] // faults per process
 	oomReader *aggregator.PerCPUReader[memoryMemoryOomKey]
-	keys      int
 	oomKeys   int
-
-	final   *probes.FinalEvictor[memoryMemoryKey, memoryMemoryValue] // keys of exited processes, exported and due for deletion
-	evicted uint64
-
-	emit, oomEmit *probes.SetEmitter
-	cgroups       map[uint64]attribute.Set // data-point attributes per cgroup id, built once
-	folds         []uint64
+	oomEmit   *probes.SetEmitter
+	cgroups   map[uint64]attribute.Set // data-point attributes per cgroup id, built once
+	folds     []uint64
 }
 
 // cpuEvent is one software perf event on one CPU with its program linked.
@@ -193,9 +188,6 @@ func openFaultEvent(config uint64, cpu int) (int, error) {
 // Start implements probes.Probe: load, create the overflow keys, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	var err error
-	if p.emit, err = probes.NewSetEmitter(set); err != nil {
-		return err
-	}
 	if p.oomEmit, err = probes.NewSetEmitter(oomSet); err != nil {
 		return err
 	}
@@ -219,7 +211,7 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	}
 	// Overflow keys exist before the fault programs are linked. mark_victim
 	// runs already, but its map is empty: it cannot be full yet.
-	if err := p.initOverflowKeys(env.Topology.PossibleCPUs); err != nil {
+	if err := p.initOverflowKeys(env); err != nil {
 		p.Close()
 		return err
 	}
@@ -227,16 +219,7 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	if p.reader, err = aggregator.NewPerCPUReader[memoryMemoryKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
-		p.Close()
-		return err
-	}
 	if p.oomReader, err = aggregator.NewPerCPUReader[memoryMemoryOomKey](p.objs.OOM, oomSet.KeySize, oomSet.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
-		p.Close()
-		return err
-	}
-	overflow := memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}
-	if p.final, err = probes.NewFinalEvictor[memoryMemoryKey, memoryMemoryValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow); err != nil {
 		p.Close()
 		return err
 	}
@@ -334,13 +317,19 @@ func (p *Probe) attachFaults(env probes.Env) error {
 	return nil
 }
 
-func (p *Probe) initOverflowKeys(possibleCPUs int) error {
-	key := memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}
-	if err := p.objs.Stats.Update(key, make([]memoryMemoryValue, possibleCPUs), ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("create %s overflow key: %w", set.Map, err)
+// initOverflowKeys sets up both sets, which creates their overflow keys.
+func (p *Probe) initOverflowKeys(env probes.Env) error {
+	noAttrs := *attribute.EmptySet() // the process is the Resource; the fault type is a constant
+	var err error
+	p.stats, err = probes.NewProcessSet[memoryMemoryKey, memoryMemoryValue](set, p.objs.Stats, p.objs.Folds, env,
+		memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])},
+		func(k memoryMemoryKey) uint32 { return k.Tgid },
+		func(memoryMemoryKey) attribute.Set { return noAttrs })
+	if err != nil {
+		return err
 	}
 	oomKey := memoryMemoryOomKey{CgroupId: oomSet.OverflowKey["cgroup_id"]}
-	if err := p.objs.OOM.Update(oomKey, make([]memoryMemoryOomValue, possibleCPUs), ebpf.UpdateNoExist); err != nil {
+	if err := p.objs.OOM.Update(oomKey, make([]memoryMemoryOomValue, env.Topology.PossibleCPUs), ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("create %s overflow key: %w", oomSet.Map, err)
 	}
 	return nil
@@ -350,27 +339,9 @@ func (p *Probe) initOverflowKeys(possibleCPUs int) error {
 // key becomes a minor and a major fault point of its process, each cgroup
 // key an OOM kill point on the host.
 func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	if err := p.reader.Read(); err != nil {
+	if err := p.stats.Collect(c); err != nil {
 		return err
 	}
-	overflowTgid := uint32(set.OverflowKey["tgid"])
-	noAttrs := *attribute.EmptySet() // the process is the Resource; the fault type is a constant
-	p.keys = p.reader.Len()
-	p.final.Reset()
-	for i := range p.reader.Len() {
-		k, v := p.reader.Key(i), p.reader.Value(i)
-		if k.Tgid == overflowTgid {
-			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
-				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
-			}
-			continue
-		}
-		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), noAttrs, v)
-		if c.Processes.Gone(k.Tgid) {
-			p.final.Add(k, v)
-		}
-	}
-
 	if err := p.oomReader.Read(); err != nil {
 		return err
 	}
@@ -403,22 +374,16 @@ func (p *Probe) cgroupAttrs(id uint64) attribute.Set {
 // Evict implements probes.Probe. Only process keys are evicted: a cgroup's
 // OOM kill count stays (bounded by the set's max_entries) because nothing
 // tells the agent cheaply that a cgroup id will never be seen again.
-func (p *Probe) Evict() error {
-	n, err := p.final.Evict()
-	p.evicted += uint64(n)
-	if err != nil {
-		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
-	}
-	return nil
-}
+func (p *Probe) Evict() error { return p.stats.Evict() }
 
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
-	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
-	oom := probes.MetricSetStats{Name: oomSet.Name, Keys: p.oomKeys}
-	ms.OverflowFolds = p.sumFolds(p.objs.Folds)
-	oom.OverflowFolds = p.sumFolds(p.objs.OOMFolds)
-	return probes.Stats{Attach: "perf_event+" + p.attach, MetricSets: []probes.MetricSetStats{ms, oom}}
+	st := probes.Stats{Attach: "perf_event+" + p.attach}
+	if p.stats != nil {
+		oom := probes.MetricSetStats{Name: oomSet.Name, Keys: p.oomKeys, OverflowFolds: p.sumFolds(p.objs.OOMFolds)}
+		st.MetricSets = []probes.MetricSetStats{p.stats.Stats(), oom}
+	}
+	return st
 }
 
 func (p *Probe) sumFolds(m *ebpf.Map) uint64 {
@@ -447,8 +412,8 @@ func (p *Probe) Close() error {
 	}
 	p.links = nil
 	// The readers own pinned worker threads and off-heap buffers.
-	errs = append(errs, p.reader.Close(), p.oomReader.Close())
-	p.reader, p.oomReader = nil, nil
+	errs = append(errs, p.stats.Close(), p.oomReader.Close())
+	p.stats, p.oomReader = nil, nil
 	errs = append(errs, p.objs.Minor.Close(), p.objs.Major.Close(), p.objs.Victim.Close(),
 		p.objs.Stats.Close(), p.objs.OOM.Close(), p.objs.Folds.Close(), p.objs.OOMFolds.Close())
 	p.objs = objects{}

@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sys/unix"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/probes"
 )
@@ -45,16 +44,8 @@ type Probe struct {
 	cfg    Config
 	objs   objects
 	links  []link.Link
-	reader *aggregator.PerCPUReader[schedSchedKey]
 	attach string
-	keys   int
-
-	final   *probes.FinalEvictor[schedSchedKey, schedSchedValue] // keys of exited processes, exported and due for deletion
-	evicted uint64
-
-	emit  *probes.SetEmitter
-	none  attribute.Set // a key's own data-point attributes: none, the key is the process
-	folds []uint64
+	stats  *probes.ProcessSet[schedSchedKey, schedSchedValue]
 }
 
 // objects is what the tp_btf attach needs; loading only these leaves the
@@ -127,10 +118,6 @@ func (p *Probe) Supported() error {
 
 // Start implements probes.Probe: load, create the overflow key, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
-	var err error
-	if p.emit, err = probes.NewSetEmitter(set); err != nil {
-		return err
-	}
 	spec, err := loadSched()
 	if err != nil {
 		return fmt.Errorf("load sched spec: %w", err)
@@ -161,23 +148,17 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err := p.loadAndAttach(spec, opts); err != nil {
 		return err
 	}
-	if err := p.initOverflowKey(env.Topology.PossibleCPUs); err != nil {
-		p.Close()
-		return err
-	}
-	p.reader, err = aggregator.NewPerCPUReader[schedSchedKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log))
+	// The key is the process itself: its points carry no attributes of
+	// their own beyond the constant context-switch type.
+	none := *attribute.EmptySet()
+	p.stats, err = probes.NewProcessSet[schedSchedKey, schedSchedValue](set, p.objs.Stats, p.objs.Folds, env,
+		schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])},
+		func(k schedSchedKey) uint32 { return k.Tgid },
+		func(schedSchedKey) attribute.Set { return none })
 	if err != nil {
 		p.Close()
 		return err
 	}
-	overflow := schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}
-	p.final, err = probes.NewFinalEvictor[schedSchedKey, schedSchedValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	p.folds = make([]uint64, env.Topology.PossibleCPUs)
-	p.none = *attribute.EmptySet()
 	return nil
 }
 
@@ -229,59 +210,22 @@ func (p *Probe) attachTracing() error {
 	return nil
 }
 
-func (p *Probe) initOverflowKey(possibleCPUs int) error {
-	key := schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}
-	zero := make([]schedSchedValue, possibleCPUs)
-	if err := p.objs.Stats.Update(key, zero, ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("create overflow key: %w", err)
-	}
-	return nil
-}
-
 // Collect implements probes.Probe: one batch read of the map, every key
 // turned into its process's points.
 func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	if err := p.reader.Read(); err != nil {
-		return err
-	}
-	overflowTgid := uint32(set.OverflowKey["tgid"])
-	p.keys = p.reader.Len()
-	p.final.Reset()
-	for i := range p.reader.Len() {
-		k, v := p.reader.Key(i), p.reader.Value(i)
-		if k.Tgid == overflowTgid {
-			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
-				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
-			}
-			continue
-		}
-		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.none, v)
-		if c.Processes.Gone(k.Tgid) {
-			p.final.Add(k, v)
-		}
-	}
-	return nil
+	return p.stats.Collect(c)
 }
 
 // Evict implements probes.Probe.
-func (p *Probe) Evict() error {
-	n, err := p.final.Evict()
-	p.evicted += uint64(n)
-	if err != nil {
-		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
-	}
-	return nil
-}
+func (p *Probe) Evict() error { return p.stats.Evict() }
 
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
-	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
-	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
-		for _, f := range p.folds {
-			ms.OverflowFolds += f
-		}
+	st := probes.Stats{Attach: p.attach}
+	if p.stats != nil {
+		st.MetricSets = []probes.MetricSetStats{p.stats.Stats()}
 	}
-	return probes.Stats{Attach: p.attach, MetricSets: []probes.MetricSetStats{ms}}
+	return st
 }
 
 // Close implements probes.Probe: detach first so nothing writes into maps
@@ -294,8 +238,8 @@ func (p *Probe) Close() error {
 		errs = append(errs, l.Close())
 	}
 	p.links = nil
-	errs = append(errs, p.reader.Close()) // stops its node workers
-	p.reader = nil
+	errs = append(errs, p.stats.Close()) // stops its reader's node workers
+	p.stats = nil
 	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(),
 		p.objs.Migrate.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
 	p.objs = objects{}

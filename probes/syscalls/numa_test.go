@@ -131,7 +131,7 @@ func TestNodeBreakdownOfPinnedWorkload(t *testing.T) {
 	const n = 50000
 	getppidOnCPU(t, 1, n)
 
-	r := h.probe.reader
+	r := h.probe.stats.Reader()
 	if err := r.Read(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestReadWhileCounting(t *testing.T) {
 		}
 	}()
 
-	r := h.probe.reader
+	r := h.probe.stats.Reader()
 	w := callsWord(t)
 	var prevTotal uint64
 	prevNode := make([]uint64, 2)

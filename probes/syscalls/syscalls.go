@@ -16,7 +16,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/probes"
 )
@@ -41,16 +40,9 @@ type Probe struct {
 	cfg    Config
 	objs   objects
 	links  []link.Link
-	reader *aggregator.PerCPUReader[syscallsSyscallsKey]
 	attach string
-	keys   int
-
-	final   *probes.FinalEvictor[syscallsSyscallsKey, syscallsSyscallsValue] // keys of exited processes, exported and due for deletion
-	evicted uint64
-
-	emit  *probes.SetEmitter
-	names []attribute.Set // data-point attributes per syscall number, built once
-	folds []uint64
+	stats  *probes.ProcessSet[syscallsSyscallsKey, syscallsSyscallsValue]
+	names  []attribute.Set // data-point attributes per syscall number, built once
 }
 
 // objects is the subset of the bpf2go collection the tp_btf attach needs;
@@ -124,10 +116,6 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err != nil {
 		return err
 	}
-	if p.emit, err = probes.NewSetEmitter(set); err != nil {
-		return err
-	}
-
 	spec, err := loadSyscalls()
 	if err != nil {
 		return fmt.Errorf("load syscalls spec: %w", err)
@@ -146,25 +134,17 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err := p.loadAndAttach(spec, opts); err != nil {
 		return err
 	}
-	if err := p.initOverflowKey(env.Topology.PossibleCPUs); err != nil {
-		p.Close()
-		return err
-	}
-	p.reader, err = aggregator.NewPerCPUReader[syscallsSyscallsKey](p.objs.Stats, set.KeySize, set.ValueWords, env.Topology, aggregator.WithLogger(env.Log))
-	if err != nil {
-		p.Close()
-		return err
-	}
-	overflow := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
-	p.final, err = probes.NewFinalEvictor[syscallsSyscallsKey, syscallsSyscallsValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &overflow)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	p.folds = make([]uint64, env.Topology.PossibleCPUs)
 	p.names = make([]attribute.Set, bound)
 	for nr := range p.names {
 		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(syscallName(uint32(nr), bound)))
+	}
+	overflow := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
+	p.stats, err = probes.NewProcessSet[syscallsSyscallsKey, syscallsSyscallsValue](set, p.objs.Stats, p.objs.Folds, env, overflow,
+		func(k syscallsSyscallsKey) uint32 { return k.Tgid },
+		func(k syscallsSyscallsKey) attribute.Set { return p.names[min(k.Nr, bound-1)] })
+	if err != nil {
+		p.Close()
+		return err
 	}
 	return nil
 }
@@ -217,59 +197,22 @@ func (p *Probe) attachTracing() error {
 	return nil
 }
 
-func (p *Probe) initOverflowKey(possibleCPUs int) error {
-	key := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
-	zero := make([]syscallsSyscallsValue, possibleCPUs)
-	if err := p.objs.Stats.Update(key, zero, ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("create overflow key: %w", err)
-	}
-	return nil
-}
-
 // Collect implements probes.Probe: one batch read of the map, every key
 // turned into one histogram and one counter point of its process.
 func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	if err := p.reader.Read(); err != nil {
-		return err
-	}
-	overflowTgid := uint32(set.OverflowKey["tgid"])
-	p.keys = p.reader.Len()
-	p.final.Reset()
-	for i := range p.reader.Len() {
-		k, v := p.reader.Key(i), p.reader.Value(i)
-		if k.Tgid == overflowTgid {
-			if !probes.AllZero(v) { // the pre-created overflow key, once something folded
-				p.emit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
-			}
-			continue
-		}
-		p.emit.Emit(c.Metrics, c.Processes.Process(k.Tgid), p.names[min(k.Nr, uint32(len(p.names)-1))], v)
-		if c.Processes.Gone(k.Tgid) {
-			p.final.Add(k, v)
-		}
-	}
-	return nil
+	return p.stats.Collect(c)
 }
 
 // Evict implements probes.Probe.
-func (p *Probe) Evict() error {
-	n, err := p.final.Evict()
-	p.evicted += uint64(n)
-	if err != nil {
-		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
-	}
-	return nil
-}
+func (p *Probe) Evict() error { return p.stats.Evict() }
 
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
-	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
-	if p.objs.Folds != nil && p.objs.Folds.Lookup(uint32(0), p.folds) == nil {
-		for _, f := range p.folds {
-			ms.OverflowFolds += f
-		}
+	st := probes.Stats{Attach: p.attach}
+	if p.stats != nil {
+		st.MetricSets = []probes.MetricSetStats{p.stats.Stats()}
 	}
-	return probes.Stats{Attach: p.attach, MetricSets: []probes.MetricSetStats{ms}}
+	return st
 }
 
 // Close implements probes.Probe: detach first so nothing writes into maps
@@ -280,7 +223,7 @@ func (p *Probe) Close() error {
 		errs = append(errs, l.Close())
 	}
 	p.links = nil
-	errs = append(errs, p.reader.Close(), p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
-	p.objs = objects{}
+	errs = append(errs, p.stats.Close(), p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
+	p.objs, p.stats = objects{}, nil
 	return errors.Join(errs...)
 }
