@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
@@ -96,4 +97,18 @@ type MetricSetStats struct {
 	OverflowFolds uint64
 	// Evicted counts keys deleted because their process had exited.
 	Evicted uint64
+}
+
+// AttachTracing attaches tp_btf programs in order, appending each link to
+// *links as it goes, so the caller's Close detaches whatever did attach
+// when a later one fails.
+func AttachTracing(links *[]link.Link, progs ...*ebpf.Program) error {
+	for _, prog := range progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil {
+			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
+		}
+		*links = append(*links, l)
+	}
+	return nil
 }

@@ -200,14 +200,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 // attachTracing attaches switch last: its state is then complete from the
 // first switch it sees (a wakeup before it would only be missed).
 func (p *Probe) attachTracing() error {
-	for _, prog := range []*ebpf.Program{p.objs.Wakeup, p.objs.WakeupNew, p.objs.Migrate, p.objs.Switch} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-		if err != nil {
-			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
-		}
-		p.links = append(p.links, l)
-	}
-	return nil
+	return probes.AttachTracing(&p.links, p.objs.Wakeup, p.objs.WakeupNew, p.objs.Migrate, p.objs.Switch)
 }
 
 // Collect implements probes.Probe: one batch read of the map, every key

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/telagent/telagent/probes"
 )
 
 // nsPerTick converts task->start_boottime to /proc's starttime unit
@@ -61,13 +63,9 @@ func Load(possibleCPUs int, filter bool) (*State, error) {
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("load target followers: %w", err)
 	}
-	for _, prog := range []*ebpf.Program{s.objs.FollowFork, s.objs.ForgetExit} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("attach target follower %s: %w", prog, err)
-		}
-		s.links = append(s.links, l)
+	if err := probes.AttachTracing(&s.links, s.objs.FollowFork, s.objs.ForgetExit); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("target followers: %w", err)
 	}
 	return s, nil
 }

@@ -187,14 +187,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 }
 
 func (p *Probe) attachTracing() error {
-	for _, prog := range []*ebpf.Program{p.objs.Enter, p.objs.Exit} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-		if err != nil {
-			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
-		}
-		p.links = append(p.links, l)
-	}
-	return nil
+	return probes.AttachTracing(&p.links, p.objs.Enter, p.objs.Exit)
 }
 
 // Collect implements probes.Probe: one batch read of the map, every key
