@@ -72,6 +72,7 @@ func TestLiveCheck(t *testing.T) {
 	reqs := readOTLPJSON(t, out)
 
 	rep := livecheck.Check(reg, reqs)
+	livecheck.CheckEvents(reg, readOTLPJSONLogRequests(t, out), rep)
 	for _, v := range rep.Violations {
 		t.Errorf("live check: %s", v)
 	}
@@ -80,6 +81,13 @@ func TestLiveCheck(t *testing.T) {
 		seen = append(seen, name)
 		if n == 0 {
 			t.Errorf("metric %s with no data point", name)
+		}
+	}
+	// The workload runs commands under the agent: their exec and exit
+	// events must have been emitted (and so checked).
+	for _, name := range []string{"telagent.process.exec", "telagent.process.exit"} {
+		if slices.Contains(attachedProbes(t, p.stderr.String()), "process") && rep.Events[name] == 0 {
+			t.Errorf("no %s event from the workload's commands", name)
 		}
 	}
 	slices.Sort(seen)

@@ -47,22 +47,34 @@ type event struct {
 	attrs map[string]string
 }
 
-// readOTLPJSONLogs decodes the event lines of an otlp-json output file.
-func readOTLPJSONLogs(t *testing.T, path string) []event {
+// readOTLPJSONLogRequests decodes the event lines of an otlp-json output
+// file (the metric lines are readOTLPJSON's).
+func readOTLPJSONLogRequests(t *testing.T, path string) []*collogspb.ExportLogsServiceRequest {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []event
+	var out []*collogspb.ExportLogsServiceRequest
 	for _, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
 		if !bytes.HasPrefix(line, []byte(`{"resourceLogs"`)) {
 			continue
 		}
-		var req collogspb.ExportLogsServiceRequest
-		if err := protojson.Unmarshal(line, &req); err != nil {
+		req := new(collogspb.ExportLogsServiceRequest)
+		if err := protojson.Unmarshal(line, req); err != nil {
 			t.Fatalf("not an OTLP/JSON ExportLogsServiceRequest: %v\n%.300s", err, line)
 		}
+		out = append(out, req)
+	}
+	return out
+}
+
+// readOTLPJSONLogs decodes the event lines of an otlp-json output file,
+// reduced to what tests check.
+func readOTLPJSONLogs(t *testing.T, path string) []event {
+	t.Helper()
+	var out []event
+	for _, req := range readOTLPJSONLogRequests(t, path) {
 		for _, rl := range req.ResourceLogs {
 			pid, _ := resourcePID(rl.Resource)
 			for _, sl := range rl.ScopeLogs {

@@ -7,7 +7,9 @@
 // attribute must belong to a declared entity, with each entity present on a
 // resource identified completely. Expectations come from the registry alone
 // (loaded by internal/schemagen), so probes added later are covered as soon
-// as they emit.
+// as they emit. Events (log records with an event name) are checked by
+// CheckEvents: declared name, declared and well-typed record attributes,
+// required ones present.
 package livecheck
 
 import (
@@ -16,8 +18,10 @@ import (
 	"sort"
 	"strings"
 
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 
@@ -36,6 +40,8 @@ type Report struct {
 	Points map[string]int
 	// Resources counts the resources seen.
 	Resources int
+	// Events counts the event records seen per event name (CheckEvents).
+	Events map[string]int
 }
 
 // Unseen lists the registry's metrics that no data point was seen for.
@@ -361,6 +367,67 @@ func (c *checker) pointAttributes(d *schemagen.Metric, set *schemagen.MetricSet,
 		ok := slices.ContainsFunc(d.EntityAssociations, func(e string) bool { return entities[e] })
 		if !ok {
 			c.violation("metric %s: its resource does not carry its entity %s", d.Name, strings.Join(d.EntityAssociations, " or "))
+		}
+	}
+}
+
+// CheckEvents checks event records (OTLP log records with an event name)
+// against r's events and adds what it finds to rep: an undeclared event
+// name, a record attribute the event does not declare or of the wrong
+// type, a required attribute missing, resource attributes as for metrics.
+// rep.Events counts the records seen per event name.
+func CheckEvents(r *schemagen.Registry, reqs []*collogspb.ExportLogsServiceRequest, rep *Report) {
+	c := &checker{r: r, entityOf: map[string][]*schemagen.Entity{}, counts: map[string]int{}, rep: rep}
+	for _, e := range r.Entities {
+		for _, a := range append(slices.Clone(e.Identifying), e.Descriptive...) {
+			c.entityOf[a.ID] = append(c.entityOf[a.ID], e)
+		}
+	}
+	events := map[string]*schemagen.Event{}
+	for _, e := range r.Events {
+		events[e.Name] = e
+	}
+	if rep.Events == nil {
+		rep.Events = map[string]int{}
+	}
+	for _, req := range reqs {
+		for _, rl := range req.GetResourceLogs() {
+			rep.Resources++
+			c.resource(rl.GetResource())
+			for _, sl := range rl.GetScopeLogs() {
+				for _, lr := range sl.GetLogRecords() {
+					c.event(events, lr)
+				}
+			}
+		}
+	}
+	for v, n := range c.counts {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("%s (%d %s)", v, n, map[bool]string{true: "time", false: "times"}[n == 1]))
+	}
+	sort.Strings(rep.Violations)
+}
+
+func (c *checker) event(events map[string]*schemagen.Event, lr *logspb.LogRecord) {
+	name := lr.GetEventName()
+	e := events[name]
+	if e == nil {
+		c.violation("event %q is not declared in the registry", name)
+		return
+	}
+	c.rep.Events[name]++
+	have := map[string]bool{}
+	for _, kv := range lr.GetAttributes() {
+		i := slices.IndexFunc(e.Attributes, func(a *schemagen.Attribute) bool { return a.ID == kv.GetKey() })
+		if i < 0 {
+			c.violation("event %s: attribute %q is not declared for the event", name, kv.GetKey())
+			continue
+		}
+		have[kv.GetKey()] = true
+		c.value("event "+name+" attribute", kv, e.Attributes[i])
+	}
+	for i, a := range e.Attributes {
+		if i < len(e.Required) && e.Required[i] && !have[a.ID] {
+			c.violation("event %s: required attribute %q is missing", name, a.ID)
 		}
 	}
 }
