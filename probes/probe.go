@@ -112,3 +112,19 @@ func AttachTracing(links *[]link.Link, progs ...*ebpf.Program) error {
 	}
 	return nil
 }
+
+// AttachRawTracepoints attaches raw_tp programs, progs[i] to tracepoint
+// names[i], appending each link to *links as it goes (see AttachTracing).
+func AttachRawTracepoints(links *[]link.Link, names []string, progs ...*ebpf.Program) error {
+	if len(names) != len(progs) {
+		return fmt.Errorf("attach raw_tp: %d names for %d programs", len(names), len(progs))
+	}
+	for i, prog := range progs {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: names[i], Program: prog})
+		if err != nil {
+			return fmt.Errorf("attach raw_tp/%s: %w", names[i], err)
+		}
+		*links = append(*links, l)
+	}
+	return nil
+}

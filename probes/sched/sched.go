@@ -185,13 +185,9 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 		return fmt.Errorf("load sched programs: tp_btf: %v; raw_tp: %w", btfErr, err)
 	}
 	p.objs = objects{Switch: raw.Switch, Wakeup: raw.Wakeup, WakeupNew: raw.WakeupNew, Stats: raw.Stats, Folds: raw.Folds}
-	for i, prog := range []*ebpf.Program{raw.Switch, raw.Wakeup, raw.WakeupNew} {
-		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: hooks[i], Program: prog})
-		if err != nil {
-			p.Close()
-			return fmt.Errorf("attach raw_tp/%s: %w (tp_btf: %v)", hooks[i], err, btfErr)
-		}
-		p.links = append(p.links, l)
+	if err := probes.AttachRawTracepoints(&p.links, hooks[:3], raw.Switch, raw.Wakeup, raw.WakeupNew); err != nil {
+		p.Close()
+		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
 	}
 	p.attach = "raw_tp"
 	return nil

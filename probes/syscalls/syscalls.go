@@ -171,16 +171,9 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 		return fmt.Errorf("load syscalls programs: tp_btf: %v; raw_tp: %w", btfErr, err)
 	}
 	p.objs = objects{Enter: raw.Enter, Exit: raw.Exit, Stats: raw.Stats, Folds: raw.Folds}
-	for _, a := range []struct {
-		name string
-		prog *ebpf.Program
-	}{{"sys_enter", raw.Enter}, {"sys_exit", raw.Exit}} {
-		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
-		if err != nil {
-			p.Close()
-			return fmt.Errorf("attach raw_tp/%s: %w (tp_btf: %v)", a.name, err, btfErr)
-		}
-		p.links = append(p.links, l)
+	if err := probes.AttachRawTracepoints(&p.links, []string{"sys_enter", "sys_exit"}, raw.Enter, raw.Exit); err != nil {
+		p.Close()
+		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
 	}
 	p.attach = "raw_tp"
 	return nil
