@@ -495,7 +495,7 @@ func (c *console) renderSection(sec *consoleSection) {
 	fmt.Fprintf(&c.out, "%s: top %d of %d active series\n", sec.name, len(shown), len(active))
 	tw := tabwriter.NewWriter(&c.out, 0, 0, 2, ' ', 0)
 	hdr := append([]string{"PID", "EXE"}, columnHeaders(keys)...)
-	hdr = append(hdr, "CALLS", "CALLS/S", "ERRORS", "P50", "P99", "TOTAL")
+	hdr = append(hdr, "COUNT", "COUNT/S", "ERRORS", "P50", "P99", "TOTAL")
 	writeCells(tw, hdr)
 	for _, r := range shown {
 		cells := []string{r.pidText, truncate(r.exe, 15)}

@@ -135,13 +135,13 @@ func TestConsoleIntervals(t *testing.T) {
 		"telagent.syscall.duration: top 3 of 4 active series",
 	}
 	wantRows := [][]string{
-		// PID EXE SYSCALL CALLS CALLS/S ERRORS P50 P99 TOTAL
+		// PID EXE SYSCALL COUNT COUNT/S ERRORS P50 P99 TOTAL
 		{"100", "nginx", "read", "10", "2.0", "3", "1.54µs", "2.04µs", "15.0µs"},
 		{"100", "nginx", "write", "5", "1.0", "0", "3.07µs", "4.08µs", "15.0µs"},
 		{"200", "postgres", "fsync", "3", "0.6", "-", ">8.19µs", ">8.19µs", "30.0ms"},
 	}
 	checkConsole(t, "interval 1", buf.String(), headers, rows, wantHeaders, wantRows)
-	if !strings.Contains(buf.String(), "\nPID  EXE       SYSCALL  CALLS  CALLS/S  ERRORS  P50      P99      TOTAL\n") {
+	if !strings.Contains(buf.String(), "\nPID  EXE       SYSCALL  COUNT  COUNT/S  ERRORS  P50      P99      TOTAL\n") {
 		t.Errorf("column header missing or not aligned:\n%s", buf.String())
 	}
 
