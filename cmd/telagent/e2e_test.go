@@ -287,3 +287,20 @@ func TestWholeHostSIGINT(t *testing.T) {
 	last := lastPoint(t, reqs, metricDuration, wpid, "getppid")
 	checkHistogram(t, "rawsys "+strconv.FormatInt(wpid, 10)+" getppid", last.hist, 1234)
 }
+
+// SIGTERM sent to the agent alone (not to the command's process group)
+// reaches the command; the agent exports and exits with its status.
+func TestSIGTERMReachesCommand(t *testing.T) {
+	requireRoot(t)
+	out := filepath.Join(t.TempDir(), "out.json")
+	p := startAgent(t, startOpts{}, "run", "--probes", "syscalls", "--exporter", "otlp-json", "--output", out,
+		"--interval", "1s", "--", "sleep", "30")
+	p.waitAttached(20 * time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(15 * time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit code %d, want %d (the command killed by the forwarded SIGTERM); stderr:\n%s", code, 128+int(syscall.SIGTERM), p.stderr)
+	}
+	assertNoLeakedPrograms(t, p.baseline)
+}

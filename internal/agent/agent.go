@@ -203,8 +203,16 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 			}
 			return
 		case <-ctx.Done():
-			if exited != nil {
-				<-exited
+			// The agent's own signal context and sigs see the same signal,
+			// in either order: keep forwarding while the command runs, or
+			// a SIGTERM sent to the agent alone would never reach it.
+			for exited != nil {
+				select {
+				case s := <-sigs:
+					_ = held.cmd.Process.Signal(s)
+				case <-exited:
+					return
+				}
 			}
 			return
 		}
