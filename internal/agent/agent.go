@@ -118,6 +118,14 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 		return 0, err
 	}
+	// The command gets the signals the agent gets (the agent exports and
+	// exits once the command has exited). Registered before "attached" is
+	// logged, so no signal sent after that line can miss the command.
+	sigs := make(chan os.Signal, 1)
+	if held != nil {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+	}
 	start := time.Now()
 	events.start()
 	if err := tset.RunForgetLast(); err != nil { // after the probes' exit handlers
@@ -145,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		probes: running, exporter: cfg.Exporter, resolver: resolver, log: log,
 		builder: export.NewBuilder(cfg.Version, start),
 	}
-	loop(ctx, cfg, c, exited, held)
+	loop(ctx, cfg, c, exited, held, sigs)
 
 	// Final export: everything counted up to now, including a command's
 	// last syscalls, is delivered before detaching, within a deadline so a
@@ -170,7 +178,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 // loop collects on every tick until the context ends, the duration passes
 // or the command exits. A command outlives the duration: collection stops,
 // the command is waited for.
-func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, held *heldCommand) {
+func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, held *heldCommand, sigs <-chan os.Signal) {
 	ticker := time.NewTicker(cfg.Interval)
 	defer ticker.Stop()
 	var deadline <-chan time.Time
@@ -178,13 +186,6 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 		t := time.NewTimer(cfg.Duration)
 		defer t.Stop()
 		deadline = t.C
-	}
-	sigs := make(chan os.Signal, 1)
-	if held != nil {
-		// The command gets the signals the agent gets; the agent exports and
-		// exits once the command has exited.
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sigs)
 	}
 	for {
 		select {
@@ -203,10 +204,20 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 			}
 			return
 		case <-ctx.Done():
-			// The agent's own signal context and sigs see the same signal,
-			// in either order: keep forwarding while the command runs, or
-			// a SIGTERM sent to the agent alone would never reach it.
-			for exited != nil {
+			if exited == nil {
+				return
+			}
+			// The agent was told to stop, so the command is too: with the
+			// signal that did it when sigs has it (the agent's own signal
+			// context and sigs see the same signal, in either order), else
+			// SIGTERM. Then keep forwarding until the command has exited.
+			select {
+			case s := <-sigs:
+				_ = held.cmd.Process.Signal(s)
+			default:
+				_ = held.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			for {
 				select {
 				case s := <-sigs:
 					_ = held.cmd.Process.Signal(s)
@@ -214,7 +225,6 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 					return
 				}
 			}
-			return
 		}
 	}
 }
