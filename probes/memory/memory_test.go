@@ -17,59 +17,26 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"golang.org/x/sys/unix"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/testutil"
 	"github.com/telagent/telagent/probes"
-	"github.com/telagent/telagent/probes/shared"
+	"github.com/telagent/telagent/probes/probetest"
 )
 
 // harness runs the probe in filter mode; tests add their workload (and
 // nothing else) to the target set while it is held at its exec.
 type harness struct {
-	t        *testing.T
-	probe    *Probe
-	state    *shared.State
-	builder  *export.Builder
-	resolver *entity.ProcessResolver
+	*probetest.Harness
+	probe *Probe
 }
 
 func start(t *testing.T, cfg Config, filter bool) *harness {
 	t.Helper()
-	testutil.RequireRoot(t)
 	p := New(cfg)
-	if err := p.Supported(); err != nil {
-		t.Skipf("kernel lacks what the memory probe needs: %v", err)
-	}
-	topo, err := aggregator.DiscoverTopology("/sys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := shared.Load(topo.PossibleCPUs, filter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	env := probes.Env{Topology: topo, Shared: st.Replacements(), FilterTargets: filter}
-	if err := p.Start(context.Background(), env); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	res, err := entity.NewProcessResolver("/proc", []attribute.KeyValue{entity.AttrHostID.String("test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Kernel = st.Process
-	return &harness{t: t, probe: p, state: st, builder: export.NewBuilder("test", time.Now()), resolver: res}
+	return &harness{Harness: probetest.Start(t, p, filter, nil), probe: p}
 }
 
 // faults are one process's points of process.paging.faults.
@@ -84,19 +51,19 @@ type result struct {
 }
 
 func (h *harness) collect() result {
-	h.t.Helper()
-	h.resolver.NextGeneration(10)
-	h.builder.Begin(time.Now())
-	if err := h.probe.Collect(context.Background(), &probes.Collection{Metrics: h.builder, Processes: h.resolver}); err != nil {
-		h.t.Fatal(err)
+	h.T.Helper()
+	h.Resolver.NextGeneration(10)
+	h.Builder.Begin(time.Now())
+	if err := h.probe.Collect(context.Background(), &probes.Collection{Metrics: h.Builder, Processes: h.Resolver}); err != nil {
+		h.T.Fatal(err)
 	}
 	r := result{faults: map[int64]faults{}, oomKills: map[int64]int64{}}
-	for _, rm := range h.builder.Result() {
+	for _, rm := range h.Builder.Result() {
 		pid, hasPID := rm.Resource.Set().Value(entity.AttrProcessPID)
 		for _, m := range rm.ScopeMetrics[0].Metrics {
 			sum, ok := m.Data.(metricdata.Sum[int64])
 			if !ok {
-				h.t.Errorf("%s: data %T, want an int64 sum", m.Name, m.Data)
+				h.T.Errorf("%s: data %T, want an int64 sum", m.Name, m.Data)
 				continue
 			}
 			for _, dp := range sum.DataPoints {
@@ -107,11 +74,11 @@ func (h *harness) collect() result {
 					f := r.faults[pid.AsInt64()]
 					if over.AsBool() {
 						if hasPID {
-							h.t.Errorf("overflow series on a process resource: %v", rm.Resource.Attributes())
+							h.T.Errorf("overflow series on a process resource: %v", rm.Resource.Attributes())
 						}
 						f = r.overflowFaults
 					} else if !hasPID {
-						h.t.Errorf("fault series without a process and not the overflow: %v", dp.Attributes.ToSlice())
+						h.T.Errorf("fault series without a process and not the overflow: %v", dp.Attributes.ToSlice())
 					}
 					switch typ.AsString() {
 					case "minor":
@@ -119,7 +86,7 @@ func (h *harness) collect() result {
 					case "major":
 						f.major = dp.Value
 					default:
-						h.t.Errorf("fault point without a valid %s: %v", entity.AttrSystemPagingFaultType, dp.Attributes.ToSlice())
+						h.T.Errorf("fault point without a valid %s: %v", entity.AttrSystemPagingFaultType, dp.Attributes.ToSlice())
 					}
 					if over.AsBool() {
 						r.overflowFaults = f
@@ -128,7 +95,7 @@ func (h *harness) collect() result {
 					}
 				case entity.MetricTelagentMemoryOOMKills.Name:
 					if hasPID {
-						h.t.Errorf("OOM kills on a process resource: %v", rm.Resource.Attributes())
+						h.T.Errorf("OOM kills on a process resource: %v", rm.Resource.Attributes())
 					}
 					if over.AsBool() {
 						r.oomOverflow = dp.Value
@@ -136,11 +103,11 @@ func (h *harness) collect() result {
 					}
 					id, ok := dp.Attributes.Value(entity.AttrTelagentCgroupID)
 					if !ok {
-						h.t.Errorf("OOM kill point without %s: %v", entity.AttrTelagentCgroupID, dp.Attributes.ToSlice())
+						h.T.Errorf("OOM kill point without %s: %v", entity.AttrTelagentCgroupID, dp.Attributes.ToSlice())
 					}
 					r.oomKills[id.AsInt64()] = dp.Value
 				default:
-					h.t.Errorf("undeclared metric %s", m.Name)
+					h.T.Errorf("undeclared metric %s", m.Name)
 				}
 			}
 		}
@@ -165,7 +132,7 @@ type held struct {
 // startHeld starts argv, calls setup(pid) while it is held, and lets it run.
 // attr may carry clone options (a cgroup to start in).
 func (h *harness) startHeld(attr *syscall.SysProcAttr, setup func(pid int), argv ...string) *held {
-	t := h.t
+	t := h.T
 	t.Helper()
 	w := &held{t: t, cmd: exec.Command(argv[0], argv[1:]...)}
 	if attr == nil {
@@ -189,7 +156,7 @@ func (h *harness) startHeld(attr *syscall.SysProcAttr, setup func(pid int), argv
 		t.Fatalf("%s did not stop at exec: status %#x, %v", argv[0], uint32(ws), err)
 	}
 	w.atExec = procFaults(t, w.pid)
-	if err := h.state.Add(uint32(w.pid)); err != nil {
+	if err := h.State.Add(uint32(w.pid)); err != nil {
 		t.Fatal(err)
 	}
 	if setup != nil {

@@ -120,7 +120,9 @@ func (p *Probe) startReaders() error {
 	// its own thread (which may be the one whose affinity a later read by
 	// pid would see).
 	allowed := unix.NewCPUSet(max(p.topo.PossibleCPUs, 1024))
-	if unix.SchedGetaffinityDynamic(os.Getpid(), allowed) != nil {
+	// The calling thread's affinity, not the main thread's (pid): other
+	// code may have pinned the main thread for good.
+	if unix.SchedGetaffinityDynamic(0, allowed) != nil {
 		allowed = nil
 	}
 	for _, r := range p.rings {
@@ -135,8 +137,27 @@ func (p *Probe) startReaders() error {
 // its thread and never unlocks: when it returns the runtime ends the
 // thread, so its narrowed affinity never leaks to other goroutines.
 func (p *Probe) read(r *ring, allowed unix.CPUSetDynamic) {
-	defer p.wg.Done()
 	runtime.LockOSThread()
+	if unix.Gettid() == os.Getpid() {
+		// Pinning the main thread would change the whole process's
+		// affinity, and a goroutine exiting locked to it leaves it wedged,
+		// pinned, for good: start again on another thread (the new
+		// goroutine cannot get the main thread while this one holds it).
+		locked := make(chan struct{})
+		go p.readLocked(r, allowed, locked)
+		<-locked
+		runtime.UnlockOSThread()
+		return
+	}
+	p.readLocked(r, allowed, nil)
+}
+
+func (p *Probe) readLocked(r *ring, allowed unix.CPUSetDynamic, locked chan<- struct{}) {
+	defer p.wg.Done()
+	runtime.LockOSThread() // nests when read already locked this goroutine
+	if locked != nil {
+		close(locked)
+	}
 	r.tid.Store(int32(unix.Gettid()))
 	r.affinity = pin(r.node.CPUs, allowed, p.topo.PossibleCPUs)
 	if len(r.affinity) == 0 {

@@ -3,7 +3,6 @@ package sched
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -18,74 +17,25 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"golang.org/x/sys/unix"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/testutil"
-	"github.com/telagent/telagent/probes"
-	"github.com/telagent/telagent/probes/shared"
+	"github.com/telagent/telagent/probes/probetest"
 )
 
 // harness runs the probe in filter mode (targets chosen by the test) or
 // over the whole host.
 type harness struct {
-	t        *testing.T
-	probe    *Probe
-	state    *shared.State
-	builder  *export.Builder
-	resolver *entity.ProcessResolver
+	*probetest.Harness
+	probe *Probe
 }
 
 func start(t *testing.T, cfg Config, filter bool) *harness {
 	t.Helper()
-	testutil.RequireRoot(t)
 	p := New(cfg)
-	if err := p.Supported(); err != nil {
-		t.Skipf("kernel lacks what the sched probe needs: %v", err)
-	}
-	topo, err := aggregator.DiscoverTopology("/sys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := shared.Load(topo.PossibleCPUs, filter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	env := probes.Env{Topology: topo, Shared: st.Replacements(), FilterTargets: filter}
-	if err := p.Start(context.Background(), env); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	res, err := entity.NewProcessResolver("/proc", []attribute.KeyValue{entity.AttrHostID.String("test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Kernel = st.Process
-	return &harness{t: t, probe: p, state: st, builder: export.NewBuilder("test", time.Now()), resolver: res}
-}
-
-// collectAll runs one interval and returns its data.
-func (h *harness) collectAll() []metricdata.ResourceMetrics {
-	h.t.Helper()
-	h.resolver.NextGeneration(10)
-	h.builder.Begin(time.Now())
-	if err := h.probe.Collect(context.Background(), &probes.Collection{Metrics: h.builder, Processes: h.resolver}); err != nil {
-		h.t.Fatal(err)
-	}
-	return h.builder.Result()
+	return &harness{Harness: probetest.Start(t, p, filter, nil), probe: p}
 }
 
 // misses is how many times the kernel skipped one of the probe's programs
@@ -118,9 +68,9 @@ type sample struct {
 
 // sampleOf collects once and extracts pid's points (pid 0: none).
 func (h *harness) sampleOf(pid int) sample {
-	h.t.Helper()
+	h.T.Helper()
 	s := sample{pids: map[int64]bool{}, exe: map[int64]string{}}
-	for _, rm := range h.collectAll() {
+	for _, rm := range h.CollectAll() {
 		v, hasPID := rm.Resource.Set().Value(entity.AttrProcessPID)
 		if !hasPID {
 			s.overflowed = true
@@ -163,7 +113,7 @@ func (h *harness) sampleOf(pid int) sample {
 		}
 	}
 	if s.pointsWithoutType > 0 {
-		h.t.Errorf("%d context-switch points without a valid %s", s.pointsWithoutType, entity.AttrProcessContextSwitchType)
+		h.T.Errorf("%d context-switch points without a valid %s", s.pointsWithoutType, entity.AttrProcessContextSwitchType)
 	}
 	return s
 }
@@ -184,40 +134,40 @@ type workload struct {
 // from the same instant), and the test process then leaves the set, so
 // the child is the only target.
 func (h *harness) startWorkload(args ...string) *workload {
-	h.t.Helper()
-	bin := testutil.BuildC(h.t, "sched_work.c", "-O2", "-pthread")
+	h.T.Helper()
+	bin := testutil.BuildC(h.T, "sched_work.c", "-O2", "-pthread")
 	// The Go runtime forks a throw-away child on its first process start
 	// (to check pidfd support); let that happen before the test process
 	// becomes a target, or it would be followed too.
 	warmUp.Do(func() { _ = exec.Command(bin).Run() })
-	w := &workload{t: h.t, cmd: exec.Command(bin, args...)}
+	w := &workload{t: h.T, cmd: exec.Command(bin, args...)}
 	w.cmd.Stdout = &w.stdout
 	w.cmd.Stderr = os.Stderr
 	self := uint32(os.Getpid())
-	if h.state.Filtering() {
-		if err := h.state.Add(self); err != nil {
-			h.t.Fatal(err)
+	if h.State.Filtering() {
+		if err := h.State.Add(self); err != nil {
+			h.T.Fatal(err)
 		}
 	}
 	err := w.cmd.Start()
-	if h.state.Filtering() {
-		if derr := h.state.Replacements()["targets"].Delete(self); derr != nil {
-			h.t.Fatalf("remove the test process from the targets: %v", derr)
+	if h.State.Filtering() {
+		if derr := h.State.Replacements()["targets"].Delete(self); derr != nil {
+			h.T.Fatalf("remove the test process from the targets: %v", derr)
 		}
 	}
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	w.pid = w.cmd.Process.Pid
-	h.t.Cleanup(func() {
+	h.T.Cleanup(func() {
 		if w.cmd.ProcessState == nil {
 			_ = w.cmd.Process.Kill()
 			_ = unix.Kill(w.pid, unix.SIGCONT)
 			_ = w.cmd.Wait()
 		}
 	})
-	if h.state.Filtering() && !h.state.Contains(uint32(w.pid)) {
-		h.t.Fatalf("workload %d was not followed into the target set at fork", w.pid)
+	if h.State.Filtering() && !h.State.Contains(uint32(w.pid)) {
+		h.T.Fatalf("workload %d was not followed into the target set at fork", w.pid)
 	}
 	return w
 }
@@ -696,7 +646,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			h := start(t, Config{Attach: mode}, true)
 			shared := map[ebpf.MapID]bool{}
-			for _, m := range h.state.Replacements() {
+			for _, m := range h.State.Replacements() {
 				info, err := m.Info()
 				if err != nil {
 					t.Fatal(err)

@@ -1,7 +1,6 @@
 package syscalls
 
 import (
-	"context"
 	"os"
 	"runtime"
 	"sync"
@@ -9,15 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/aggregator"
-	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
-	"github.com/telagent/telagent/internal/testutil"
-	"github.com/telagent/telagent/probes"
-	"github.com/telagent/telagent/probes/shared"
 )
 
 // splitTopology is a fake two-node layout of this kernel's possible CPUs:
@@ -46,33 +39,7 @@ func splitTopology(t *testing.T) aggregator.Topology {
 // startTopology is start (syscalls_test.go) with a given topology.
 func startTopology(t *testing.T, topo aggregator.Topology) *harness {
 	t.Helper()
-	testutil.RequireRoot(t)
-	p := New(Config{})
-	if err := p.Supported(); err != nil {
-		t.Skipf("kernel lacks what the syscalls probe needs: %v", err)
-	}
-	st, err := shared.Load(topo.PossibleCPUs, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Add(uint32(os.Getpid())); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background(), probes.Env{Topology: topo, Shared: st.Replacements(), FilterTargets: true}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	res, err := entity.NewProcessResolver("/proc", []attribute.KeyValue{entity.AttrHostID.String("test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Kernel = st.Process
-	return &harness{t: t, probe: p, state: st, builder: export.NewBuilder("test", time.Now()), resolver: res}
+	return startOn(t, Config{}, &topo)
 }
 
 // callsWord is the value word that counts calls (the histogram's count).
