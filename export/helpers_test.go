@@ -1,6 +1,7 @@
 package export
 
 import (
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -53,7 +54,7 @@ func hpoint(attrs attribute.Set, at time.Time, sum float64, buckets ...uint64) m
 	}
 	return metricdata.HistogramDataPoint[float64]{
 		Attributes: attrs, StartTime: testStart, Time: at,
-		Count: n, Bounds: testBounds, BucketCounts: buckets, Sum: sum,
+		Count: n, Bounds: slices.Clone(testBounds), BucketCounts: buckets, Sum: sum, // own copy: tests mutate points
 	}
 }
 
