@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime"
 	"sync"
 
+	"github.com/telagent/telagent/internal/osthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,7 +96,7 @@ type reducer struct {
 // the expected largest key count (the map's max_entries): buffers reserve
 // that much address space and grow past it only if a read returns more.
 func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, error) {
-	r := &reducer{ncpu: topo.PossibleCPUs, words: words, onMain: onMainThread}
+	r := &reducer{ncpu: topo.PossibleCPUs, words: words, onMain: osthread.OnMain}
 	for _, n := range topo.Nodes {
 		if len(n.CPUs) > 0 {
 			r.nodes = append(r.nodes, Node{ID: n.ID, CPUs: append([]int(nil), n.CPUs...)})
@@ -106,7 +105,7 @@ func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, 
 	if len(r.nodes) == 0 {
 		return nil, errors.New("topology has no node with a CPU")
 	}
-	allowed, allowedErr := allowedCPUs(topo.PossibleCPUs)
+	allowed, allowedErr := osthread.Allowed(topo.PossibleCPUs)
 	if allowedErr != nil {
 		log.Debug("cannot read the process's allowed CPUs; pinning node workers without checking them", "err", allowedErr)
 	}
@@ -126,24 +125,6 @@ func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, 
 	return r, nil
 }
 
-// allowedCPUs is the CPU affinity of the calling thread: the CPUs the
-// process may run on, which a cpuset or taskset restricts (every thread
-// the runtime starts for ordinary goroutines inherits it). Not the main
-// thread's: other code may have locked and pinned that one for good (a
-// goroutine that exits locked to the main thread wedges it with whatever
-// affinity it set).
-func allowedCPUs(possible int) (unix.CPUSetDynamic, error) {
-	set := unix.NewCPUSet(max(possible, 1024))
-	if err := unix.SchedGetaffinityDynamic(0, set); err != nil {
-		return nil, fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	return set, nil
-}
-
-// onMainThread reports whether the calling goroutine runs on the process's
-// main thread (thread id = process id).
-func onMainThread() bool { return unix.Gettid() == os.Getpid() }
-
 func (r *reducer) startWorker(n Node, capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger) (*nodeWorker, error) {
 	w := &nodeWorker{
 		node: n, runs: cpuRuns(n.CPUs), ncpu: r.ncpu, words: r.words,
@@ -152,7 +133,7 @@ func (r *reducer) startWorker(n Node, capKeys int, allowed unix.CPUSetDynamic, l
 		exited: make(chan struct{}),
 	}
 	ready := make(chan error, 1)
-	go w.run(capKeys, allowed, log, ready, r.onMain)
+	osthread.Go(r.onMain, func() { w.runLocked(capKeys, allowed, log, ready) })
 	if err := <-ready; err != nil {
 		<-w.exited
 		return nil, fmt.Errorf("node %d worker: %w", n.ID, err)
@@ -174,36 +155,10 @@ func cpuRuns(cpus []int) [][2]int {
 	return runs
 }
 
-// run locks the goroutine to a thread other than the main thread, then
-// runs the worker there for the reader's life.
-func (w *nodeWorker) run(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error, onMain func() bool) {
-	runtime.LockOSThread()
-	if onMain() {
-		// Pinning the main thread would change the affinity the whole
-		// process shows (taskset -p, /proc/PID/status), and when this
-		// goroutine exits the runtime would not end the thread but wedge
-		// it, pinned, for good. Start again on another thread: while this
-		// goroutine holds the main thread, the new one cannot get it.
-		locked := make(chan struct{})
-		go w.runLocked(capKeys, allowed, log, ready, locked)
-		<-locked
-		runtime.UnlockOSThread()
-		return
-	}
-	w.runLocked(capKeys, allowed, log, ready, nil)
-}
-
-func (w *nodeWorker) runLocked(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error, locked chan<- struct{}) {
+// runLocked runs the worker for the reader's life on its own thread
+// (osthread.Go: never the main thread, ended when the worker returns).
+func (w *nodeWorker) runLocked(capKeys int, allowed unix.CPUSetDynamic, log *slog.Logger, ready chan<- error) {
 	defer close(w.exited)
-	// Locked for the worker's whole life and never unlocked: when this
-	// goroutine returns, the runtime terminates the thread, so its narrowed
-	// affinity never leaks to goroutines scheduled on it later. (Threads
-	// the runtime starts while this one is locked are cloned from its
-	// template thread, so they do not inherit the affinity either.)
-	runtime.LockOSThread() // nests when run already locked this goroutine
-	if locked != nil {
-		close(locked)
-	}
 	w.tid = unix.Gettid()
 	w.pin(allowed, log)
 	// Mapped and (on first reduce) written here, on the pinned thread.
@@ -225,36 +180,21 @@ func (w *nodeWorker) runLocked(capKeys int, allowed unix.CPUSetDynamic, log *slo
 // sched_setaffinity, leaves the thread unpinned: the sums are the same,
 // only the partials' placement is left to the scheduler.
 func (w *nodeWorker) pin(allowed unix.CPUSetDynamic, log *slog.Logger) {
-	set := unix.NewCPUSet(max(w.ncpu, 1024))
-	count := 0
-	for _, c := range w.node.CPUs {
-		if allowed == nil || allowed.IsSet(c) {
-			set.Set(c)
-			count++
-		}
-	}
-	if count == 0 {
+	aff, err := osthread.Pin(w.node.CPUs, allowed, w.ncpu)
+	switch {
+	case errors.Is(err, osthread.ErrNoneAllowed):
 		log.Debug("node worker not pinned: none of the node's CPUs is in the process's allowed set",
 			"node", w.node.ID, "cpus", w.node.CPUs)
 		return
-	}
-	if err := unix.SchedSetaffinityDynamic(0, set); err != nil {
+	case err != nil:
 		log.Debug("node worker not pinned", "node", w.node.ID, "cpus", w.node.CPUs, "err", err)
 		return
 	}
-	w.pinned = true
-	if count < len(w.node.CPUs) {
-		log.Debug("node worker pinned to the node's allowed CPUs only", "node", w.node.ID, "cpus", w.node.CPUs, "allowed", count)
+	w.pinned, w.affinity = true, aff
+	if len(aff) < len(w.node.CPUs) {
+		log.Debug("node worker pinned to the node's allowed CPUs only", "node", w.node.ID, "cpus", w.node.CPUs, "allowed", len(aff))
 	} else {
 		log.Debug("node worker pinned", "node", w.node.ID, "cpus", w.node.CPUs)
-	}
-	got := unix.NewCPUSet(max(w.ncpu, 1024))
-	if unix.SchedGetaffinityDynamic(0, got) == nil {
-		for c := range len(got) * 64 {
-			if got.IsSet(c) {
-				w.affinity = append(w.affinity, c)
-			}
-		}
 	}
 }
 

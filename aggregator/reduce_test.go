@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/telagent/telagent/internal/osthread"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,7 +161,7 @@ func TestCPURuns(t *testing.T) {
 // TestWorkersPinned: each worker's thread runs on its node's CPUs only.
 func TestWorkersPinned(t *testing.T) {
 	ncpu := possibleCPUs(t)
-	allowed, err := allowedCPUs(ncpu)
+	allowed, err := osthread.Allowed(ncpu)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestWorkersPinned(t *testing.T) {
 // process may use (a restricted cpuset) gets an unpinned worker and a
 // debug note, and still reduces correctly.
 func TestWorkerNotPinnedOutsideAllowedSet(t *testing.T) {
-	if real, err := allowedCPUs(1024); err != nil || !real.IsSet(0) {
+	if real, err := osthread.Allowed(1024); err != nil || !real.IsSet(0) {
 		t.Skipf("the process may not run on CPU 0 (%v): cannot pin a worker to it", err)
 	}
 	var logBuf syncBuffer
@@ -199,7 +200,7 @@ func TestWorkerNotPinnedOutsideAllowedSet(t *testing.T) {
 	// CPU 1 and CPU 3 may be possible on this host or not: the allowed
 	// set here is injected, the workers only try to pin.
 	topo := Topology{PossibleCPUs: 4, Nodes: []Node{{ID: 0, CPUs: []int{0, 2}}, {ID: 1, CPUs: []int{1, 3}}}}
-	r := &reducer{ncpu: 4, words: 2, nodes: topo.Nodes, onMain: onMainThread}
+	r := &reducer{ncpu: 4, words: 2, nodes: topo.Nodes, onMain: osthread.OnMain}
 	t.Cleanup(func() { r.close() })
 	for _, n := range topo.Nodes {
 		w, err := r.startWorker(n, 4, allowed, log)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/internal/osthread"
 )
 
 // ring is one NUMA node's ring buffer and the reader that drains it.
@@ -119,47 +119,25 @@ func (p *Probe) startReaders() error {
 	// What the process may run on, read once before any reader narrows
 	// its own thread (which may be the one whose affinity a later read by
 	// pid would see).
-	allowed := unix.NewCPUSet(max(p.topo.PossibleCPUs, 1024))
-	// The calling thread's affinity, not the main thread's (pid): other
-	// code may have pinned the main thread for good.
-	if unix.SchedGetaffinityDynamic(0, allowed) != nil {
-		allowed = nil
+	allowed, err := osthread.Allowed(p.topo.PossibleCPUs)
+	if err != nil {
+		allowed = nil // pin to the node's CPUs unchecked
 	}
 	for _, r := range p.rings {
 		p.wg.Add(1)
-		go p.read(r, allowed)
+		osthread.Go(osthread.OnMain, func() { p.read(r, allowed) })
 		<-r.ready
 	}
 	return nil
 }
 
-// read drains one ring until it is closed. The goroutine stays locked to
-// its thread and never unlocks: when it returns the runtime ends the
-// thread, so its narrowed affinity never leaks to other goroutines.
+// read drains one ring until it is closed, on its own thread (osthread.Go:
+// never the main thread, ended when read returns, so its narrowed affinity
+// never leaks to other goroutines).
 func (p *Probe) read(r *ring, allowed unix.CPUSetDynamic) {
-	runtime.LockOSThread()
-	if unix.Gettid() == os.Getpid() {
-		// Pinning the main thread would change the whole process's
-		// affinity, and a goroutine exiting locked to it leaves it wedged,
-		// pinned, for good: start again on another thread (the new
-		// goroutine cannot get the main thread while this one holds it).
-		locked := make(chan struct{})
-		go p.readLocked(r, allowed, locked)
-		<-locked
-		runtime.UnlockOSThread()
-		return
-	}
-	p.readLocked(r, allowed, nil)
-}
-
-func (p *Probe) readLocked(r *ring, allowed unix.CPUSetDynamic, locked chan<- struct{}) {
 	defer p.wg.Done()
-	runtime.LockOSThread() // nests when read already locked this goroutine
-	if locked != nil {
-		close(locked)
-	}
 	r.tid.Store(int32(unix.Gettid()))
-	r.affinity = pin(r.node.CPUs, allowed, p.topo.PossibleCPUs)
+	r.affinity, _ = osthread.Pin(r.node.CPUs, allowed, p.topo.PossibleCPUs) // nil: unpinned, still read
 	if len(r.affinity) == 0 {
 		p.log.Debug("process probe: ring reader not pinned", "node", r.node.ID, "cpus", r.node.CPUs)
 	}
@@ -189,36 +167,6 @@ func (p *Probe) readLocked(r *ring, allowed unix.CPUSetDynamic, locked chan<- st
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-}
-
-// pin sets the calling thread's affinity to the CPUs of cpus that the
-// process may run on (allowed; nil: any), and returns the CPUs it is then allowed. None allowed
-// or a failing sched_setaffinity leaves it unpinned (nil): events are then
-// still read, only not from node-local CPUs.
-func pin(cpus []int, allowed unix.CPUSetDynamic, possible int) []int {
-	n := max(possible, 1024)
-	set := unix.NewCPUSet(n)
-	count := 0
-	for _, c := range cpus {
-		if allowed == nil || allowed.IsSet(c) {
-			set.Set(c)
-			count++
-		}
-	}
-	if count == 0 || unix.SchedSetaffinityDynamic(0, set) != nil {
-		return nil
-	}
-	got := unix.NewCPUSet(n)
-	if unix.SchedGetaffinityDynamic(0, got) != nil {
-		return nil
-	}
-	var out []int
-	for c := range n {
-		if got.IsSet(c) {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func (p *Probe) handle(r *ring, raw []byte) {
