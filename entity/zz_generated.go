@@ -11,6 +11,14 @@ import (
 // Attribute keys: one per attribute used anywhere in the registry (its own,
 // the semantic-conventions v1.44.0 ones it references, and the built-ins).
 const (
+	// AttrCodeFunctionName is "code.function.name" (semconv v1.44.0; string,
+	// stable): The method or function fully-qualified name without arguments. The
+	// value should fit the natural representation of the language runtime, which
+	// is also likely the same used within `code.stacktrace` attribute value. This
+	// attribute MUST NOT be used on the Profile signal since the data is already
+	// captured in 'message Function'. This constraint is imposed to prevent
+	// redundancy and maintain data integrity.
+	AttrCodeFunctionName = attribute.Key("code.function.name")
 	// AttrContainerID is "container.id" (semconv v1.44.0; string, stable):
 	// Container ID. Usually a UUID, as for example used to [identify Docker
 	// containers](https://docs.docker.com/engine/containers/run/#container-identification).
@@ -19,6 +27,9 @@ const (
 	// AttrCPULogicalNumber is "cpu.logical_number" (semconv v1.44.0; int,
 	// development): The logical CPU number [0..n-1]
 	AttrCPULogicalNumber = attribute.Key("cpu.logical_number")
+	// AttrDiskIODirection is "disk.io.direction" (semconv v1.44.0; enum,
+	// release_candidate): The disk IO operation direction.
+	AttrDiskIODirection = attribute.Key("disk.io.direction")
 	// AttrHostID is "host.id" (semconv v1.44.0; string, development): Unique host
 	// ID. For Cloud, this must be the instance_id assigned by the cloud provider.
 	// For non-containerized systems, this should be the `machine-id`. See the
@@ -29,9 +40,18 @@ const (
 	// the host. On UNIX systems, it may contain what the hostname command returns,
 	// or the fully qualified hostname, or another name specified by the user.
 	AttrHostName = attribute.Key("host.name")
+	// AttrK8sPodUID is "k8s.pod.uid" (semconv v1.44.0; string, development): The
+	// UID of the Pod.
+	AttrK8sPodUID = attribute.Key("k8s.pod.uid")
 	// AttrNetworkInterfaceName is "network.interface.name" (semconv v1.44.0;
 	// string, release_candidate): The network interface name.
 	AttrNetworkInterfaceName = attribute.Key("network.interface.name")
+	// AttrNetworkIODirection is "network.io.direction" (semconv v1.44.0; enum,
+	// release_candidate): The direction of traffic from the perspective of the
+	// observing host's physical or virtual network interface. It should not be
+	// used to represent the logical direction of a stateful connection or network
+	// flow.
+	AttrNetworkIODirection = attribute.Key("network.io.direction")
 	// AttrOSType is "os.type" (semconv v1.44.0; enum, development): The operating
 	// system type.
 	AttrOSType = attribute.Key("os.type")
@@ -103,9 +123,16 @@ const (
 	// directory in the cgroup2 filesystem, the value bpf_get_current_cgroup_id()
 	// and `stat -c %i` return.
 	AttrTelagentCgroupID = attribute.Key("telagent.cgroup.id")
+	// AttrTelagentDiskRequestDropReason is "telagent.disk.request.drop.reason"
+	// (registry; enum, development): Why a block request was not measured, or not
+	// measured completely.
+	AttrTelagentDiskRequestDropReason = attribute.Key("telagent.disk.request.drop.reason")
 	// AttrTelagentEventDropReason is "telagent.event.drop.reason" (registry; enum,
 	// development): Why an event was dropped before export.
 	AttrTelagentEventDropReason = attribute.Key("telagent.event.drop.reason")
+	// AttrTelagentExportOutcome is "telagent.export.outcome" (registry; enum,
+	// development): Result of one attempt to export an interval.
+	AttrTelagentExportOutcome = attribute.Key("telagent.export.outcome")
 	// AttrTelagentMetricSetName is "telagent.metric_set.name" (registry, bound 64;
 	// string, development): Name of a metric set, as declared in the registry.
 	AttrTelagentMetricSetName = attribute.Key("telagent.metric_set.name")
@@ -113,6 +140,12 @@ const (
 	// development): Number of a NUMA node, as the kernel numbers it
 	// (/sys/devices/system/node/nodeN).
 	AttrTelagentNUMANode = attribute.Key("telagent.numa.node")
+	// AttrTelagentProbeName is "telagent.probe.name" (registry, bound 32; string,
+	// development): Name of a probe, as `telagent probes` lists it.
+	AttrTelagentProbeName = attribute.Key("telagent.probe.name")
+	// AttrTelagentProbeState is "telagent.probe.state" (registry; enum,
+	// development): Whether a selected probe is running.
+	AttrTelagentProbeState = attribute.Key("telagent.probe.state")
 	// AttrTelagentProcessExecTruncated is "telagent.process.exec.truncated"
 	// (registry; boolean, development): Whether process.executable.path or
 	// process.command_args was cut at its bound (256 bytes of path, 512 bytes of
@@ -152,6 +185,9 @@ const (
 	// table of the host architecture; numbers the table does not know are
 	// `sys_<n>`.
 	AttrTelagentSyscallName = attribute.Key("telagent.syscall.name")
+	// AttrTelagentTCPConnectionDirection is "telagent.tcp.connection.direction"
+	// (registry; enum, development): Which end of the connection opened it.
+	AttrTelagentTCPConnectionDirection = attribute.Key("telagent.tcp.connection.direction")
 	// AttrThreadID is "thread.id" (semconv v1.44.0; int, development): Current
 	// "managed" thread ID (as opposed to OS thread ID).
 	AttrThreadID = attribute.Key("thread.id")
@@ -218,6 +254,69 @@ var (
 		Attributes:  []attribute.Key{AttrSystemPagingFaultType},
 		Entity:      "process",
 	}
+	// MetricSystemDiskIO (counter, By, development): Bytes read from or written to
+	// a block device, by the process that issued the request.
+	MetricSystemDiskIO = MetricDesc{
+		Name:        "system.disk.io",
+		Unit:        "By",
+		Description: "Bytes read from or written to a block device, by the process that issued the request.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
+		Entity:      "process",
+	}
+	// MetricSystemDiskOperations (counter, {operation}, development): Read and
+	// write requests completed by a block device, by the process that issued them.
+	MetricSystemDiskOperations = MetricDesc{
+		Name:        "system.disk.operations",
+		Unit:        "{operation}",
+		Description: "Read and write requests completed by a block device, by the process that issued them.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
+		Entity:      "process",
+	}
+	// MetricTelagentCollectionDuration (histogram, s, development): Time one
+	// collection took to read every probe's maps and build the interval, once per
+	// interval (export is not included: it runs apart).
+	MetricTelagentCollectionDuration = MetricDesc{
+		Name:        "telagent.collection.duration",
+		Unit:        "s",
+		Description: "Time one collection took to read every probe's maps and build the interval, once per interval (export is not included: it runs apart).",
+		Instrument:  InstrumentHistogram,
+		Attributes:  nil,
+		Entity:      "host",
+	}
+	// MetricTelagentDiskOperationDuration (histogram, s, development): Time a read
+	// or write request spent in the device (driver and hardware): from its issue
+	// to the driver until its final completion.
+	MetricTelagentDiskOperationDuration = MetricDesc{
+		Name:        "telagent.disk.operation.duration",
+		Unit:        "s",
+		Description: "Time a read or write request spent in the device (driver and hardware): from its issue to the driver until its final completion.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
+		Entity:      "process",
+	}
+	// MetricTelagentDiskQueueDuration (histogram, s, development): Time a read or
+	// write request waited in the block layer's queue (the I/O scheduler or the
+	// software queues): from its insert until its issue to the driver.
+	MetricTelagentDiskQueueDuration = MetricDesc{
+		Name:        "telagent.disk.queue.duration",
+		Unit:        "s",
+		Description: "Time a read or write request waited in the block layer's queue (the I/O scheduler or the software queues): from its insert until its issue to the driver.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
+		Entity:      "process",
+	}
+	// MetricTelagentDiskRequestDrops (counter, {request}, development): Block
+	// requests the blockio probe could not measure (completely), by reason.
+	MetricTelagentDiskRequestDrops = MetricDesc{
+		Name:        "telagent.disk.request.drops",
+		Unit:        "{request}",
+		Description: "Block requests the blockio probe could not measure (completely), by reason.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentDiskRequestDropReason},
+		Entity:      "host",
+	}
 	// MetricTelagentEventDrops (counter, {event}, development): Events (process
 	// lifecycle, OOM kills) lost before export, by reason and by the NUMA node
 	// whose ring buffer they were for.
@@ -228,6 +327,60 @@ var (
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrTelagentEventDropReason, AttrTelagentNUMANode},
 		Entity:      "host",
+	}
+	// MetricTelagentExportAttempts (counter, {attempt}, development): Attempts to
+	// export a metric interval to the configured exporter, by outcome; each retry
+	// of a failing interval is one more failure.
+	MetricTelagentExportAttempts = MetricDesc{
+		Name:        "telagent.export.attempts",
+		Unit:        "{attempt}",
+		Description: "Attempts to export a metric interval to the configured exporter, by outcome; each retry of a failing interval is one more failure.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentExportOutcome},
+		Entity:      "host",
+	}
+	// MetricTelagentExportDrops (counter, {interval}, development): Metric
+	// intervals dropped from the bounded export queue (the oldest first) because
+	// it was full while the backend was down or slow.
+	MetricTelagentExportDrops = MetricDesc{
+		Name:        "telagent.export.drops",
+		Unit:        "{interval}",
+		Description: "Metric intervals dropped from the bounded export queue (the oldest first) because it was full while the backend was down or slow.",
+		Instrument:  InstrumentCounter,
+		Attributes:  nil,
+		Entity:      "host",
+	}
+	// MetricTelagentExportQueueCount (updowncounter, {interval}, development):
+	// Metric intervals waiting in the export queue when the interval was
+	// collected.
+	MetricTelagentExportQueueCount = MetricDesc{
+		Name:        "telagent.export.queue.count",
+		Unit:        "{interval}",
+		Description: "Metric intervals waiting in the export queue when the interval was collected.",
+		Instrument:  InstrumentUpDownCounter,
+		Attributes:  nil,
+		Entity:      "host",
+	}
+	// MetricTelagentFunctionCalls (counter, {call}, development): Calls of a
+	// user-space function chosen with --uprobe, per process and function, counted
+	// at entry.
+	MetricTelagentFunctionCalls = MetricDesc{
+		Name:        "telagent.function.calls",
+		Unit:        "{call}",
+		Description: "Calls of a user-space function chosen with --uprobe, per process and function, counted at entry.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrCodeFunctionName},
+		Entity:      "process",
+	}
+	// MetricTelagentFunctionDuration (histogram, s, development): Time from a
+	// user-space function's entry to its return, per process and function.
+	MetricTelagentFunctionDuration = MetricDesc{
+		Name:        "telagent.function.duration",
+		Unit:        "s",
+		Description: "Time from a user-space function's entry to its return, per process and function.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrCodeFunctionName},
+		Entity:      "process",
 	}
 	// MetricTelagentMemoryOOMKills (counter, {process}, development): Processes
 	// chosen and killed by the kernel's OOM killer, by the victim's cgroup.
@@ -248,6 +401,28 @@ var (
 		Description: "Updates added into a metric set's overflow series (otel.metric.overflow=true) because its map was full; nothing is dropped, but the attribution is lost.",
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
+	// MetricTelagentMetricSetUtilization (gauge, 1, development): Fill ratio of a
+	// metric set's map at the last read: live keys divided by the map's
+	// max_entries. At 1 new tuples fold into the overflow series.
+	MetricTelagentMetricSetUtilization = MetricDesc{
+		Name:        "telagent.metric_set.utilization",
+		Unit:        "1",
+		Description: "Fill ratio of a metric set's map at the last read: live keys divided by the map's max_entries. At 1 new tuples fold into the overflow series.",
+		Instrument:  InstrumentGauge,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
+	// MetricTelagentProbeCount (updowncounter, {probe}, development): Probes
+	// selected for this run, by name and by whether they attached or were skipped
+	// (one series of value 1 per probe).
+	MetricTelagentProbeCount = MetricDesc{
+		Name:        "telagent.probe.count",
+		Unit:        "{probe}",
+		Description: "Probes selected for this run, by name and by whether they attached or were skipped (one series of value 1 per probe).",
+		Instrument:  InstrumentUpDownCounter,
+		Attributes:  []attribute.Key{AttrTelagentProbeName, AttrTelagentProbeState},
 		Entity:      "host",
 	}
 	// MetricTelagentSchedMigrations (counter, {migration}, development): Times a
@@ -303,6 +478,77 @@ var (
 		Attributes:  []attribute.Key{AttrTelagentSyscallName},
 		Entity:      "process",
 	}
+	// MetricTelagentTCPConnectionCloses (counter, {connection}, development):
+	// Established TCP connections of the process that closed.
+	MetricTelagentTCPConnectionCloses = MetricDesc{
+		Name:        "telagent.tcp.connection.closes",
+		Unit:        "{connection}",
+		Description: "Established TCP connections of the process that closed.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPConnectionDuration (histogram, s, development): Lifetime of
+	// the process's TCP connections, from ESTABLISHED to CLOSE.
+	MetricTelagentTCPConnectionDuration = MetricDesc{
+		Name:        "telagent.tcp.connection.duration",
+		Unit:        "s",
+		Description: "Lifetime of the process's TCP connections, from ESTABLISHED to CLOSE.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPConnectionFailures (counter, {connection}, development):
+	// TCP connection attempts of the process that ended before reaching
+	// ESTABLISHED.
+	MetricTelagentTCPConnectionFailures = MetricDesc{
+		Name:        "telagent.tcp.connection.failures",
+		Unit:        "{connection}",
+		Description: "TCP connection attempts of the process that ended before reaching ESTABLISHED.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPConnectionOpens (counter, {connection}, development): TCP
+	// connections of the process that reached the ESTABLISHED state.
+	MetricTelagentTCPConnectionOpens = MetricDesc{
+		Name:        "telagent.tcp.connection.opens",
+		Unit:        "{connection}",
+		Description: "TCP connections of the process that reached the ESTABLISHED state.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPResets (counter, {segment}, development): TCP resets (RST
+	// segments) the process's connections sent and received.
+	MetricTelagentTCPResets = MetricDesc{
+		Name:        "telagent.tcp.resets",
+		Unit:        "{segment}",
+		Description: "TCP resets (RST segments) the process's connections sent and received.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrNetworkIODirection, AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPRetransmits (counter, {segment}, development): TCP segments
+	// the process's connections retransmitted.
+	MetricTelagentTCPRetransmits = MetricDesc{
+		Name:        "telagent.tcp.retransmits",
+		Unit:        "{segment}",
+		Description: "TCP segments the process's connections retransmitted.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
+	// MetricTelagentTCPRTT (histogram, s, development): Smoothed round-trip time
+	// of the process's connections, sampled at every segment received.
+	MetricTelagentTCPRTT = MetricDesc{
+		Name:        "telagent.tcp.rtt",
+		Unit:        "s",
+		Description: "Smoothed round-trip time of the process's connections, sampled at every segment received.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrTelagentTCPConnectionDirection},
+		Entity:      "process",
+	}
 )
 
 // Metrics returns every metric declared in the schema, sorted by Name.
@@ -310,14 +556,34 @@ func Metrics() []MetricDesc {
 	return []MetricDesc{
 		MetricProcessContextSwitches,
 		MetricProcessPagingFaults,
+		MetricSystemDiskIO,
+		MetricSystemDiskOperations,
+		MetricTelagentCollectionDuration,
+		MetricTelagentDiskOperationDuration,
+		MetricTelagentDiskQueueDuration,
+		MetricTelagentDiskRequestDrops,
 		MetricTelagentEventDrops,
+		MetricTelagentExportAttempts,
+		MetricTelagentExportDrops,
+		MetricTelagentExportQueueCount,
+		MetricTelagentFunctionCalls,
+		MetricTelagentFunctionDuration,
 		MetricTelagentMemoryOOMKills,
 		MetricTelagentMetricSetOverflows,
+		MetricTelagentMetricSetUtilization,
+		MetricTelagentProbeCount,
 		MetricTelagentSchedMigrations,
 		MetricTelagentSchedOncpuTime,
 		MetricTelagentSchedRunqueueDuration,
 		MetricTelagentSyscallDuration,
 		MetricTelagentSyscallErrors,
+		MetricTelagentTCPConnectionCloses,
+		MetricTelagentTCPConnectionDuration,
+		MetricTelagentTCPConnectionFailures,
+		MetricTelagentTCPConnectionOpens,
+		MetricTelagentTCPResets,
+		MetricTelagentTCPRetransmits,
+		MetricTelagentTCPRTT,
 	}
 }
 
@@ -337,7 +603,7 @@ var (
 	EntityContainer = EntityDesc{
 		Name:        "container",
 		Identifying: []attribute.Key{AttrContainerID},
-		Descriptive: nil,
+		Descriptive: []attribute.Key{AttrK8sPodUID},
 		Description: "A container, where its id can be derived from the cgroup path of its processes.",
 	}
 	// EntityHost (development): The machine the agent runs on.
@@ -352,16 +618,16 @@ var (
 	EntityProcess = EntityDesc{
 		Name:        "process",
 		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
-		Descriptive: []attribute.Key{AttrProcessExecutableName, AttrProcessCommand, AttrProcessOwner, AttrProcessParentPID},
+		Descriptive: []attribute.Key{AttrProcessExecutableName, AttrProcessCommand, AttrProcessOwner, AttrProcessParentPID, AttrContainerID, AttrK8sPodUID},
 		Description: "An operating system process observed by the agent.",
 	}
-	// EntityTelagentBlockDevice (development): A block device (disk or partition)
-	// of the host.
+	// EntityTelagentBlockDevice (development): A block device (a whole disk) of
+	// the host.
 	EntityTelagentBlockDevice = EntityDesc{
 		Name:        "telagent.block_device",
 		Identifying: []attribute.Key{AttrSystemDevice},
 		Descriptive: nil,
-		Description: "A block device (disk or partition) of the host.",
+		Description: "A block device (a whole disk) of the host.",
 	}
 	// EntityTelagentCPU (development): A logical CPU of the host.
 	EntityTelagentCPU = EntityDesc{
@@ -450,6 +716,35 @@ type MetricSetDesc struct {
 
 // Metric sets declared in the schema.
 var (
+	// MetricSetBlockio (map blockio_stats, percpu_hash, max_entries 10240):
+	// Multivariate metric set of the blockio probe: one per-CPU hash entry per
+	// (process, device, direction) holds the bytes, the operations and both
+	// latency histograms; written at the request's completion from the state its
+	// insert and issue recorded.
+	MetricSetBlockio = MetricSetDesc{
+		Name:       "blockio",
+		Map:        "blockio_stats",
+		MapType:    "percpu_hash",
+		MaxEntries: 10240,
+		Key: []FieldDesc{
+			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
+			{Name: "dev", CType: "u32", Attribute: AttrSystemDevice, Bound: 0, Entity: ""},
+			{Name: "direction", CType: "u32", Attribute: AttrDiskIODirection, Bound: 2, Entity: ""},
+		},
+		KeySize: 12,
+		Values: []ValueDesc{
+			{Field: "bytes", Kind: "counter", Metric: "system.disk.io", Role: "value", Scale: 1, Words: 1, Offset: 0},
+			{Field: "operations", Kind: "counter", Metric: "system.disk.operations", Role: "value", Scale: 1, Words: 1, Offset: 1},
+			{Field: "op_count", Kind: "counter", Metric: "telagent.disk.operation.duration", Role: "count", Scale: 1, Words: 1, Offset: 2},
+			{Field: "op_ns_sum", Kind: "sum", Metric: "telagent.disk.operation.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 3},
+			{Field: "op_hist", Kind: "log2_histogram", Metric: "telagent.disk.operation.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 4},
+			{Field: "queue_count", Kind: "counter", Metric: "telagent.disk.queue.duration", Role: "count", Scale: 1, Words: 1, Offset: 33},
+			{Field: "queue_ns_sum", Kind: "sum", Metric: "telagent.disk.queue.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 34},
+			{Field: "queue_hist", Kind: "log2_histogram", Metric: "telagent.disk.queue.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 35},
+		},
+		ValueWords:  64,
+		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "dev": 0xffffffff, "direction": 0xffffffff},
+	}
 	// MetricSetMemory (map memory_stats, percpu_hash, max_entries 10240):
 	// Multivariate metric set of the memory probe: one per-CPU hash entry per
 	// process holds its minor and major page faults; the threads of a process add
@@ -536,15 +831,79 @@ var (
 		ValueWords:  32,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "nr": 0xffffffff},
 	}
+	// MetricSetTCPConn (map tcp_stats, percpu_hash, max_entries 10240):
+	// Multivariate metric set of the tcp probe: one per-CPU hash entry per
+	// (process owning the socket, connection direction) holds its retransmits, RTT
+	// histogram, opens, failures, closes, lifetime histogram and resets. The owner
+	// is the process that called connect() or listen() (accepted connections
+	// inherit their listener's owner); a socket opened before the probe attached
+	// is owned by the first process that sends on it. tgid 0 is the unattributed
+	// series (no owner known yet, or a reset sent for no socket), exported on the
+	// host Resource in whole-host mode.
+	MetricSetTCPConn = MetricSetDesc{
+		Name:       "tcp_conn",
+		Map:        "tcp_stats",
+		MapType:    "percpu_hash",
+		MaxEntries: 10240,
+		Key: []FieldDesc{
+			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
+			{Name: "direction", CType: "u32", Attribute: AttrTelagentTCPConnectionDirection, Bound: 3, Entity: ""},
+		},
+		KeySize: 8,
+		Values: []ValueDesc{
+			{Field: "retransmits", Kind: "counter", Metric: "telagent.tcp.retransmits", Role: "value", Scale: 1, Words: 1, Offset: 0},
+			{Field: "rtt_samples", Kind: "counter", Metric: "telagent.tcp.rtt", Role: "count", Scale: 1, Words: 1, Offset: 1},
+			{Field: "rtt_ns_sum", Kind: "sum", Metric: "telagent.tcp.rtt", Role: "sum", Scale: 1e-09, Words: 1, Offset: 2},
+			{Field: "rtt_hist", Kind: "log2_histogram", Metric: "telagent.tcp.rtt", Role: "buckets", Scale: 1, Words: 29, Offset: 3},
+			{Field: "opens", Kind: "counter", Metric: "telagent.tcp.connection.opens", Role: "value", Scale: 1, Words: 1, Offset: 32},
+			{Field: "failures", Kind: "counter", Metric: "telagent.tcp.connection.failures", Role: "value", Scale: 1, Words: 1, Offset: 33},
+			{Field: "closes", Kind: "counter", Metric: "telagent.tcp.connection.closes", Role: "value", Scale: 1, Words: 1, Offset: 34},
+			{Field: "lifetimes", Kind: "counter", Metric: "telagent.tcp.connection.duration", Role: "count", Scale: 1, Words: 1, Offset: 35},
+			{Field: "lifetime_ns_sum", Kind: "sum", Metric: "telagent.tcp.connection.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 36},
+			{Field: "lifetime_hist", Kind: "log2_histogram", Metric: "telagent.tcp.connection.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 37},
+			{Field: "resets_sent", Kind: "counter", Metric: "telagent.tcp.resets", Role: "value", Scale: 1, Words: 1, Offset: 66, Attributes: []attribute.KeyValue{AttrNetworkIODirection.String("transmit")}},
+			{Field: "resets_received", Kind: "counter", Metric: "telagent.tcp.resets", Role: "value", Scale: 1, Words: 1, Offset: 67, Attributes: []attribute.KeyValue{AttrNetworkIODirection.String("receive")}},
+		},
+		ValueWords:  68,
+		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "direction": 0xffffffff},
+	}
+	// MetricSetUprobe (map uprobe_stats, percpu_hash, max_entries 10240):
+	// Multivariate metric set of the uprobe probe: one per-CPU hash entry per
+	// (process, attached function) holds its calls, paired returns, total and log2
+	// histogram of duration. The function is an index into the agent's table of
+	// attached functions (at most 256, one per --uprobe), decoded to its name at
+	// export.
+	MetricSetUprobe = MetricSetDesc{
+		Name:       "uprobe",
+		Map:        "uprobe_stats",
+		MapType:    "percpu_hash",
+		MaxEntries: 10240,
+		Key: []FieldDesc{
+			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
+			{Name: "fn", CType: "u32", Attribute: AttrCodeFunctionName, Bound: 256, Entity: ""},
+		},
+		KeySize: 8,
+		Values: []ValueDesc{
+			{Field: "calls", Kind: "counter", Metric: "telagent.function.calls", Role: "value", Scale: 1, Words: 1, Offset: 0},
+			{Field: "returns", Kind: "counter", Metric: "telagent.function.duration", Role: "count", Scale: 1, Words: 1, Offset: 1},
+			{Field: "duration_ns_sum", Kind: "sum", Metric: "telagent.function.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 2},
+			{Field: "duration_hist", Kind: "log2_histogram", Metric: "telagent.function.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 3},
+		},
+		ValueWords:  32,
+		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "fn": 0xffffffff},
+	}
 )
 
 // MetricSets returns every metric set declared in the schema, sorted by Name.
 func MetricSets() []MetricSetDesc {
 	return []MetricSetDesc{
+		MetricSetBlockio,
 		MetricSetMemory,
 		MetricSetMemoryOOM,
 		MetricSetSched,
 		MetricSetSyscalls,
+		MetricSetTCPConn,
+		MetricSetUprobe,
 	}
 }
 
@@ -600,6 +959,35 @@ func Events() []EventDesc {
 		EventTelagentProcessExit,
 		EventTelagentProcessFork,
 		EventTelagentProcessOOMKill,
+	}
+}
+
+// BreakdownDesc is an opt-in data-point attribute that splits every
+// per-CPU metric set's values by where they were counted.
+type BreakdownDesc struct {
+	Flag      string        // the telagent run flag that turns it on
+	Attribute attribute.Key // added to every metric of a per-CPU metric set
+	Over      string        // "numa_node" or "cpu"
+	Bound     uint32        // most distinct values of Attribute
+	Brief     string
+}
+
+// Breakdowns declared in the schema.
+var (
+	// BreakdownCPU (--cpu-breakdown): One point per key and possible CPU; for
+	// small hosts (the agent refuses it above 64 possible CPUs).
+	BreakdownCPU = BreakdownDesc{Flag: "cpu-breakdown", Attribute: AttrCPULogicalNumber, Over: "cpu", Bound: 64, Brief: "One point per key and possible CPU; for small hosts (the agent refuses it above 64 possible CPUs)."}
+	// BreakdownNUMANode (--numa-breakdown): One point per key and NUMA node: the
+	// key's per-CPU values summed over the node's CPUs (the node-local partials
+	// the agent reduces anyway).
+	BreakdownNUMANode = BreakdownDesc{Flag: "numa-breakdown", Attribute: AttrTelagentNUMANode, Over: "numa_node", Bound: 1024, Brief: "One point per key and NUMA node: the key's per-CPU values summed over the node's CPUs (the node-local partials the agent reduces anyway)."}
+)
+
+// Breakdowns returns every breakdown declared in the schema, sorted by Flag.
+func Breakdowns() []BreakdownDesc {
+	return []BreakdownDesc{
+		BreakdownCPU,
+		BreakdownNUMANode,
 	}
 }
 

@@ -648,6 +648,10 @@ func (r *Registry) MetricValueType(m *Metric) string {
 	if m.Instrument == "histogram" {
 		return "double"
 	}
+	// A gauge of unit 1 is a ratio (semconv's *.utilization), a double.
+	if m.Instrument == "gauge" && m.Unit == "1" {
+		return "double"
+	}
 	for _, s := range r.MetricSets {
 		for _, v := range s.Values {
 			if v.Metric == m.Name && v.Role == "value" && v.Scale != 1 {

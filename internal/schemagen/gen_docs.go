@@ -104,6 +104,8 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 		w("\n")
 	}
 
+	r.generateDocsBreakdowns(w) // breakdown.go
+
 	// Metrics.
 	w("## Metrics\n\n")
 	w("| metric | instrument | unit | attributes | entity | stability | brief |\n|---|---|---|---|---|---|---|\n")

@@ -277,7 +277,8 @@ type MetricSetDesc struct {
 	}
 	w("\t}\n}\n\n")
 
-	r.generateGoEvents(&b) // events.go
+	r.generateGoEvents(&b)     // events.go
+	r.generateGoBreakdowns(&b) // breakdown.go
 
 	// Histogram layout.
 	w("// Log2 histogram layout shared with BPF (TELAGENT_HIST_BUCKETS and\n")

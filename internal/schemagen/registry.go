@@ -182,6 +182,7 @@ type Registry struct {
 	Metrics        []*Metric             // sorted by Name
 	MetricSets     []*MetricSet          // sorted by Name
 	Events         []*Event              // sorted by Name (events.go)
+	Breakdowns     []*Breakdown          // sorted by Flag (breakdown.go)
 	HistBuckets    int                   // shared by every log2_histogram value field
 	HistMinShift   int
 }
@@ -494,7 +495,15 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				r.Metrics = append(r.Metrics, m)
 
 			case "attribute_group":
-				if !g.Annotations.Telagent.IsZero() {
+				switch {
+				case g.Annotations.Telagent.IsZero():
+				case isBreakdownGroup(g):
+					bd, err := buildBreakdown(f.path, g, attrs)
+					if err != nil {
+						return nil, err
+					}
+					r.Breakdowns = append(r.Breakdowns, bd)
+				default:
 					sets = append(sets, setSrc{file: f.path, group: g, attrs: attrs})
 				}
 
@@ -554,6 +563,12 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	sort.Slice(r.Entities, func(i, j int) bool { return r.Entities[i].Name < r.Entities[j].Name })
 	sort.Slice(r.Metrics, func(i, j int) bool { return r.Metrics[i].Name < r.Metrics[j].Name })
 	sort.Slice(r.MetricSets, func(i, j int) bool { return r.MetricSets[i].Name < r.MetricSets[j].Name })
+	sort.Slice(r.Breakdowns, func(i, j int) bool { return r.Breakdowns[i].Flag < r.Breakdowns[j].Flag })
+	for i := 1; i < len(r.Breakdowns); i++ {
+		if a, b := r.Breakdowns[i-1], r.Breakdowns[i]; a.Flag == b.Flag || a.Attribute == b.Attribute || a.Over == b.Over {
+			return nil, fmt.Errorf("%s: group %s: breakdown repeats the flag, attribute or over of group %s", b.File, b.ID, a.ID)
+		}
+	}
 	if err := r.finishEvents(entityByName); err != nil {
 		return nil, err
 	}
