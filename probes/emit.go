@@ -2,6 +2,7 @@ package probes
 
 import (
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -19,6 +20,14 @@ type SetEmitter struct {
 	set    entity.MetricSetDesc
 	series []series
 	sets   map[attribute.Distinct][]attribute.Set // key attributes → per-series sets, built once
+
+	breakdown *Breakdown
+	parts     map[partKey]attribute.Set // key attributes + a breakdown part, built once
+}
+
+type partKey struct {
+	key  attribute.Distinct
+	part int
 }
 
 // series is one point per key: a histogram (count, sum, buckets) or a
@@ -31,13 +40,17 @@ type series struct {
 	scale                     float64
 }
 
-// NewSetEmitter checks the descriptor against the schema's metrics.
-func NewSetEmitter(set entity.MetricSetDesc) (*SetEmitter, error) {
+// NewSetEmitter checks the descriptor against the schema's metrics. bd,
+// when not nil, splits the set's points (EmitKey).
+func NewSetEmitter(set entity.MetricSetDesc, bd *Breakdown) (*SetEmitter, error) {
 	metrics := map[string]entity.MetricDesc{}
 	for _, m := range entity.Metrics() {
 		metrics[m.Name] = m
 	}
 	e := &SetEmitter{set: set, sets: map[attribute.Distinct][]attribute.Set{}}
+	if bd != nil && strings.Contains(set.MapType, "percpu") {
+		e.breakdown, e.parts = bd, map[partKey]attribute.Set{}
+	}
 	index := map[string]int{}
 	for _, v := range set.Values {
 		m, ok := metrics[v.Metric]
@@ -104,6 +117,18 @@ func (e *SetEmitter) Emit(b *export.Builder, res *resource.Resource, keyAttrs at
 			b.CounterFloat(res, s.metric, sets[i], float64(v[s.vals])*s.scale)
 		}
 	}
+}
+
+// partAttrs is keyAttrs with a breakdown part's attribute, cached like the
+// per-series sets.
+func (e *SetEmitter) partAttrs(keyAttrs attribute.Set, n int, part attribute.KeyValue) attribute.Set {
+	k := partKey{keyAttrs.Equivalent(), n}
+	s, ok := e.parts[k]
+	if !ok {
+		s = attribute.NewSet(append(keyAttrs.ToSlice(), part)...)
+		e.parts[k] = s
+	}
+	return s
 }
 
 // OverflowAttrs are the data-point attributes of every overflow series.

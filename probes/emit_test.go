@@ -13,7 +13,7 @@ import (
 )
 
 func TestSetEmitterFollowsSchema(t *testing.T) {
-	e, err := NewSetEmitter(entity.MetricSetSyscalls)
+	e, err := NewSetEmitter(entity.MetricSetSyscalls, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestSetEmitterFollowsSchema(t *testing.T) {
 func TestSetEmitterRejectsIncompleteSet(t *testing.T) {
 	set := entity.MetricSetSyscalls
 	set.Values = set.Values[1:] // no count for the histogram
-	if _, err := NewSetEmitter(set); err == nil {
+	if _, err := NewSetEmitter(set, nil); err == nil {
 		t.Fatal("a histogram without its count field was accepted")
 	}
 }

@@ -5,8 +5,10 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -33,7 +35,10 @@ type Env struct {
 	// FilterTargets: observe only the target set; otherwise the whole host.
 	FilterTargets bool
 	Topology      aggregator.Topology
-	Log           *slog.Logger
+	// Breakdown, when set, splits every per-CPU metric set's points by
+	// NUMA node or CPU (--numa-breakdown, --cpu-breakdown).
+	Breakdown *Breakdown
+	Log       *slog.Logger
 }
 
 // CollectionOptions returns the load options that substitute the shared
@@ -92,6 +97,9 @@ type MetricSetStats struct {
 	Name string // as declared in the schema
 	// Keys is the number of live keys at the last collect.
 	Keys int
+	// MaxEntries is the map's capacity (0: unknown); Keys/MaxEntries is
+	// the telagent.metric_set.utilization self-metric.
+	MaxEntries int
 	// OverflowFolds counts updates folded into the overflow series because
 	// the map was full.
 	OverflowFolds uint64
@@ -127,4 +135,22 @@ func AttachRawTracepoints(links *[]link.Link, names []string, progs ...*ebpf.Pro
 		*links = append(*links, l)
 	}
 	return nil
+}
+
+// RequireBTF is the first feature check of every probe: CO-RE relocations
+// and tp_btf programs need the kernel's own type information.
+func RequireBTF() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	}
+	return nil
+}
+
+// CloseLinks detaches every link, first to last, and reports every error.
+func CloseLinks(links []link.Link) error {
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
 }

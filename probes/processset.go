@@ -41,13 +41,13 @@ func NewProcessSet[K comparable, V any](desc entity.MetricSetDesc, m, folds *ebp
 	s := &ProcessSet[K, V]{desc: desc, m: m, folds: folds, overflow: overflow, tgid: tgid, attrs: attrs,
 		foldBuf: make([]uint64, env.Topology.PossibleCPUs)}
 	var err error
-	if s.emit, err = NewSetEmitter(desc); err != nil {
+	if s.emit, err = NewSetEmitter(desc, env.Breakdown); err != nil {
 		return nil, err
 	}
 	if err := m.Update(overflow, make([]V, env.Topology.PossibleCPUs), ebpf.UpdateNoExist); err != nil {
 		return nil, fmt.Errorf("create %s overflow key: %w", desc.Name, err)
 	}
-	if s.reader, err = aggregator.NewPerCPUReader[K](m, desc.KeySize, desc.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
+	if s.reader, err = NewSetReader[K](m, desc, env); err != nil {
 		return nil, err
 	}
 	if s.final, err = NewFinalEvictor[K, V](m, desc.ValueWords, env.Topology.PossibleCPUs, &s.overflow); err != nil {
@@ -67,17 +67,16 @@ func (s *ProcessSet[K, V]) Collect(c *Collection) error {
 	s.keys = s.reader.Len()
 	s.final.Reset()
 	for i := range s.reader.Len() {
-		k, v := s.reader.Key(i), s.reader.Value(i)
+		k := s.reader.Key(i)
 		if k == s.overflow {
-			if !AllZero(v) { // the pre-created overflow key, once something folded
-				s.emit.Emit(c.Metrics, c.Processes.Host(), OverflowAttrs, v)
-			}
+			// EmitKey leaves out the pre-created overflow key until something folded.
+			EmitKey(s.emit, c.Metrics, c.Processes.Host(), OverflowAttrs, s.reader, i)
 			continue
 		}
 		tgid := s.tgid(k)
-		s.emit.Emit(c.Metrics, c.Processes.Process(tgid), s.attrs(k), v)
+		EmitKey(s.emit, c.Metrics, c.Processes.Process(tgid), s.attrs(k), s.reader, i)
 		if c.Processes.Gone(tgid) {
-			s.final.Add(k, v)
+			s.final.Add(k, s.reader.Value(i))
 		}
 	}
 	return nil
@@ -96,7 +95,7 @@ func (s *ProcessSet[K, V]) Evict() error {
 
 // Stats reports the set's health counters.
 func (s *ProcessSet[K, V]) Stats() MetricSetStats {
-	ms := MetricSetStats{Name: s.desc.Name, Keys: s.keys, Evicted: s.evicted}
+	ms := MetricSetStats{Name: s.desc.Name, Keys: s.keys, MaxEntries: int(s.m.MaxEntries()), Evicted: s.evicted}
 	if s.folds.Lookup(uint32(0), s.foldBuf) == nil {
 		for _, f := range s.foldBuf {
 			ms.OverflowFolds += f

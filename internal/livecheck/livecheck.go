@@ -340,6 +340,10 @@ func (c *checker) pointAttributes(d *schemagen.Metric, set *schemagen.MetricSet,
 		}
 		i := slices.IndexFunc(d.Attributes, func(a *schemagen.Attribute) bool { return a.ID == k })
 		if i < 0 {
+			if b := c.breakdown(set, k); b != nil {
+				c.value("metric "+d.Name+": breakdown attribute", kv, b.Attribute)
+				continue
+			}
 			c.violation("metric %s: data-point attribute %q is not declared for it", d.Name, k)
 			continue
 		}
@@ -369,6 +373,20 @@ func (c *checker) pointAttributes(d *schemagen.Metric, set *schemagen.MetricSet,
 			c.violation("metric %s: its resource does not carry its entity %s", d.Name, strings.Join(d.EntityAssociations, " or "))
 		}
 	}
+}
+
+// breakdown is the schema's breakdown whose attribute is k, when set is a
+// per-CPU metric set (the only ones a breakdown splits).
+func (c *checker) breakdown(set *schemagen.MetricSet, k string) *schemagen.Breakdown {
+	if set == nil || !set.PerCPU() {
+		return nil
+	}
+	for _, b := range c.r.Breakdowns {
+		if b.Attribute.ID == k {
+			return b
+		}
+	}
+	return nil
 }
 
 // CheckEvents checks event records (OTLP log records with an event name)

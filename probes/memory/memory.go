@@ -110,8 +110,8 @@ func (p *Probe) Info() probes.Info {
 
 // Supported implements probes.Probe.
 func (p *Probe) Supported() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	if err := probes.RequireBTF(); err != nil {
+		return err
 	}
 	// The perf event first: without CAP_PERFMON its error names the fix
 	// (perf_event_paranoid), where the BPF feature probes only say EPERM.
@@ -188,7 +188,7 @@ func openFaultEvent(config uint64, cpu int) (int, error) {
 // Start implements probes.Probe: load, create the overflow keys, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	var err error
-	if p.oomEmit, err = probes.NewSetEmitter(oomSet); err != nil {
+	if p.oomEmit, err = probes.NewSetEmitter(oomSet, env.Breakdown); err != nil {
 		return err
 	}
 	spec, err := loadMemory()
@@ -219,7 +219,7 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	if p.oomReader, err = aggregator.NewPerCPUReader[memoryMemoryOomKey](p.objs.OOM, oomSet.KeySize, oomSet.ValueWords, env.Topology, aggregator.WithLogger(env.Log)); err != nil {
+	if p.oomReader, err = probes.NewSetReader[memoryMemoryOomKey](p.objs.OOM, oomSet, env); err != nil {
 		p.Close()
 		return err
 	}
@@ -348,14 +348,11 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	overflowCgroup := oomSet.OverflowKey["cgroup_id"]
 	p.oomKeys = p.oomReader.Len()
 	for i := range p.oomReader.Len() {
-		k, v := p.oomReader.Key(i), p.oomReader.Value(i)
-		if k.CgroupId == overflowCgroup {
-			if !probes.AllZero(v) {
-				p.oomEmit.Emit(c.Metrics, c.Processes.Host(), probes.OverflowAttrs, v)
-			}
-			continue
+		attrs := probes.OverflowAttrs // EmitKey leaves it out until something folded
+		if k := p.oomReader.Key(i); k.CgroupId != overflowCgroup {
+			attrs = p.cgroupAttrs(k.CgroupId)
 		}
-		p.oomEmit.Emit(c.Metrics, c.Processes.Host(), p.cgroupAttrs(k.CgroupId), v)
+		probes.EmitKey(p.oomEmit, c.Metrics, c.Processes.Host(), attrs, p.oomReader, i)
 	}
 	return nil
 }
@@ -407,9 +404,7 @@ func (p *Probe) Close() error {
 		}
 	}
 	p.events = nil
-	for _, l := range p.links {
-		errs = append(errs, l.Close())
-	}
+	errs = append(errs, probes.CloseLinks(p.links))
 	p.links = nil
 	// The readers own pinned worker threads and off-heap buffers.
 	errs = append(errs, p.stats.Close(), p.oomReader.Close())

@@ -34,6 +34,20 @@ type Harness struct {
 // needs, with p's own reason.
 func Start(t *testing.T, p probes.Probe, filter bool, topo *aggregator.Topology) *Harness {
 	t.Helper()
+	return StartWith(t, p, Options{Filter: filter, Topology: topo})
+}
+
+// Options are how StartWith sets up a probe's environment.
+type Options struct {
+	Filter    bool                 // observe only targets the test adds
+	Topology  *aggregator.Topology // nil: the machine's
+	Breakdown *entity.BreakdownDesc
+}
+
+// StartWith is Start with every option, a breakdown among them.
+func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
+	t.Helper()
+	filter, topo := o.Filter, o.Topology
 	testutil.RequireRoot(t)
 	if err := p.Supported(); err != nil {
 		t.Skipf("kernel lacks what the %s probe needs: %v", p.Info().Name, err)
@@ -55,6 +69,11 @@ func Start(t *testing.T, p probes.Probe, filter bool, topo *aggregator.Topology)
 		}
 	})
 	env := probes.Env{Topology: *topo, Shared: st.Replacements(), FilterTargets: filter}
+	if o.Breakdown != nil {
+		if env.Breakdown, err = probes.NewBreakdown(*o.Breakdown, *topo); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := p.Start(context.Background(), env); err != nil {
 		t.Fatal(err)
 	}

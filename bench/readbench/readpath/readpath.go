@@ -88,7 +88,7 @@ func New(keys int, topo aggregator.Topology) (*Env, error) {
 	if e.resolver, err = entity.NewProcessResolver(e.procRoot, host); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
-	if e.emitter, err = probes.NewSetEmitter(set); err != nil {
+	if e.emitter, err = probes.NewSetEmitter(set, nil); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
 	e.builder = export.NewBuilder("readbench", time.Now())
