@@ -3,10 +3,13 @@ package all
 
 import (
 	"github.com/telagent/telagent/probes"
+	"github.com/telagent/telagent/probes/blockio"
 	"github.com/telagent/telagent/probes/memory"
 	"github.com/telagent/telagent/probes/process"
 	"github.com/telagent/telagent/probes/sched"
 	"github.com/telagent/telagent/probes/syscalls"
+	"github.com/telagent/telagent/probes/tcp"
+	"github.com/telagent/telagent/probes/uprobe"
 )
 
 // Options are the per-probe settings of `telagent run`.
@@ -14,8 +17,13 @@ type Options struct {
 	SyscallsMaxEntries uint32
 	MemoryMaxEntries   uint32
 	SchedMaxEntries    uint32
+	BlockioMaxEntries  uint32
+	TCPMaxEntries      uint32
 	// ForkEvents reports every fork on the host, not only targets' (process).
 	ForkEvents bool
+	// Uprobes are the resolved --uprobe functions (uprobe.Resolve); none
+	// leaves the uprobe probe idle.
+	Uprobes []uprobe.Function
 }
 
 // New returns a fresh instance of every probe.
@@ -25,5 +33,8 @@ func New(o Options) []probes.Probe {
 		sched.New(sched.Config{MaxEntries: o.SchedMaxEntries}),
 		memory.New(memory.Config{MaxEntries: o.MemoryMaxEntries}),
 		process.New(process.Config{ForkEvents: o.ForkEvents}),
+		uprobe.New(uprobe.Config{Functions: o.Uprobes}),
+		blockio.New(blockio.Config{MaxEntries: o.BlockioMaxEntries}),
+		tcp.New(tcp.Config{MaxEntries: o.TCPMaxEntries}),
 	}
 }
