@@ -68,6 +68,7 @@ const (
 	kindSumInt
 	kindSumFloat
 	kindGaugeInt
+	kindGaugeFloat
 )
 
 // NewBuilder returns a builder whose points start at start (attach time).
@@ -198,6 +199,18 @@ func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attr
 	}
 }
 
+// Gauge adds one float gauge point (a ratio, a fill level) to a metric
+// declared as a gauge.
+func (b *Builder) Gauge(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
+	m := b.metric(res, d)
+	if m.kind == kindGaugeInt && len(m.ints) == 0 {
+		m.kind = kindGaugeFloat
+	}
+	if m.kind == kindGaugeFloat {
+		m.floats = append(m.floats, metricdata.DataPoint[float64]{Attributes: attrs, Time: b.now, Value: v})
+	}
+}
+
 // data boxes the metric's points into the aggregation exporters expect:
 // one allocation per metric and resource per interval, not per point.
 func (m *metricBuilder) data() metricdata.Aggregation {
@@ -208,6 +221,8 @@ func (m *metricBuilder) data() metricdata.Aggregation {
 		return metricdata.Sum[float64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.floats}
 	case kindGaugeInt:
 		return metricdata.Gauge[int64]{DataPoints: m.ints}
+	case kindGaugeFloat:
+		return metricdata.Gauge[float64]{DataPoints: m.floats}
 	default:
 		return metricdata.Sum[int64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.ints}
 	}

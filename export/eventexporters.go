@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	otellog "go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
-	"google.golang.org/grpc/credentials"
 )
 
 // ---- otlp-json ------------------------------------------------------------
@@ -139,72 +135,6 @@ func quoteIfNeeded(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
-}
-
-// ---- otlp (gRPC) ----------------------------------------------------------
-
-// otlpLogGRPC sends event batches through otlploggrpc.
-type otlpLogGRPC struct{ exp *otellog.Exporter }
-
-// NewOTLPLogGRPC builds the OTLP/gRPC log exporter for events. Like
-// NewOTLPGRPC it honours every OTEL_EXPORTER_OTLP_* and
-// OTEL_EXPORTER_OTLP_LOGS_* variable, which otlploggrpc reads itself, and
-// opts.Endpoint overrides the endpoint the same way (a bare host:port is
-// plaintext).
-func NewOTLPLogGRPC(ctx context.Context, opts OTLPOptions) (EventExporter, error) {
-	var o []otellog.Option
-	insecure := opts.Insecure
-	if ep := strings.TrimSpace(opts.Endpoint); ep != "" {
-		if scheme := endpointScheme(ep); scheme == "http" || scheme == "https" {
-			o = append(o, otellog.WithEndpointURL(ep))
-		} else {
-			o = append(o, otellog.WithEndpoint(ep))
-			if insecure == nil {
-				o = append(o, otellog.WithInsecure())
-			}
-		}
-	}
-	if insecure != nil {
-		if *insecure {
-			o = append(o, otellog.WithInsecure())
-		} else if !envHasLogsCertificate() {
-			o = append(o, otellog.WithTLSCredentials(credentials.NewTLS(nil)))
-		}
-	}
-	exp, err := otellog.New(ctx, o...)
-	if err != nil {
-		return nil, fmt.Errorf("otlp log exporter: %w", err)
-	}
-	return &otlpLogGRPC{exp: exp}, nil
-}
-
-func envHasLogsCertificate() bool {
-	for _, k := range []string{
-		"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
-		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
-	} {
-		if os.Getenv(k) != "" {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *otlpLogGRPC) ExportEvents(ctx context.Context, records []sdklog.Record) error {
-	if len(records) == 0 {
-		return nil
-	}
-	if err := e.exp.Export(ctx, records); err != nil {
-		return fmt.Errorf("otlp log export: %w", err)
-	}
-	return nil
-}
-
-func (e *otlpLogGRPC) Shutdown(ctx context.Context) error {
-	if err := e.exp.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("otlp log exporter shutdown: %w", err)
-	}
-	return nil
 }
 
 // eventTimeout bounds one batch export, so a dead backend delays the next

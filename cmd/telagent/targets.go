@@ -80,7 +80,7 @@ func newEventExporter(c *cli.Context, metrics export.Exporter, consoleOut io.Wri
 	case "otlp-json":
 		return export.OTLPJSONEvents(metrics)
 	case "otlp":
-		e, err := export.NewOTLPLogGRPC(c.Context, export.OTLPOptions{Endpoint: c.String("endpoint")})
+		e, err := export.NewOTLPLogs(c.Context, otlpOptions(c)) // exportflags.go
 		if err != nil {
 			return nil, fmt.Errorf("otlp log exporter: %w", err)
 		}

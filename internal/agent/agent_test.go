@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ func counts(t *testing.T, rms []metricdata.ResourceMetrics) (byName map[string]u
 		}
 		for _, m := range rm.ScopeMetrics[0].Metrics {
 			h, ok := m.Data.(metricdata.Histogram[float64])
-			if !ok {
+			if !ok || m.Name != entity.MetricTelagentSyscallDuration.Name { // not the agent's own telagent.collection.duration
 				continue
 			}
 			for _, dp := range h.DataPoints {
@@ -120,6 +121,29 @@ func TestCommandCountedFromFirstInstruction(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("series %v, want exactly %v", got, want)
 	}
+	// Fill ratio: the 8 exported keys plus the pre-created overflow key, in
+	// a map of the set's default size plus the overflow slot.
+	if u, want := utilization(exp.last(), "syscalls"), float64(len(got)+1)/float64(entity.MetricSetSyscalls.MaxEntries+1); u != want {
+		t.Errorf("telagent.metric_set.utilization{syscalls} = %v, want %v", u, want)
+	}
+}
+
+// utilization is the telagent.metric_set.utilization point of a set in rms
+// (-1: none).
+func utilization(rms []metricdata.ResourceMetrics, set string) float64 {
+	for _, rm := range rms {
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			if m.Name != entity.MetricTelagentMetricSetUtilization.Name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Gauge[float64]).DataPoints {
+				if v, _ := dp.Attributes.Value(entity.AttrTelagentMetricSetName); v.AsString() == set {
+					return dp.Value
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // With fewer slots than (process, syscall) tuples, the rest is folded into
@@ -156,6 +180,10 @@ func TestOverflowKeepsTotal(t *testing.T) {
 	}
 	if folds != int64(got[""]) {
 		t.Errorf("%s = %d, overflow series count %d", entity.MetricTelagentMetricSetOverflows.Name, folds, got[""])
+	}
+	// Updates were folded because the map was full: its fill ratio is 1.
+	if u := utilization(exp.last(), "syscalls"); u != 1 {
+		t.Errorf("telagent.metric_set.utilization{syscalls} = %v with folds, want 1", u)
 	}
 }
 
@@ -209,7 +237,7 @@ func TestBackendDownThenBack(t *testing.T) {
 	if last != 16 {
 		t.Errorf("nanosleep count at the backend %d, want 16", last)
 	}
-	if n := strings.Count(logs.String(), "export failed"); n != 1 {
+	if n := strings.Count(logs.String(), "export failing"); n != 1 {
 		t.Errorf("%d export-failure warnings for one outage, want 1:\n%s", n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "export recovered") {
@@ -232,4 +260,65 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// --prometheus: a scrape during the run shows the command's exact count.
+func TestPrometheusEndpoint(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawsys := testutil.Rawsys(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		// 2000 getppid, then 30 x 100 ms of sleep to scrape in.
+		_, err := Run(ctx, Config{
+			Probes:  []probes.Probe{syscalls.New(syscalls.Config{})},
+			Command: []string{"/bin/sh", "-c", rawsys + " getppid 2000 && " + rawsys + " sleep 30 100"},
+			// The exited getppid process's series lives one interval or
+			// two (until evicted): 300 ms, scraped every 10 ms.
+			Interval:         300 * time.Millisecond,
+			Exporter:         &memExporter{},
+			PrometheusListen: "127.0.0.1:0",
+			Log:              slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		done <- err
+	}()
+	var url string
+	for url == "" {
+		if _, after, ok := strings.Cut(logs.String(), "url="); ok {
+			url, _, _ = strings.Cut(after, "\n")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("agent ended: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	want := `telagent_syscall_name="getppid"`
+	var line string
+	for deadline := time.Now().Add(5 * time.Second); line == "" || !strings.HasSuffix(line, " 2000"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no getppid count of 2000 at %s; last line %q", url, line)
+		}
+		time.Sleep(10 * time.Millisecond)
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "telagent_syscall_duration_seconds_count{") && strings.Contains(l, want) &&
+				strings.Contains(l, `process_executable_name="rawsys"`) {
+				line = l
+			}
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(url); err == nil {
+		t.Error("the endpoint still answers after the agent returned")
+	}
 }

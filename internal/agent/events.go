@@ -47,9 +47,10 @@ type eventPipeline struct {
 	log      *slog.Logger
 	sources  []probes.EventSource
 
-	queue chan probes.Event
-	stop  chan struct{}
-	done  chan struct{}
+	queue   chan probes.Event
+	stop    chan struct{}
+	stopCtx context.Context // set before stop is closed: bounds the last flushes
+	done    chan struct{}
 
 	mu        sync.Mutex
 	exits     []exitNote
@@ -179,8 +180,8 @@ func (e *eventPipeline) sync(ctx context.Context) {
 	if e == nil {
 		return
 	}
-	// Also at shutdown, when ctx is already cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// ctx is the agent's shutdown deadline (not the cancelled run context).
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, s := range e.sources {
 		if err := s.SyncEvents(ctx); err != nil {
@@ -194,10 +195,10 @@ func (e *eventPipeline) close(ctx context.Context) {
 	if e == nil {
 		return
 	}
+	// The last flushes end with ctx (the agent's shutdown deadline).
+	e.stopCtx = ctx
 	close(e.stop)
 	<-e.done
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	if e.exporter != nil {
 		if err := e.exporter.Shutdown(ctx); err != nil {
 			e.log.Warn("event exporter shutdown", "err", err)
@@ -279,7 +280,13 @@ func (e *eventPipeline) flush() {
 	if len(recs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), export.EventExportTimeout())
+	parent := context.Background()
+	select {
+	case <-e.stop:
+		parent = e.stopCtx
+	default:
+	}
+	ctx, cancel := context.WithTimeout(parent, export.EventExportTimeout())
 	defer cancel()
 	err := e.exporter.ExportEvents(ctx, recs)
 	switch {

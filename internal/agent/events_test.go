@@ -336,6 +336,9 @@ func forkBomb(t *testing.T, maxEntries uint32) {
 			for _, m := range rm.ScopeMetrics[0].Metrics {
 				switch d := m.Data.(type) {
 				case metricdata.Histogram[float64]:
+					if m.Name != entity.MetricTelagentSyscallDuration.Name {
+						continue // the agent's own telagent.collection.duration
+					}
 					for _, dp := range d.DataPoints {
 						nameV, _ := dp.Attributes.Value(entity.AttrTelagentSyscallName)
 						_, ovf := dp.Attributes.Value(entity.AttrOtelMetricOverflow)

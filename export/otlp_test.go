@@ -3,7 +3,6 @@ package export
 import (
 	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/telagent/telagent/export/otlptest"
 )
@@ -75,14 +75,16 @@ func TestOTLPGRPCSendsEveryResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := rcv.Requests()
-	if len(reqs) != 3 {
-		t.Errorf("%d requests, want 3 (one per resource)", len(reqs))
+	if len(reqs) != 1 {
+		t.Errorf("%d requests, want 1 (every resource of the interval in one)", len(reqs))
+	}
+	if n, ok := RequestsSent(exp); !ok || n != 1 {
+		t.Errorf("RequestsSent = %d, %v; want 1", n, ok)
 	}
 	rms := rcv.ResourceMetrics()
 	if len(rms) != 3 {
 		t.Fatalf("%d resources received, want 3", len(rms))
 	}
-	// Workers run concurrently: arrival order is not defined.
 	slices.SortFunc(rms, func(a, b *metricspb.ResourceMetrics) int { return cmp.Compare(resourcePID(a), resourcePID(b)) })
 
 	want := []struct {
@@ -155,10 +157,9 @@ func TestOTLPGRPCEndpointFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestOTLPGRPCJoinsPerResourceErrors(t *testing.T) {
+func TestOTLPGRPCReportsErrors(t *testing.T) {
 	ctx := waitCtx(t)
 	rcv := otlptest.NewMetricsReceiver(t)
-	// InvalidArgument is not retryable, so each resource fails at once.
 	rcv.SetError(status.Error(codes.InvalidArgument, "rejected by test"))
 	exp, err := NewOTLPGRPC(ctx, OTLPOptions{Endpoint: rcv.Addr()})
 	if err != nil {
@@ -168,16 +169,11 @@ func TestOTLPGRPCJoinsPerResourceErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("export succeeded against a failing receiver")
 	}
-	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) || len(joined.Unwrap()) != 3 {
-		t.Fatalf("want 3 joined errors, got %v", err)
-	}
-	for _, s := range []string{"process.pid=100", "process.pid=200", "host.id=", "rejected by test"} {
+	for _, s := range []string{rcv.Addr(), "rejected by test"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error does not mention %q: %v", s, err)
 		}
 	}
-
 	if err := exp.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
@@ -202,5 +198,38 @@ func TestOTLPGRPCInsecureFalseUsesTLS(t *testing.T) {
 	}
 	if n := len(rcv.Requests()); n != 0 {
 		t.Errorf("receiver got %d requests over TLS", n)
+	}
+}
+
+// An interval over the size bound goes out in several requests, each
+// within it, with every resource exactly once and in order.
+func TestSplitRequest(t *testing.T) {
+	var rms []metricdata.ResourceMetrics
+	for i := range 50 {
+		rms = append(rms, threeResources()[i%2])
+	}
+	req := ToProto(rms)
+	one := proto.Size(req.ResourceMetrics[0])
+	parts := splitRequest(req, 10*one+50)
+	if len(parts) < 5 || len(parts) > 6 {
+		t.Errorf("%d requests for 50 resources at ~10 per request", len(parts))
+	}
+	var n int
+	for _, p := range parts {
+		if s := proto.Size(p); s > 10*one+50 {
+			t.Errorf("request of %d bytes over the bound %d", s, 10*one+50)
+		}
+		for _, rm := range p.ResourceMetrics {
+			if rm != req.ResourceMetrics[n] {
+				t.Fatalf("resource %d out of order", n)
+			}
+			n++
+		}
+	}
+	if n != 50 {
+		t.Errorf("%d resources sent, want 50", n)
+	}
+	if got := splitRequest(req, proto.Size(req)); len(got) != 1 || got[0] != req {
+		t.Error("a request within the bound was split")
 	}
 }

@@ -1,0 +1,369 @@
+package export
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcgzip "google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxRequestBytes bounds one request's encoded (uncompressed) size. An
+// interval is one request unless it is bigger than this: a Collector's
+// OTLP/gRPC receiver refuses messages over 4 MiB by default (after
+// decompression), so a host with thousands of processes is split into
+// several requests rather than refused whole.
+const maxRequestBytes = 3 << 20
+
+// otlpJSONUnmarshal reads http/json responses; unknown fields (a newer
+// backend's) are not an error.
+var otlpJSONUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
+
+// otlpClient sends OTLP requests of one signal over gRPC or HTTP, with the
+// configuration resolveOTLP read from the OTEL_EXPORTER_OTLP_* variables.
+//
+// Metrics: the otlpmetric* SDK exporters take one ResourceMetrics per call,
+// which made an interval with N processes N sequential requests; this client
+// sends the one ExportMetricsServiceRequest the agent builds for the whole
+// interval (ToProto), so an interval is one RPC or POST. Events use the same
+// client (one ExportLogsServiceRequest per batch, LogsToProto), so both
+// signals read the environment identically.
+type otlpClient struct {
+	cfg     *otlpConfig
+	conn    *grpc.ClientConn // gRPC only
+	metrics colmetricspb.MetricsServiceClient
+	logs    collogspb.LogsServiceClient
+	http    *http.Client // HTTP only
+	closed  atomic.Bool
+
+	// requests counts requests sent (successful or not), for tests and
+	// the measurements in the README.
+	requests atomic.Uint64
+	bufMu    sync.Mutex
+	buf      bytes.Buffer // HTTP gzip body, reused
+}
+
+func newOTLPClient(opts OTLPOptions, signal, path string) (*otlpClient, error) {
+	cfg, err := resolveOTLP(opts, signal, path)
+	if err != nil {
+		return nil, err
+	}
+	c := &otlpClient{cfg: cfg}
+	if cfg.protocol == ProtocolGRPC {
+		if c.conn, err = dialGRPC(cfg); err != nil {
+			return nil, err
+		}
+		c.metrics = colmetricspb.NewMetricsServiceClient(c.conn)
+		c.logs = collogspb.NewLogsServiceClient(c.conn)
+	} else {
+		c.http = newHTTPClient(cfg)
+	}
+	return c, nil
+}
+
+// otlpMetrics is the OTLP metric exporter.
+type otlpMetrics struct{ c *otlpClient }
+
+// NewOTLP builds the OTLP metric exporter for opts.Protocol (or the
+// environment's). It does not connect: gRPC connects lazily and HTTP per
+// request, so a Collector that starts after the agent is picked up on a
+// later interval.
+func NewOTLP(_ context.Context, opts OTLPOptions) (Exporter, error) {
+	c, err := newOTLPClient(opts, "METRICS", "/v1/metrics")
+	if err != nil {
+		return nil, err
+	}
+	return &otlpMetrics{c}, nil
+}
+
+// NewOTLPGRPC is NewOTLP over gRPC whatever the environment says.
+func NewOTLPGRPC(ctx context.Context, opts OTLPOptions) (Exporter, error) {
+	opts.Protocol = ProtocolGRPC
+	return NewOTLP(ctx, opts)
+}
+
+func dialGRPC(cfg *otlpConfig) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if cfg.tls != nil {
+		creds = credentials.NewTLS(cfg.tls)
+	}
+	dopts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// gRPC's default reconnect backoff grows to 2 minutes: a Collector
+		// restarted after a long outage would get data that late. An agent
+		// reconnects within a few seconds (one dial every 5 s at most).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
+	if cfg.userAgent != "" {
+		dopts = append(dopts, grpc.WithUserAgent(cfg.userAgent))
+	}
+	if cfg.gzip {
+		dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.UseCompressor(grpcgzip.Name)))
+	}
+	conn, err := grpc.NewClient(cfg.target, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("otlp endpoint %s: %w", cfg.description, err)
+	}
+	return conn, nil
+}
+
+func newHTTPClient(cfg *otlpConfig) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // telemetry to a Collector does not go through HTTP_PROXY unasked
+	if cfg.tls != nil {
+		tr.TLSClientConfig = cfg.tls.Clone()
+	}
+	return &http.Client{Transport: tr}
+}
+
+// Export sends the interval, split only when it exceeds maxRequestBytes.
+// Each request is bounded by the configured timeout (and ctx).
+func (e *otlpMetrics) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
+	if e.c.closed.Load() {
+		return errors.New("otlp export after shutdown")
+	}
+	if len(rms) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, req := range splitRequest(ToProto(rms), maxRequestBytes) {
+		resp := &colmetricspb.ExportMetricsServiceResponse{}
+		err := e.c.send(ctx, req, resp, func(ctx context.Context) error {
+			var err error
+			resp, err = e.c.metrics.Export(ctx, req)
+			return err
+		})
+		if err == nil {
+			if ps := resp.GetPartialSuccess(); ps.GetRejectedDataPoints() > 0 {
+				err = &RejectedError{Points: ps.GetRejectedDataPoints(), Message: ps.GetErrorMessage()}
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown closes the connection; in-flight requests end with it.
+func (e *otlpMetrics) Shutdown(context.Context) error { return e.c.close() }
+
+// RequestsSent is the number of export requests an OTLP exporter (metrics
+// or events) has sent, successful or not; ok is false for other exporters.
+func RequestsSent(e any) (n uint64, ok bool) {
+	switch x := e.(type) {
+	case *otlpMetrics:
+		return x.c.requests.Load(), true
+	case *otlpLogs:
+		return x.c.requests.Load(), true
+	}
+	return 0, false
+}
+
+// RejectedError is a partial success: the backend accepted the request but
+// refused some points or records for good (OTLP says: do not retry).
+type RejectedError struct {
+	Points  int64
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("otlp backend rejected %d items: %s", e.Points, e.Message)
+}
+
+// send runs one request with the configured timeout: over gRPC through
+// grpcCall (with the headers as metadata), over HTTP as a POST of req whose
+// response body is decoded into resp.
+func (c *otlpClient) send(ctx context.Context, req, resp proto.Message, grpcCall func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
+	defer cancel()
+	c.requests.Add(1)
+	var err error
+	if c.conn != nil {
+		if len(c.cfg.headers) > 0 {
+			ctx = metadata.NewOutgoingContext(ctx, metadata.New(c.cfg.headers))
+		}
+		err = grpcCall(ctx)
+	} else {
+		err = c.post(ctx, req, resp)
+	}
+	if err != nil {
+		return fmt.Errorf("otlp export to %s: %w", c.cfg.description, err)
+	}
+	return nil
+}
+
+func (c *otlpClient) post(ctx context.Context, req, resp proto.Message) error {
+	var body []byte
+	var err error
+	contentType := "application/x-protobuf"
+	if c.cfg.protocol == ProtocolHTTPJSON {
+		contentType = "application/json"
+		body, err = otlpJSONMarshal.Marshal(req)
+	} else {
+		body, err = proto.Marshal(req)
+	}
+	if err != nil {
+		return fmt.Errorf("marshal: %w", err)
+	}
+	c.bufMu.Lock()
+	defer c.bufMu.Unlock()
+	if c.cfg.gzip {
+		c.buf.Reset()
+		zw := gzip.NewWriter(&c.buf)
+		_, _ = zw.Write(body) // writes to a bytes.Buffer do not fail
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		body = c.buf.Bytes()
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", contentType)
+	if c.cfg.gzip {
+		hreq.Header.Set("Content-Encoding", "gzip")
+	}
+	if c.cfg.userAgent != "" {
+		hreq.Header.Set("User-Agent", c.cfg.userAgent)
+	}
+	for k, v := range c.cfg.headers {
+		hreq.Header.Set(k, v)
+	}
+	hresp, err := c.http.Do(hreq)
+	if err != nil {
+		return err
+	}
+	defer hresp.Body.Close()
+	// Bounded: a misbehaving endpoint cannot make the agent buffer much.
+	raw, err := io.ReadAll(io.LimitReader(hresp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if hresp.StatusCode/100 != 2 {
+		msg := strings.TrimSpace(string(raw))
+		if len(msg) > 200 || !strings.HasPrefix(hresp.Header.Get("Content-Type"), "text/") {
+			msg = "" // a protobuf Status or an HTML page: the code says enough
+		}
+		return fmt.Errorf("HTTP %s %s", hresp.Status, msg)
+	}
+	if len(raw) > 0 {
+		// A 2xx without a valid body is still a success.
+		if c.cfg.protocol == ProtocolHTTPJSON {
+			_ = otlpJSONUnmarshal.Unmarshal(raw, resp)
+		} else {
+			_ = proto.Unmarshal(raw, resp)
+		}
+	}
+	return nil
+}
+
+func (c *otlpClient) close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.http != nil {
+		c.http.CloseIdleConnections()
+	}
+	if c.conn != nil {
+		if err := c.conn.Close(); err != nil {
+			return fmt.Errorf("otlp exporter shutdown: %w", err)
+		}
+	}
+	return nil
+}
+
+// otlpLogs is the OTLP event exporter: one ExportLogsServiceRequest per
+// batch.
+type otlpLogs struct{ c *otlpClient }
+
+// NewOTLPLogs builds the OTLP event exporter. It reads the same variables
+// as NewOTLP, with OTEL_EXPORTER_OTLP_LOGS_* as the per-signal forms, and
+// opts overrides them the same way.
+func NewOTLPLogs(_ context.Context, opts OTLPOptions) (EventExporter, error) {
+	c, err := newOTLPClient(opts, "LOGS", "/v1/logs")
+	if err != nil {
+		return nil, err
+	}
+	return &otlpLogs{c}, nil
+}
+
+// NewOTLPLogGRPC is NewOTLPLogs over gRPC whatever the environment says.
+func NewOTLPLogGRPC(ctx context.Context, opts OTLPOptions) (EventExporter, error) {
+	opts.Protocol = ProtocolGRPC
+	return NewOTLPLogs(ctx, opts)
+}
+
+func (e *otlpLogs) ExportEvents(ctx context.Context, records []sdklog.Record) error {
+	if e.c.closed.Load() {
+		return errors.New("otlp log export after shutdown")
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	req := LogsToProto(records)
+	resp := &collogspb.ExportLogsServiceResponse{}
+	err := e.c.send(ctx, req, resp, func(ctx context.Context) error {
+		var err error
+		resp, err = e.c.logs.Export(ctx, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if ps := resp.GetPartialSuccess(); ps.GetRejectedLogRecords() > 0 {
+		return &RejectedError{Points: ps.GetRejectedLogRecords(), Message: ps.GetErrorMessage()}
+	}
+	return nil
+}
+
+func (e *otlpLogs) Shutdown(context.Context) error { return e.c.close() }
+
+// splitRequest splits req into requests of at most max encoded bytes each,
+// by resource (a single resource over the bound is sent alone: splitting
+// inside a resource would repeat its attributes for little gain).
+func splitRequest(req *colmetricspb.ExportMetricsServiceRequest, max int) []*colmetricspb.ExportMetricsServiceRequest {
+	if proto.Size(req) <= max {
+		return []*colmetricspb.ExportMetricsServiceRequest{req}
+	}
+	var out []*colmetricspb.ExportMetricsServiceRequest
+	var cur []*metricspb.ResourceMetrics
+	size := 0
+	for _, rm := range req.ResourceMetrics {
+		n := proto.Size(rm) + 8 // field tag and length prefix
+		if len(cur) > 0 && size+n > max {
+			out = append(out, &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: cur})
+			cur, size = nil, 0
+		}
+		cur = append(cur, rm)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: cur})
+	}
+	return out
+}

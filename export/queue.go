@@ -1,0 +1,281 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// QueueOptions configures NewQueue.
+type QueueOptions struct {
+	// Size is the most intervals waiting for export (at least 1). When a
+	// new interval finds the queue full the oldest waiting one is dropped
+	// and counted: every interval carries cumulative totals, so the newest
+	// one alone still delivers every count; only time resolution is lost.
+	Size int
+	// Temporality of what is sent: cumulative (default) or delta. Deltas
+	// are computed when an interval is sent, against the last interval the
+	// backend acknowledged, so dropped or failed intervals lose no counts
+	// in delta either (see deltaState).
+	Temporality metricdata.Temporality
+	// Timeout bounds one export attempt (default 10 s).
+	Timeout time.Duration
+	// RetryMin and RetryMax bound the wait between attempts while the
+	// backend fails (exponential, defaults 500 ms and 30 s).
+	RetryMin, RetryMax time.Duration
+	Log                *slog.Logger
+}
+
+// QueueStats are the queue's self-telemetry counters.
+type QueueStats struct {
+	Exports   uint64 // attempts that succeeded
+	Failures  uint64 // attempts that failed (each retry counts)
+	Dropped   uint64 // intervals dropped because the queue was full
+	Abandoned uint64 // intervals not delivered at shutdown
+	Len       int    // intervals waiting now
+	Delivered uint64 // sequence number of the last interval delivered
+}
+
+// Queue decouples collection from export: Export copies the interval into
+// a bounded queue and returns at once, and one goroutine sends the queue in
+// order, retrying the oldest interval with backoff while the backend fails.
+// Collection therefore never waits for a slow or dead backend, and memory
+// stays bounded by Size intervals.
+//
+// It logs one warning when an outage starts and one line when it ends,
+// never one per attempt.
+type Queue struct {
+	inner Exporter
+	o     QueueOptions
+	delta *deltaState
+
+	mu      sync.Mutex
+	items   []queued
+	seq     uint64
+	stats   QueueStats
+	wake    chan struct{} // a token: something was queued
+	deliv   chan struct{} // a token: an interval was delivered
+	stop    chan struct{} // closed by Shutdown
+	done    chan struct{} // closed when the sender returned
+	flushBy time.Time     // set by Shutdown: send what is left until then
+	failing bool
+	since   time.Time
+}
+
+type queued struct {
+	seq uint64
+	rms []metricdata.ResourceMetrics
+}
+
+// NewQueue wraps inner and starts the sender goroutine; Shutdown stops it.
+func NewQueue(inner Exporter, o QueueOptions) *Queue {
+	o.Size = max(o.Size, 1)
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 500 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(30*time.Second, o.RetryMin)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	q := &Queue{inner: inner, o: o, wake: make(chan struct{}, 1), deliv: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if o.Temporality == metricdata.DeltaTemporality {
+		q.delta = newDeltaState()
+	}
+	go q.run()
+	return q
+}
+
+// Export queues a copy of rms (the caller reuses rms) and returns its
+// sequence number's error: never, unless the queue was shut down.
+func (q *Queue) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
+	_, err := q.Enqueue(rms)
+	return err
+}
+
+// Enqueue queues a copy of rms and returns its sequence number (1, 2, ...);
+// the interval is delivered once Stats().Delivered reaches it.
+func (q *Queue) Enqueue(rms []metricdata.ResourceMetrics) (uint64, error) {
+	c := CloneResourceMetrics(rms)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	select {
+	case <-q.stop:
+		return 0, errors.New("export queue: interval after shutdown")
+	default:
+	}
+	if len(q.items) >= q.o.Size {
+		// The oldest waiting one goes; if the sender is working on it,
+		// its result is ignored (see send).
+		q.items = q.items[1:]
+		q.stats.Dropped++
+	}
+	q.seq++
+	q.items = append(q.items, queued{q.seq, c})
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return q.seq, nil
+}
+
+// DeliveredC receives a token after an interval was delivered.
+func (q *Queue) DeliveredC() <-chan struct{} { return q.deliv }
+
+// Stats returns the counters; Len is the queue length now.
+func (q *Queue) Stats() QueueStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stats
+	s.Len = len(q.items)
+	return s
+}
+
+// Shutdown sends what is queued until ctx's deadline (at least one attempt
+// of the newest interval, which carries every count), then shuts the inner
+// exporter down. Intervals left undelivered are counted as abandoned.
+func (q *Queue) Shutdown(ctx context.Context) error {
+	q.mu.Lock()
+	select {
+	case <-q.stop:
+		q.mu.Unlock()
+		return nil
+	default:
+	}
+	if d, ok := ctx.Deadline(); ok {
+		q.flushBy = d
+	} else {
+		q.flushBy = time.Now().Add(q.o.Timeout)
+	}
+	// Older intervals are superseded by the newest: with a deadline, send
+	// only that one.
+	if n := len(q.items); n > 1 {
+		q.items = q.items[n-1:]
+		q.stats.Dropped += uint64(n - 1)
+	}
+	close(q.stop)
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	q.stats.Abandoned += uint64(len(q.items))
+	q.items = nil
+	q.mu.Unlock()
+	return q.inner.Shutdown(ctx)
+}
+
+func (q *Queue) run() {
+	defer close(q.done)
+	backoff := q.o.RetryMin
+	for {
+		q.mu.Lock()
+		stopping := false
+		select {
+		case <-q.stop:
+			stopping = true
+		default:
+		}
+		if len(q.items) == 0 {
+			q.mu.Unlock()
+			if stopping {
+				return
+			}
+			select {
+			case <-q.wake:
+			case <-q.stop:
+			}
+			continue
+		}
+		it := q.items[0]
+		flushBy := q.flushBy
+		q.mu.Unlock()
+
+		timeout := q.o.Timeout
+		if stopping {
+			timeout = min(timeout, time.Until(flushBy))
+			if timeout <= 0 {
+				return
+			}
+		}
+		err := q.send(it, timeout)
+		if err == nil {
+			backoff = q.o.RetryMin
+			continue
+		}
+		wait := backoff
+		backoff = min(2*backoff, q.o.RetryMax)
+		if stopping {
+			wait = min(wait, time.Until(flushBy))
+			if wait <= 0 {
+				return
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-q.stop:
+			if !stopping {
+				// Shutdown: retry at once, within its deadline.
+				backoff = q.o.RetryMin
+			}
+		}
+		t.Stop()
+	}
+}
+
+// send makes one attempt at it and updates the queue.
+func (q *Queue) send(it queued, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rms := it.rms
+	var commit func()
+	if q.delta != nil {
+		rms, commit = q.delta.toDelta(it.rms)
+	}
+	err := q.inner.Export(ctx, rms)
+	var rejected *RejectedError
+	delivered := err == nil || errors.As(err, &rejected) // a partial success is final
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if delivered {
+		if commit != nil {
+			commit()
+		}
+		q.stats.Exports++
+		q.stats.Delivered = it.seq
+		select {
+		case q.deliv <- struct{}{}:
+		default:
+		}
+		if len(q.items) > 0 && q.items[0].seq == it.seq {
+			q.items = q.items[1:]
+		}
+		if q.failing {
+			q.failing = false
+			q.o.Log.Info("export recovered", "outage", time.Since(q.since).Round(time.Millisecond),
+				"dropped_intervals", q.stats.Dropped)
+		}
+		if rejected != nil {
+			q.o.Log.Warn("backend rejected part of an interval", "err", err)
+		}
+		return nil
+	}
+	q.stats.Failures++
+	if !q.failing {
+		q.failing = true
+		q.since = time.Now()
+		q.o.Log.Warn("export failing; collection continues, intervals are queued and retried, the oldest dropped past the queue size",
+			"err", err, "queue_size", q.o.Size)
+	}
+	return err
+}

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/telagent/telagent/entity"
+)
+
+// selfTelemetry adds the agent's own health metrics (telagent.*, declared
+// in schema/model/agent.yaml) to every interval, on the host resource:
+// metric-set overflow folds and fill ratio, probes attached and skipped,
+// the collection's duration, and the export queue's counters. The queue's
+// counters are those at collection time, so an interval reports the
+// attempts made for the intervals before it.
+type selfTelemetry struct {
+	sets    map[string]attribute.Set // metric-set name attribute, built once
+	probes  []attribute.Set          // one per selected probe, built once
+	outcome [2]attribute.Set         // success, failure
+
+	// Cumulative histogram of collection durations (entity.HistBoundsSeconds).
+	durCounts []uint64
+	durN      uint64
+	durSum    float64
+}
+
+func (s *selfTelemetry) setAttrs(name string) attribute.Set {
+	a, ok := s.sets[name]
+	if !ok {
+		if s.sets == nil {
+			s.sets = map[string]attribute.Set{}
+		}
+		a = attribute.NewSet(entity.AttrTelagentMetricSetName.String(name))
+		s.sets[name] = a
+	}
+	return a
+}
+
+// add records this collection's duration d and adds every self-metric to
+// c's builder.
+func (s *selfTelemetry) add(c *collector, d time.Duration) {
+	host := c.resolver.Host()
+	b := c.builder
+	if s.probes == nil {
+		for _, p := range c.probes {
+			s.probes = append(s.probes, attribute.NewSet(entity.AttrTelagentProbeName.String(p.Info().Name),
+				entity.AttrTelagentProbeState.String("attached")))
+		}
+		for _, name := range c.skipped {
+			s.probes = append(s.probes, attribute.NewSet(entity.AttrTelagentProbeName.String(name),
+				entity.AttrTelagentProbeState.String("skipped")))
+		}
+		s.outcome[0] = attribute.NewSet(entity.AttrTelagentExportOutcome.String("success"))
+		s.outcome[1] = attribute.NewSet(entity.AttrTelagentExportOutcome.String("failure"))
+		s.durCounts = make([]uint64, len(entity.HistBoundsSeconds)+1)
+	}
+	for _, a := range s.probes {
+		b.Counter(host, entity.MetricTelagentProbeCount, a, 1)
+	}
+	for _, p := range c.probes {
+		for _, ms := range p.Stats().MetricSets {
+			a := s.setAttrs(ms.Name)
+			b.Counter(host, entity.MetricTelagentMetricSetOverflows, a, int64(ms.OverflowFolds))
+			if ms.MaxEntries > 0 {
+				b.Gauge(host, entity.MetricTelagentMetricSetUtilization, a, float64(ms.Keys)/float64(ms.MaxEntries))
+			}
+		}
+	}
+
+	sec := d.Seconds()
+	// Bucket i holds values <= bound i (OTLP explicit bounds are inclusive
+	// upper bounds); past the last bound, the +Inf bucket.
+	s.durCounts[sort.SearchFloat64s(entity.HistBoundsSeconds, sec)]++
+	s.durN++
+	s.durSum += sec
+	b.Histogram(host, entity.MetricTelagentCollectionDuration, attribute.Set{}, s.durN, slices.Clone(s.durCounts), s.durSum)
+
+	st := c.queue.Stats()
+	b.Counter(host, entity.MetricTelagentExportAttempts, s.outcome[0], int64(st.Exports))
+	b.Counter(host, entity.MetricTelagentExportAttempts, s.outcome[1], int64(st.Failures))
+	b.Counter(host, entity.MetricTelagentExportDrops, attribute.Set{}, int64(st.Dropped))
+	b.Counter(host, entity.MetricTelagentExportQueueCount, attribute.Set{}, int64(st.Len))
+}
+
+// mergeAttributes returns own followed by the extra attributes whose keys
+// own does not have: the agent's identifying attributes are never
+// overridden by the environment.
+func mergeAttributes(own, extra []attribute.KeyValue) []attribute.KeyValue {
+	out := slices.Clip(own)
+	for _, kv := range extra {
+		if !slices.ContainsFunc(own, func(o attribute.KeyValue) bool { return o.Key == kv.Key }) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
