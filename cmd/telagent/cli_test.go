@@ -196,7 +196,7 @@ func TestCLIMissingPrivileges(t *testing.T) {
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	res := runAgent(t, startOpts{cred: nobody}, "run", "--interval", "1s")
 	line := checkUsageError(t, res)
-	if !strings.Contains(line, "needs CAP_BPF and CAP_PERFMON, or root") {
+	if !strings.Contains(line, "missing capabilities CAP_BPF (") || !strings.Contains(line, "Run as root, or grant them") {
 		t.Errorf("stderr %q does not say which privileges are needed", line)
 	}
 }

@@ -48,10 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &code):
 		return int(code)
 	case errors.As(err, &usage):
-		fmt.Fprintln(stderr, "telagent:", usage.msg)
+		fmt.Fprintln(stderr, "telagent:", oneLine(usage.msg))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "telagent:", err)
+		fmt.Fprintln(stderr, "telagent:", oneLine(err.Error()))
 		return 1
 	}
 }
@@ -68,7 +68,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return usageError{err.Error()}
 		},
 		Commands: []*cli.Command{
-			runCommand(),
+			withConfigFile(runCommand()), // config.go
+			topCommand(),                 // top.go
 			probesCommand(),
 			schemaCommand(),
 			{
@@ -85,7 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// library calls os.Exit(3) itself.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (valid: run, probes, schema, version)", c.Args().First())
+				return usagef("unknown command %q (valid: run, top, probes, schema, version)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

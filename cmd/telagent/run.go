@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/agent"
@@ -28,23 +27,27 @@ func runCommand() *cli.Command {
 		Description: "Without a target the whole host is observed. With --pid, or with a COMMAND after --,\n" +
 			"only those processes and their descendants are. A COMMAND is started held before its\n" +
 			"first instruction until the probes are attached, and telagent exits with its exit code.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "probes", Usage: "comma-separated probes to run (default: every probe this kernel supports)"},
 			&cli.StringSliceFlag{Name: "pid", Usage: "observe this process and its descendants (repeatable)"},
 			&cli.StringSliceFlag{Name: "exe", Usage: "observe processes running this executable file, from their exec, and their descendants (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "observe processes with this command name (at most 15 bytes), from their exec, and their descendants (repeatable)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "observe processes in this cgroup v2 directory or below it, from their exec, and their descendants (repeatable)"},
+			&cli.StringSliceFlag{Name: "uprobe", Usage: "count and time calls of a user-space function, `BINARY:SYMBOL` (BINARY a path, a library name such as libc, or pid:PID; repeatable)"},
 			&cli.BoolFlag{Name: "fork-events", Usage: "report every fork on the host as an event (targets' forks are always reported)"},
 			&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "collection and export interval"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
 			&cli.StringFlag{Name: "exporter", Value: "console", Usage: "console | otlp | otlp-json"},
 			&cli.StringFlag{Name: "output", Usage: "file for --exporter otlp-json (- for stdout)"},
-			&cli.StringFlag{Name: "endpoint", Usage: "OTLP/gRPC HOST:PORT for --exporter otlp (default: OTEL_EXPORTER_OTLP_* or localhost:4317)"},
+			&cli.StringFlag{Name: "endpoint", Usage: "OTLP HOST:PORT (plaintext) or URL for --exporter otlp (default: OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT or localhost:4317, 4318 for http)"},
 			&cli.UintFlag{Name: "syscalls-max-entries", Value: 10240, Usage: "bound of (process, syscall) tuples; more go to the overflow series"},
 			&cli.UintFlag{Name: "sched-max-entries", Value: 10240, Usage: "bound of processes in the sched probe's set; more go to the overflow series"},
 			&cli.UintFlag{Name: "memory-max-entries", Value: 10240, Usage: "bound of processes in the memory probe's page-fault set; more go to the overflow series"},
+			&cli.UintFlag{Name: "blockio-max-entries", Value: 10240, Usage: "bound of (process, disk, direction) tuples in the blockio probe's set; more go to the overflow series"},
+			&cli.UintFlag{Name: "tcp-max-entries", Value: 10240, Usage: "bound of (process, connection direction) tuples in the tcp probe's set; more go to the overflow series"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug | info | warn | error"},
-		},
+			capsKeepFlag, // caps.go
+		}, append(breakdownFlags(), exportFlags()...)...), // breakdown.go, exportflags.go
 		Action: runAction,
 	}
 }
@@ -69,19 +72,21 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	maxEntries := c.Uint("syscalls-max-entries")
-	if maxEntries < 1 || maxEntries > 1<<20 {
-		return usagef("--syscalls-max-entries %d: must be between 1 and 1048576", maxEntries)
+	uprobes, err := parseUprobes(c, pids) // uprobe.go
+	if err != nil {
+		return err
 	}
-	schedMaxEntries := c.Uint("sched-max-entries")
-	if schedMaxEntries < 1 || schedMaxEntries > 1<<20 {
-		return usagef("--sched-max-entries %d: must be between 1 and 1048576", schedMaxEntries)
+	breakdown, err := parseBreakdown(c) // breakdown.go
+	if err != nil {
+		return err
 	}
-	memoryMaxEntries := c.Uint("memory-max-entries")
-	if memoryMaxEntries < 1 || memoryMaxEntries > 1<<20 {
-		return usagef("--memory-max-entries %d: must be between 1 and 1048576", memoryMaxEntries)
+	var bounds [5]uint32 // --<probe>-max-entries, in this order
+	for i, probe := range []string{"syscalls", "sched", "memory", "blockio", "tcp"} {
+		if bounds[i], err = maxEntries(c, probe); err != nil {
+			return err
+		}
 	}
-	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: uint32(maxEntries), MemoryMaxEntries: uint32(memoryMaxEntries), SchedMaxEntries: uint32(schedMaxEntries), ForkEvents: c.Bool("fork-events")}), c.String("probes"), c.IsSet("probes"))
+	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: bounds[0], SchedMaxEntries: bounds[1], MemoryMaxEntries: bounds[2], BlockioMaxEntries: bounds[3], TCPMaxEntries: bounds[4], ForkEvents: c.Bool("fork-events"), Uprobes: uprobes}), c.String("probes"), c.IsSet("probes"))
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,11 @@ func runAction(c *cli.Context) error {
 			return usagef("command %q: not found or not executable", command[0])
 		}
 	}
-	if err := checkPrivileges(); err != nil {
+	keepCaps, err := parseCapsKeep(c.String("capabilities-keep")) // caps.go
+	if err != nil {
+		return err
+	}
+	if err := checkPrivileges(); err != nil { // caps.go
 		return err
 	}
 
@@ -99,6 +108,10 @@ func runAction(c *cli.Context) error {
 	consoleOut := c.App.Writer
 	if len(command) > 0 {
 		consoleOut = c.App.ErrWriter
+	}
+	xs, err := parseExport(c) // exportflags.go
+	if err != nil {
+		return err
 	}
 	exp, err := newExporter(c, consoleOut)
 	if err != nil {
@@ -111,11 +124,13 @@ func runAction(c *cli.Context) error {
 	}
 
 	code, err := agent.Run(c.Context, agent.Config{
+		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
 		Probes: selected, Pids: pids, Command: command,
-		Selectors: sel, Events: events,
+		Selectors: sel, Events: events, Breakdown: breakdown,
 		Interval: interval, Duration: c.Duration("duration"),
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+		Attached: dropCapabilities(keepCaps, log), // caps.go
 	})
 	if err != nil {
 		return err
@@ -124,6 +139,16 @@ func runAction(c *cli.Context) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// maxEntries is the --<probe>-max-entries bound of a probe's metric set.
+func maxEntries(c *cli.Context, probe string) (uint32, error) {
+	const most = 1 << 20
+	v := c.Uint(probe + "-max-entries")
+	if v < 1 || v > most {
+		return 0, usagef("--%s-max-entries %d: must be between 1 and %d", probe, v, most)
+	}
+	return uint32(v), nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -176,21 +201,6 @@ func selectProbes(known []probes.Probe, spec string, set bool) ([]probes.Probe, 
 	return out, nil
 }
 
-// checkPrivileges fails early, with the fix, instead of letting the first
-// bpf() call fail with EPERM.
-func checkPrivileges() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("read capabilities: %w", err)
-	}
-	has := func(c int) bool { return data[c/32].Effective&(1<<(uint(c)%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-		return nil
-	}
-	return usagef("needs CAP_BPF and CAP_PERFMON, or root (run with sudo, or grant them: setcap cap_bpf,cap_perfmon+ep telagent)")
-}
-
 func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error) }) (export.Exporter, error) {
 	switch kind := c.String("exporter"); kind {
 	case "console":
@@ -206,7 +216,7 @@ func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error
 		}
 		return e, nil
 	case "otlp":
-		e, err := export.NewOTLPGRPC(c.Context, export.OTLPOptions{Endpoint: c.String("endpoint")})
+		e, err := export.NewOTLP(c.Context, otlpOptions(c))
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}

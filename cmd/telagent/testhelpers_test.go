@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -78,6 +79,9 @@ func isOurProgram(kname string) bool {
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
+	if fuzzOnly() {
+		return m.Run() // fuzz targets run in-process: no binary to build
+	}
 	dir, err := os.MkdirTemp("", "telagent-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "TestMain:", err)
@@ -92,12 +96,28 @@ func testMain(m *testing.M) int {
 
 	agentBin = filepath.Join(dir, "telagent")
 	build := exec.Command("go", "build", "-o", agentBin, ".")
+	// As released (Makefile, Dockerfile): without cgo, so the agent can
+	// drop capabilities from every thread (internal/privilege).
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "TestMain: go build: %v\n%s", err, out)
 		return 1
 	}
 
 	return m.Run()
+}
+
+// fuzzOnly reports whether this process only runs a fuzz target: a fuzz
+// worker, or `go test -run '^$' -fuzz X` (make fuzz).
+func fuzzOnly() bool {
+	flag.Parse()
+	get := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return get("test.fuzzworker") == "true" || get("test.fuzz") != "" && get("test.run") == "^$"
 }
 
 func requireRoot(t *testing.T) {
@@ -152,6 +172,9 @@ type agentProc struct {
 type startOpts struct {
 	stdin string
 	cred  *syscall.Credential
+	// wrapper runs the agent through a command that execs it (setpriv
+	// ARGS...): the agent is wrapper[0] wrapper[1:]... agentBin args...
+	wrapper []string
 }
 
 // startAgent starts the binary with args; it is killed if the test ends first.
@@ -163,7 +186,11 @@ func startAgent(t *testing.T, opts startOpts, args ...string) *agentProc {
 	if os.Geteuid() == 0 {
 		p.baseline = maxProgramID(t)
 	}
-	p.cmd = exec.CommandContext(ctx, agentBin, args...)
+	if len(opts.wrapper) > 0 {
+		p.cmd = exec.CommandContext(ctx, opts.wrapper[0], append(append(opts.wrapper[1:len(opts.wrapper):len(opts.wrapper)], agentBin), args...)...)
+	} else {
+		p.cmd = exec.CommandContext(ctx, agentBin, args...)
+	}
 	p.cmd.Stdin = strings.NewReader(opts.stdin)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.WaitDelay = 5 * time.Second

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
@@ -47,6 +49,28 @@ type Config struct {
 	// Events receives the probes' events (events.go); nil exports none,
 	// exits still drive the eviction of dead processes' series.
 	Events export.EventExporter
+	// Breakdown splits per-CPU metric sets by NUMA node or CPU; nil: totals.
+	Breakdown *entity.BreakdownDesc
+
+	// Export queue (export.Queue): intervals waiting for the exporter
+	// (default 8), the temporality sent (cumulative by default), and the
+	// longest wait between retries while the backend fails (default: the
+	// interval, within 1 s..30 s).
+	ExportQueueSize int
+	Temporality     metricdata.Temporality
+	ExportRetryMax  time.Duration
+	// ResourceAttributes are added to every resource (metrics and events),
+	// e.g. from OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
+	// (export.ResourceFromEnv); the agent's own host attributes win on a
+	// clash, so an entity's identity cannot be overridden.
+	ResourceAttributes []attribute.KeyValue
+	// PrometheusListen, when set, serves every interval for scraping at
+	// http://ADDR/metrics (export.Prometheus), besides the exporter.
+	PrometheusListen string
+	// Attached, if set, runs once every probe is attached and before a
+	// held command is released (`telagent run` drops capabilities there);
+	// an error ends the run.
+	Attached func() error
 }
 
 // keepGenerations is how many intervals a process's identity is remembered
@@ -71,6 +95,16 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	hostAttrs = mergeAttributes(hostAttrs, cfg.ResourceAttributes)
+	var prom *export.Prometheus
+	if cfg.PrometheusListen != "" {
+		// Before anything is attached: a port in use is a start-up error.
+		if prom, err = export.NewPrometheus(cfg.PrometheusListen, hostAttrs); err != nil {
+			return 0, err
+		}
+		defer prom.Shutdown(context.Background()) // early returns; a no-op after the shutdown below
+		log.Info("prometheus endpoint", "url", "http://"+prom.Addr()+"/metrics")
+	}
 	resolver, err := entity.NewProcessResolver(cfg.ProcRoot, hostAttrs)
 	if err != nil {
 		return 0, err
@@ -91,6 +125,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	resolver.Kernel = tset.Process
 	env := probes.Env{Topology: topo, Log: log, Shared: tset.Replacements(), FilterTargets: tset.Filtering()}
+	if cfg.Breakdown != nil {
+		if env.Breakdown, err = probes.NewBreakdown(*cfg.Breakdown, topo); err != nil {
+			return 0, err
+		}
+	}
 
 	var held *heldCommand
 	if len(cfg.Command) > 0 {
@@ -104,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	events := newEventPipeline(cfg.Probes, cfg.Events, cfg.Version, hostAttrs, resolver.CreationTime, log)
-	running, err := startProbes(ctx, cfg.Probes, env, log)
+	running, skipped, err := startProbes(ctx, cfg.Probes, env, log)
 	defer func() {
 		for _, p := range running {
 			if err := p.Close(); err != nil {
@@ -131,6 +170,17 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err := tset.RunForgetLast(); err != nil { // after the probes' exit handlers
 		log.Warn("target set", "err", err)
 	}
+	// Everything that needs privilege is done: the probes are attached and
+	// the command (still held) is a target. Dropping before "attached"
+	// is logged means no target runs while the agent still holds more.
+	if cfg.Attached != nil {
+		if err := cfg.Attached(); err != nil {
+			if held != nil {
+				held.Kill()
+			}
+			return 0, err
+		}
+	}
 	log.Info("attached", "probes", describe(running), "targets", targetDesc(cfg))
 
 	var exited chan struct{}
@@ -148,23 +198,39 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}()
 	}
 
+	queue := export.NewQueue(cfg.Exporter, export.QueueOptions{
+		Size: cfg.ExportQueueSize, Temporality: cfg.Temporality, Log: log,
+		Timeout: exportTimeout(cfg.Interval), RetryMax: retryMax(cfg),
+	})
 	c := &collector{
 		events: events,
-		probes: running, exporter: cfg.Exporter, resolver: resolver, log: log,
+		probes: running, skipped: skipped, queue: queue, prom: prom, resolver: resolver, log: log,
 		builder: export.NewBuilder(cfg.Version, start),
 	}
 	loop(ctx, cfg, c, exited, held, sigs)
 
 	// Final export: everything counted up to now, including a command's
-	// last syscalls, is delivered before detaching, within a deadline so a
-	// dead backend cannot hold up shutdown.
-	events.sync(ctx) // the command's exit is exported with its final values
-	c.collect(ctx, finalExportTimeout)
-	events.close(ctx)
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// last syscalls, is delivered before detaching. One deadline covers
+	// draining the rings, the final collection, flushing events and the
+	// queue and shutting the exporters down, so a dead or stalled backend
+	// holds up the exit by at most shutdownBudget in all.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
-	if err := cfg.Exporter.Shutdown(shutdownCtx); err != nil {
+	events.sync(shutdownCtx) // the command's exit is exported with its final values
+	c.collect(shutdownCtx)
+	var wg sync.WaitGroup
+	wg.Go(func() { events.close(shutdownCtx) })
+	if err := queue.Shutdown(shutdownCtx); err != nil {
 		log.Warn("exporter shutdown", "err", err)
+	}
+	if prom != nil {
+		if err := prom.Shutdown(shutdownCtx); err != nil {
+			log.Warn("prometheus endpoint shutdown", "err", err)
+		}
+	}
+	wg.Wait()
+	if st := queue.Stats(); st.Abandoned > 0 {
+		log.Warn("final metrics not delivered before the shutdown deadline", "deadline", shutdownBudget)
 	}
 	if d := tset.Drops(); d > 0 {
 		log.Warn("target set full: descendants not followed", "dropped", d)
@@ -190,9 +256,11 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 	for {
 		select {
 		case <-ticker.C:
-			c.collect(ctx, exportTimeout(cfg.Interval))
+			c.collect(ctx)
 		case <-c.events.earlyC(): // many exits: evict their keys now
-			c.collect(ctx, exportTimeout(cfg.Interval))
+			c.collect(ctx)
+		case <-c.queue.DeliveredC(): // the last interval is out: its exited processes' keys can go
+			c.evictDelivered()
 		case <-exited:
 			return
 		case s := <-sigs:
@@ -229,27 +297,28 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 	}
 }
 
-func startProbes(ctx context.Context, ps []probes.Probe, env probes.Env, log *slog.Logger) ([]probes.Probe, error) {
-	var running []probes.Probe
+func startProbes(ctx context.Context, ps []probes.Probe, env probes.Env, log *slog.Logger) (running []probes.Probe, skipped []string, err error) {
 	var reasons []string
 	for _, p := range ps {
 		name := p.Info().Name
 		if err := p.Supported(); err != nil {
 			log.Warn("probe skipped", "probe", name, "reason", err.Error())
 			reasons = append(reasons, name+": "+err.Error())
+			skipped = append(skipped, name)
 			continue
 		}
 		if err := p.Start(ctx, env); err != nil {
 			log.Warn("probe skipped", "probe", name, "reason", err.Error())
 			reasons = append(reasons, name+": "+err.Error())
+			skipped = append(skipped, name)
 			continue
 		}
 		running = append(running, p)
 	}
 	if len(running) == 0 {
-		return nil, fmt.Errorf("no probe could start (%s)", strings.Join(reasons, "; "))
+		return nil, skipped, fmt.Errorf("no probe could start (%s)", strings.Join(reasons, "; "))
 	}
-	return running, nil
+	return running, skipped, nil
 }
 
 func describe(ps []probes.Probe) string {
@@ -301,74 +370,87 @@ func (cfg *Config) defaults() {
 	}
 }
 
-// collector reads every probe and hands the interval to the exporter. An
-// export failure is logged and collection goes on: values are cumulative,
-// so the next successful export carries everything.
+// collector reads every probe and hands the interval to the export queue,
+// which sends it apart from collection: a slow or dead backend never delays
+// the next read. Values are cumulative, so the next interval delivered
+// carries everything.
 type collector struct {
 	probes   []probes.Probe
-	exporter export.Exporter
+	skipped  []string
+	queue    *export.Queue
+	prom     *export.Prometheus // nil unless --prometheus
 	resolver *entity.ProcessResolver
 	builder  *export.Builder
 	log      *slog.Logger
-	failing  bool
-	sets     map[string]attribute.Set // metric-set name attribute, built once
-	events   *eventPipeline           // nil without event probes
+	events   *eventPipeline // nil without event probes
+
+	// lastSeq is the queue's number of the last interval collected;
+	// evicted says its exited processes' keys were deleted.
+	lastSeq uint64
+	evicted bool
+	self    selfTelemetry
 }
 
-func (c *collector) setAttrs(name string) attribute.Set {
-	s, ok := c.sets[name]
-	if !ok {
-		if c.sets == nil {
-			c.sets = map[string]attribute.Set{}
-		}
-		s = attribute.NewSet(entity.AttrTelagentMetricSetName.String(name))
-		c.sets[name] = s
+// shutdownBudget bounds everything after the last interval: the final
+// collection and the flushes and shutdowns of both exporters.
+const shutdownBudget = 10 * time.Second
+
+// retryMax is the longest wait between export attempts while the backend
+// fails: about an interval, so a backend that comes back gets data within
+// an interval or so, and a dead one is not hammered.
+func retryMax(cfg Config) time.Duration {
+	if cfg.ExportRetryMax > 0 {
+		return cfg.ExportRetryMax
 	}
-	return s
+	return min(max(cfg.Interval, time.Second), 30*time.Second)
 }
 
-// finalExportTimeout bounds the export at shutdown.
-const finalExportTimeout = 10 * time.Second
-
-// exportTimeout bounds one interval's export: a stalled backend delays the
-// next collection by at most this long, and since values are cumulative the
-// next export still carries everything.
+// exportTimeout bounds one export attempt: a stalled backend holds the
+// queue's head by at most this long before it is retried.
 func exportTimeout(interval time.Duration) time.Duration {
 	return min(max(interval, 5*time.Second), 30*time.Second)
 }
 
-func (c *collector) collect(ctx context.Context, timeout time.Duration) {
-	now := time.Now()
+// collect reads every probe into one interval and queues it. Before the
+// read, the keys of processes that exited are evicted if the interval that
+// carried their final values was delivered; otherwise they are read again
+// and go out with this interval (so no count is lost to an outage).
+func (c *collector) collect(ctx context.Context) {
+	c.evictDelivered()
+	begin := time.Now()
 	c.resolver.NextGeneration(keepGenerations)
-	c.builder.Begin(now)
+	c.builder.Begin(begin)
 	c.events.beforeCollect(c.resolver, c.builder)
 	col := &probes.Collection{Metrics: c.builder, Processes: c.resolver}
 	for _, p := range c.probes {
 		if err := p.Collect(ctx, col); err != nil {
 			c.log.Warn("collect", "probe", p.Info().Name, "err", err)
 		}
-		for _, ms := range p.Stats().MetricSets {
-			c.builder.Counter(c.resolver.Host(), entity.MetricTelagentMetricSetOverflows,
-				c.setAttrs(ms.Name), int64(ms.OverflowFolds))
-		}
 	}
-	exportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	err := c.exporter.Export(exportCtx, c.builder.Result())
-	if err == nil {
-		// Delivered: exited processes' final values are out, their keys can go.
-		for _, p := range c.probes {
-			if err := p.Evict(); err != nil {
-				c.log.Warn("evict", "probe", p.Info().Name, "err", err)
-			}
-		}
+	c.self.add(c, time.Since(begin))
+	rms := c.builder.Result()
+	if c.prom != nil {
+		_ = c.prom.Export(ctx, rms) // keeps a copy; cannot fail
 	}
-	switch {
-	case err != nil && !c.failing:
-		c.failing = true
-		c.log.Warn("export failed; collection continues and the next export carries the totals", "err", err)
-	case err == nil && c.failing:
-		c.failing = false
-		c.log.Info("export recovered")
+	seq, err := c.queue.Enqueue(rms)
+	if err != nil {
+		c.log.Warn("export", "err", err)
+		return
+	}
+	c.lastSeq, c.evicted = seq, false
+}
+
+// evictDelivered deletes the keys the last collection found dead, once
+// that interval was delivered; Probe.Evict deletes what the last Collect
+// scheduled, so it must run before the next Collect or not at all.
+func (c *collector) evictDelivered() {
+	if c.evicted || c.lastSeq == 0 || c.queue.Stats().Delivered < c.lastSeq {
+		return
+	}
+	c.evicted = true
+	for _, p := range c.probes {
+		if err := p.Evict(); err != nil {
+			c.log.Warn("evict", "probe", p.Info().Name, "err", err)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // heldCommand is a child process stopped right after its execve, before its
@@ -33,6 +35,13 @@ func startHeld(argv []string, stdin io.Reader, stdout, stderr io.Writer) (*heldC
 		// Unlocked only after a successful detach: a goroutine that exits
 		// locked takes its thread down with it, which also ends the trace.
 		runtime.LockOSThread()
+		// The command is the user's workload: it must not inherit the
+		// agent's capabilities through the ambient set (an agent run as a
+		// user with ambient CAP_BPF... from systemd or setpriv). This
+		// locked thread is the one that forks it, and the ambient set
+		// matters only at execve, which the agent does nowhere else.
+		// Before Linux 4.3 there is no ambient set and nothing to clear.
+		_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 		if err := cmd.Start(); err != nil {
 			started <- fmt.Errorf("start %s: %w", argv[0], err)
 			return
