@@ -26,10 +26,13 @@ import (
 const (
 	unitPath      = "systemd/telagent.service"
 	envExample    = "systemd/telagent.env.example"
-	daemonSetPath = "kubernetes/telagent-daemonset.yaml"
-	gatewayPath   = "kubernetes/otel-gateway.yaml"
-	dockerfile    = "../Dockerfile"
-	installedBin  = "/usr/local/bin/telagent"
+	configExample = "systemd/telagent.yaml.example"
+	// configInstalled is where the unit reads the example's installed copy.
+	configInstalled = "/etc/telagent/telagent.yaml"
+	daemonSetPath   = "kubernetes/telagent-daemonset.yaml"
+	gatewayPath     = "kubernetes/otel-gateway.yaml"
+	dockerfile      = "../Dockerfile"
+	installedBin    = "/usr/local/bin/telagent"
 	// shutdownWorstCase is the agent's worst-case shutdown: final
 	// collection, event flush and exporter shutdown, each bounded at 10 s
 	// (internal/agent). Stop timeouts must exceed it.
@@ -209,11 +212,21 @@ func TestSystemdUnitSettings(t *testing.T) {
 		t.Errorf("ExecStart %q: want %s first", exec, installedBin)
 	} else {
 		checkArgs(t, "ExecStart", exec[1:])
-		if !slices.Contains(exec, "otlp") || !slices.Contains(exec, "--exporter") {
-			t.Errorf("ExecStart %q: want --exporter otlp", exec)
+		// The settings are on the command line or in the --config file,
+		// whose installed copy is the example (cmd/telagent's
+		// TestConfigExample checks the agent accepts it).
+		settings := slices.Clone(exec)
+		if i := slices.Index(exec, "--config"); i >= 0 && i+1 < len(exec) {
+			if exec[i+1] != configInstalled {
+				t.Errorf("ExecStart --config %s, want %s", exec[i+1], configInstalled)
+			}
+			settings = append(settings, configSettings(t)...)
 		}
-		if i := slices.Index(exec, "--interval"); i < 0 || i+1 >= len(exec) || exec[i+1] != "10s" {
-			t.Errorf("ExecStart %q: want --interval 10s", exec)
+		if !slices.Contains(settings, "otlp") || !slices.Contains(settings, "--exporter") {
+			t.Errorf("ExecStart %q (with %s): want --exporter otlp", exec, configExample)
+		}
+		if i := slices.Index(settings, "--interval"); i < 0 || i+1 >= len(settings) || settings[i+1] != "10s" {
+			t.Errorf("ExecStart %q (with %s): want --interval 10s", exec, configExample)
 		}
 	}
 
@@ -252,6 +265,25 @@ func TestSystemdUnitSettings(t *testing.T) {
 	if got := u["Install"]["WantedBy"]; !slices.Contains(got, "multi-user.target") {
 		t.Errorf("[Install] WantedBy=%q, want multi-user.target", got)
 	}
+}
+
+// configSettings returns the top-level scalar settings of the config
+// example as flags ("--interval", "10s").
+func configSettings(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(configExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", configExample, err)
+	}
+	var out []string
+	for k, v := range m {
+		out = append(out, "--"+k, fmt.Sprint(v))
+	}
+	return out
 }
 
 // parseSystemdTime accepts what the unit uses: "5s", "40s", "1min", "2".

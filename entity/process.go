@@ -131,10 +131,16 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 		AttrProcessCreationTime.String(r.CreationTime(start)),
 	)
 	if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
-		attrs = append(attrs, AttrProcessExecutableName.String(strings.TrimSpace(string(comm))))
+		attrs = append(attrs, AttrProcessExecutableName.String(kernelString(comm, maxCommLen)))
 	}
-	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
+	if cmd, err := readHead(filepath.Join(dir, "cmdline"), maxCommandLen+1); err == nil && len(cmd) > 0 {
 		attrs = append(attrs, AttrProcessCommand.String(commandOf(cmd)))
+	}
+	// container.id and k8s.pod.uid, when the process runs in a container:
+	// read once per process like the rest of its description (a process
+	// stays in the container it was started in).
+	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+		attrs = append(attrs, ParseCgroup(cg).Attributes()...)
 	}
 	return resource.NewSchemaless(attrs...)
 }
@@ -146,7 +152,7 @@ func (r *ProcessResolver) describeGone(pid uint32) *resource.Resource {
 	if r.Kernel != nil {
 		if start, comm, ok := r.Kernel(pid); ok {
 			attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(start)),
-				AttrProcessExecutableName.String(strings.ToValidUTF8(comm, "\uFFFD")))
+				AttrProcessExecutableName.String(kernelString([]byte(comm), maxCommLen)))
 		}
 	}
 	return resource.NewSchemaless(attrs...)
@@ -154,12 +160,9 @@ func (r *ProcessResolver) describeGone(pid uint32) *resource.Resource {
 
 // commandOf is argv[0] of a NUL-separated cmdline: semconv's process.command
 // is the command without its arguments (those are unbounded and may hold
-// secrets).
+// secrets), cut at PATH_MAX.
 func commandOf(cmdline []byte) string {
-	if i := bytes.IndexByte(cmdline, 0); i >= 0 {
-		cmdline = cmdline[:i]
-	}
-	return strings.ToValidUTF8(string(cmdline), "\uFFFD")
+	return kernelString(cmdline, maxCommandLen)
 }
 
 // startTicks reads field 22 of /proc/<pid>/stat. The comm field may contain

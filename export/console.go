@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ const (
 	keyPID          = attribute.Key("process.pid")
 	keyCreationTime = attribute.Key("process.creation.time")
 	keyExecutable   = attribute.Key("process.executable.name")
+	keyCommand      = attribute.Key("process.command")
 	keyOverflow     = attribute.Key("otel.metric.overflow")
 )
 
@@ -32,6 +34,14 @@ type ConsoleOptions struct {
 	// TopN is how many rows each histogram metric shows per interval
 	// (default 20).
 	TopN int
+	// Processes is how many of the busiest processes get a block of
+	// their own per interval: counters as rates and totals, histograms
+	// drawn as bars (default 5; negative: none).
+	Processes int
+	// Width is the terminal width the output should fit in; the
+	// histogram bars shrink to it. 0: the COLUMNS environment variable,
+	// else 80.
+	Width int
 }
 
 // console prints, per interval, the busiest (process × attribute set)
@@ -39,8 +49,10 @@ type ConsoleOptions struct {
 // the previous interval's cumulative values to print what happened in this
 // interval, which is what a person watching a terminal wants to see.
 type console struct {
-	w    io.Writer
-	topN int
+	w      io.Writer
+	topN   int
+	procsN int
+	width  int
 
 	// prev holds the last cumulative value of every series seen in the
 	// previous Export; next collects this Export's. They are swapped after
@@ -84,16 +96,33 @@ func NewConsole(w io.Writer, opts ConsoleOptions) Exporter {
 	if n <= 0 {
 		n = 20
 	}
+	procs := opts.Processes
+	switch {
+	case procs == 0:
+		procs = 5
+	case procs < 0:
+		procs = 0
+	}
+	width := opts.Width
+	if width <= 0 {
+		width, _ = strconv.Atoi(os.Getenv("COLUMNS"))
+	}
+	if width <= 0 {
+		width = 80
+	}
 	return &console{
-		w:    w,
-		topN: n,
-		prev: make(map[seriesKey]*seriesState),
-		next: make(map[seriesKey]*seriesState),
+		w:      w,
+		topN:   n,
+		procsN: procs,
+		width:  width,
+		prev:   make(map[seriesKey]*seriesState),
+		next:   make(map[seriesKey]*seriesState),
 	}
 }
 
 // consoleRow is one printed line: a series' activity during the interval.
 type consoleRow struct {
+	res      resKey
 	pid      int64
 	pidText  string // "1234", "overflow", or "-" for a non-process resource
 	overflow bool
@@ -127,13 +156,17 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 	sections := map[string]*consoleSection{}
 	counterSections := map[string]*counterSection{}
 	var now time.Time
-	procs := map[resKey]struct{}{}
+	procs := map[resKey]string{} // process → its command, for the per-process blocks
 
 	for i := range rms {
 		rm := &rms[i]
 		rk, pid, isProc, exe := resourceIdentity(rm.Resource)
 		if isProc {
-			procs[rk] = struct{}{}
+			cmd := ""
+			if v, ok := rm.Resource.Set().Value(keyCommand); ok {
+				cmd = v.Emit()
+			}
+			procs[rk] = cmd
 		}
 		// rows of this resource, per histogram metric, indexed by the
 		// attribute-key signature and then by attribute set, for matching
@@ -167,7 +200,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 						now = p.time
 					}
 					row := c.histogramRow(rk, m.Name, p)
-					row.pid, row.exe = pid, exe
+					row.res, row.pid, row.exe = rk, pid, exe
 					switch {
 					case isOverflow(p.attrs):
 						row.pidText, row.overflow, row.exe = "overflow", true, "-"
@@ -205,7 +238,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 					if t.After(now) {
 						now = t
 					}
-					row := &counterRow{pid: pid, exe: exe, attrs: attrs, total: v,
+					row := &counterRow{res: rk, proc: isProc && !isOverflow(attrs), metric: m.Name, unit: m.Unit, pid: pid, exe: exe, attrs: attrs, total: v,
 						delta: c.counterDelta(seriesKey{res: rk, metric: m.Name, attrs: attrs.Equivalent()}, start, t, v)}
 					row.seconds = t.Sub(start).Seconds()
 					if !c.lastTime.IsZero() && c.lastTime.After(start) {
@@ -272,7 +305,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c.render(now, len(procs), sections, counterSections)
+	c.render(now, procs, sections, counterSections)
 	c.prev, c.next = c.next, c.prev
 	clear(c.next)
 	c.lastTime = now
@@ -346,7 +379,8 @@ func (c *console) counterDelta(key seriesKey, start, t time.Time, v float64) flo
 	return d
 }
 
-func (c *console) render(now time.Time, procs int, sections map[string]*consoleSection, counters map[string]*counterSection) {
+func (c *console) render(now time.Time, procCmds map[resKey]string, sections map[string]*consoleSection, counters map[string]*counterSection) {
+	procs := len(procCmds)
 	c.out.Reset()
 	interval := "first interval"
 	if !c.lastTime.IsZero() {
@@ -374,10 +408,14 @@ func (c *console) render(now time.Time, procs int, sections map[string]*consoleS
 	for _, n := range names {
 		c.renderCounters(counters[n])
 	}
+	c.renderProcesses(procCmds, sections, counters)
 }
 
 // counterRow is one printed line of a counter section.
 type counterRow struct {
+	res          resKey
+	proc         bool // a process's own series (not the host's or overflow)
+	metric, unit string
 	pid          int64
 	pidText, exe string
 	attrs        *attribute.Set
@@ -439,9 +477,9 @@ func (c *console) renderCounters(sec *counterSection) {
 		}
 		rate := "-"
 		if r.seconds > 0 {
-			rate = formatValue(r.delta/r.seconds, sec.unit)
+			rate = formatCounterRate(r.delta/r.seconds, sec.unit)
 		}
-		writeCells(tw, append(cells, formatValue(r.delta, sec.unit), rate, formatValue(r.total, sec.unit)))
+		writeCells(tw, append(cells, formatCount(r.delta, sec.unit), rate, formatCount(r.total, sec.unit)))
 	}
 	tw.Flush()
 }
@@ -584,34 +622,16 @@ func columnHeaders(keys []attribute.Key) []string {
 // bucket has no lower bound and the last no upper bound, so a rank landing
 // there is printed as "<first bound" or ">last bound" rather than invented.
 func quantile(bounds []float64, counts []uint64, q float64, unit string) string {
-	if len(bounds) == 0 || len(counts) != len(bounds)+1 {
+	v, below, above, ok := HistogramQuantile(bounds, counts, q)
+	switch {
+	case !ok:
 		return "-"
+	case below:
+		return "<" + formatValue(v, unit)
+	case above:
+		return ">" + formatValue(v, unit)
 	}
-	var total uint64
-	for _, n := range counts {
-		total += n
-	}
-	if total == 0 {
-		return "-"
-	}
-	rank := q * float64(total)
-	var cum uint64
-	for i, n := range counts {
-		below := cum
-		cum += n
-		if float64(cum) < rank || n == 0 {
-			continue
-		}
-		switch i {
-		case 0:
-			return "<" + formatValue(bounds[0], unit)
-		case len(bounds):
-			return ">" + formatValue(bounds[len(bounds)-1], unit)
-		}
-		lo, hi := bounds[i-1], bounds[i]
-		return formatValue(lo+(hi-lo)*(rank-float64(below))/float64(n), unit)
-	}
-	return ">" + formatValue(bounds[len(bounds)-1], unit)
+	return formatValue(v, unit)
 }
 
 // formatValue prints v in unit: durations with a µs/ms/s unit chosen so
@@ -669,6 +689,40 @@ func sig3(x float64) string {
 	default:
 		return strconv.FormatFloat(x, 'f', 2, 64)
 	}
+}
+
+// formatCount prints a counter's value: durations as formatValue does,
+// counts of things as whole numbers (1520, not 1.52e+03).
+func formatCount(v float64, unit string) string {
+	if isTimeUnit(unit) || v != math.Trunc(v) || math.Abs(v) >= 1e15 {
+		return formatValue(v, unit)
+	}
+	s := strconv.FormatFloat(v, 'f', 0, 64)
+	if unit == "" || unit == "1" || strings.HasPrefix(unit, "{") {
+		return s
+	}
+	return s + unit
+}
+
+// formatCounterRate prints a counter's rate per second: time per second in
+// µs/ms/s, counts with one decimal below 100.
+func formatCounterRate(v float64, unit string) string {
+	if isTimeUnit(unit) {
+		return formatValue(v, unit)
+	}
+	s := formatRate(v)
+	if unit == "" || unit == "1" || strings.HasPrefix(unit, "{") {
+		return s
+	}
+	return s + unit
+}
+
+func isTimeUnit(unit string) bool {
+	switch unit {
+	case "s", "ms", "us", "ns":
+		return true
+	}
+	return false
 }
 
 func formatRate(r float64) string {

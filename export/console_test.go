@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -73,6 +74,9 @@ func TestFormatSeconds(t *testing.T) {
 func consoleRows(out string) (headers []string, rows [][]string) {
 	inTable := false
 	for line := range strings.SplitSeq(strings.TrimRight(out, "\n"), "\n") {
+		if strings.HasPrefix(line, "busiest processes:") {
+			break // the per-process blocks (TestConsoleGolden)
+		}
 		switch {
 		case strings.HasPrefix(line, "---") || strings.Contains(line, "active series") || strings.Contains(line, "no activity"):
 			headers = append(headers, line)
@@ -270,7 +274,7 @@ func TestConsoleCounterSections(t *testing.T) {
 		t.Fatalf("no context switch section:\n%s", got)
 	}
 	// voluntary moved by 200 (20/s), involuntary by 5: busiest first.
-	if f := strings.Fields(lines[i+2]); len(f) != 6 || f[0] != "42" || f[2] != "voluntary" || f[3] != "200" || f[4] != "20" || f[5] != "300" {
+	if f := strings.Fields(lines[i+2]); len(f) != 6 || f[0] != "42" || f[2] != "voluntary" || f[3] != "200" || f[4] != "20.0" || f[5] != "300" {
 		t.Errorf("voluntary row %q", lines[i+2])
 	}
 	if f := strings.Fields(lines[i+3]); len(f) != 6 || f[2] != "involuntary" || f[3] != "5" {
@@ -278,5 +282,180 @@ func TestConsoleCounterSections(t *testing.T) {
 	}
 	if strings.Contains(got, "telagent.syscall.errors:") {
 		t.Errorf("the syscall error counter got a section of its own:\n%s", got)
+	}
+}
+
+// goldenInterval is a fixed two-process interval: syscall durations for two
+// syscalls (one with errors), run-queue waits, context switches and on-CPU
+// time, over ten log2 buckets (1.024µs ... 524µs, then +Inf).
+func goldenInterval(at time.Time, scale uint64) []metricdata.ResourceMetrics {
+	bounds := make([]float64, 10)
+	for i := range bounds {
+		bounds[i] = 1.024e-6 * float64(uint64(1)<<i)
+	}
+	hist := func(attrs attribute.Set, sum float64, buckets ...uint64) metricdata.HistogramDataPoint[float64] {
+		var n uint64
+		b := make([]uint64, len(buckets))
+		for i, x := range buckets {
+			b[i] = x * scale
+			n += b[i]
+		}
+		return metricdata.HistogramDataPoint[float64]{Attributes: attrs, StartTime: testStart, Time: at,
+			Count: n, Bounds: slices.Clone(bounds), BucketCounts: b, Sum: sum * float64(scale)}
+	}
+	sum := func(name, unit string, pts ...metricdata.DataPoint[int64]) metricdata.Metrics {
+		return metricdata.Metrics{Name: name, Unit: unit, Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: pts}}
+	}
+	cp := func(attrs attribute.Set, v int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Attributes: attrs, StartTime: testStart, Time: at, Value: v * int64(scale)}
+	}
+	vol := attribute.NewSet(attribute.String("process.context_switch.type", "voluntary"))
+	invol := attribute.NewSet(attribute.String("process.context_switch.type", "involuntary"))
+	nginx := syscallRM(processResource(100, "nginx"), []metricdata.HistogramDataPoint[float64]{
+		hist(syscallAttrs("read"), 2e-3, 0, 40, 300, 90, 10, 0, 0, 2, 0, 0, 0),
+		hist(syscallAttrs("epoll_wait"), 80e-3, 0, 0, 0, 0, 0, 5, 20, 60, 15, 0, 0),
+	}, []metricdata.DataPoint[int64]{cp(errAttrs("read", "EAGAIN"), 25)})
+	nginx.ScopeMetrics[0].Metrics = append(nginx.ScopeMetrics[0].Metrics,
+		metricdata.Metrics{Name: "telagent.sched.runqueue.duration", Unit: "s", Data: metricdata.Histogram[float64]{
+			Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[float64]{
+				hist(*attribute.EmptySet(), 1e-3, 0, 0, 12, 30, 8, 1, 0, 0, 0, 0, 0)}}},
+		sum("process.context_switches", "{context_switch}", cp(vol, 95), cp(invol, 5)),
+		metricdata.Metrics{Name: "telagent.sched.oncpu.time", Unit: "s", Data: metricdata.Sum[float64]{
+			Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+			DataPoints: []metricdata.DataPoint[float64]{{StartTime: testStart, Time: at, Value: 0.05 * float64(scale)}}}},
+	)
+	pg := syscallRM(processResource(200, "postgres"), []metricdata.HistogramDataPoint[float64]{
+		hist(syscallAttrs("fsync"), 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1),
+	}, nil)
+	return []metricdata.ResourceMetrics{nginx, pg}
+}
+
+// TestConsoleGolden pins the whole console output of one interval: the
+// series tables, then a block per busy process with its counters as rates
+// and totals and each histogram (its series added) drawn as bcc draws
+// print_log2_hist, bars fitted to a 64-column terminal.
+func TestConsoleGolden(t *testing.T) {
+	var buf bytes.Buffer
+	c := NewConsole(&buf, ConsoleOptions{TopN: 5, Width: 64})
+	t1, t2 := testStart.Add(10*time.Second), testStart.Add(20*time.Second)
+	if err := c.Export(context.Background(), goldenInterval(t1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	// The second interval doubles every cumulative value: its deltas are
+	// the first interval's values again, over 10 s.
+	if err := c.Export(context.Background(), goldenInterval(t2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	const want = `--- 2023-11-14T22:13:40Z  2 processes  interval 10s ---
+telagent.sched.runqueue.duration: top 1 of 1 active series
+PID  EXE    COUNT  COUNT/S  ERRORS  P50     P99     TOTAL
+100  nginx  51     5.1      -       5.94µs  24.4µs  1.00ms
+telagent.syscall.duration: top 3 of 3 active series
+PID  EXE       SYSCALL     COUNT  COUNT/S  ERRORS  P50     P99     TOTAL
+100  nginx     read        442    44.2     25      3.28µs  14.4µs  2.00ms
+100  nginx     epoll_wait  100    10.0     0       92.8µs  253µs   80.0ms
+200  postgres  fsync       4      0.4      -       437µs   >524µs  500ms
+process.context_switches: top 2 of 2 active series
+PID  EXE    TYPE         DELTA  RATE/S  TOTAL
+100  nginx  voluntary    95     9.5     190
+100  nginx  involuntary  5      0.5     10
+telagent.sched.oncpu.time: top 1 of 1 active series
+PID  EXE    DELTA   RATE/S  TOTAL
+100  nginx  50.0ms  5.00ms  100ms
+busiest processes: 2 of 2 active
+process 100 nginx (/usr/bin/nginx)
+  process.context_switches [voluntary]    9.5/s     total 190
+  process.context_switches [involuntary]  0.5/s     total 10
+  telagent.sched.oncpu.time               5.00ms/s  total 100ms
+  telagent.sched.runqueue.duration: 51 in the interval, 5.1/s, p50 5.94µs, p99 24.4µs
+            duration : count  distribution
+    2.05µs -> 4.10µs : 12    |*************                    |
+    4.10µs -> 8.19µs : 30    |*********************************|
+    8.19µs -> 16.4µs : 8     |*********                        |
+    16.4µs -> 32.8µs : 1     |*                                |
+  telagent.syscall.duration: 542 in the interval, 54.2/s, errors 25 (2.5/s), 2 series added, p50 3.62µs, p99 215µs
+            duration : count  distribution
+    1.02µs -> 2.05µs : 40    |****                             |
+    2.05µs -> 4.10µs : 300   |*********************************|
+    4.10µs -> 8.19µs : 90    |**********                       |
+    8.19µs -> 16.4µs : 10    |*                                |
+    16.4µs -> 32.8µs : 5     |*                                |
+    32.8µs -> 65.5µs : 20    |**                               |
+    65.5µs -> 131µs  : 62    |*******                          |
+     131µs -> 262µs  : 15    |**                               |
+process 200 postgres (/usr/bin/postgres)
+  telagent.syscall.duration: 4 in the interval, 0.4/s, p50 437µs, p99 >524µs
+          duration : count  distribution
+    262µs -> 524µs : 3     |***********************************|
+    524µs -> +Inf  : 1     |************                       |
+`
+	if got := buf.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Bars fit the width they are given, between 10 and bcc's 40 stars, and
+// only the span from the first to the last non-empty bucket is drawn.
+func TestConsoleHistogramBarsWidth(t *testing.T) {
+	bounds := []float64{1e-3, 2e-3, 4e-3}
+	counts := []uint64{0, 8, 0, 2}
+	for _, tc := range []struct{ width, bar int }{{200, 40}, {60, 60 - 29}, {20, 10}} {
+		var b bytes.Buffer
+		WriteHistogramBars(&b, bounds, counts, "s", tc.width, "  ")
+		lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+		if len(lines) != 4 { // title, 1-2ms, 2-4ms (empty, inside the span), 4ms-+Inf
+			t.Fatalf("width %d: %d lines:\n%s", tc.width, len(lines), b.String())
+		}
+		if want := "  1.00ms -> 2.00ms : 8     |" + strings.Repeat("*", tc.bar) + "|"; lines[1] != want {
+			t.Errorf("width %d: got %q, want %q", tc.width, lines[1], want)
+		}
+		if stars := strings.Count(lines[3], "*"); stars != (tc.bar*2+4)/8 {
+			t.Errorf("width %d: 2 of 8 drew %d stars in %d", tc.width, stars, tc.bar)
+		}
+		if tc.width >= 29+10 { // 29 columns besides the bar
+			for _, l := range lines {
+				if n := len([]rune(l)); n > tc.width {
+					t.Errorf("width %d: line of %d columns: %q", tc.width, n, l)
+				}
+			}
+		}
+	}
+	var b bytes.Buffer
+	WriteHistogramBars(&b, bounds, []uint64{0, 0, 0, 0}, "s", 80, "")
+	if b.Len() != 0 {
+		t.Errorf("empty histogram drew %q", b.String())
+	}
+}
+
+func TestConsoleWidthFromColumns(t *testing.T) {
+	t.Setenv("COLUMNS", "57")
+	if c := NewConsole(io.Discard, ConsoleOptions{}).(*console); c.width != 57 || c.procsN != 5 {
+		t.Errorf("width %d, processes %d; want 57 from COLUMNS and 5", c.width, c.procsN)
+	}
+	if c := NewConsole(io.Discard, ConsoleOptions{Width: 99, Processes: -1}).(*console); c.width != 99 || c.procsN != 0 {
+		t.Errorf("width %d, processes %d; want 99 and 0", c.width, c.procsN)
+	}
+}
+
+func TestConsoleFormatCount(t *testing.T) {
+	for _, tc := range []struct {
+		v          float64
+		unit, want string
+		rate       string
+	}{
+		{3040, "{context_switch}", "3040", "3040"},
+		{1520.4, "{context_switch}", "1.52e+03", "1520"},
+		{7, "{fault}", "7", "7.0"},
+		{0.0572, "s", "57.2ms", "57.2ms"},
+		{2048, "By", "2048By", "2048By"},
+	} {
+		if got := formatCount(tc.v, tc.unit); got != tc.want {
+			t.Errorf("formatCount(%v, %s) = %q, want %q", tc.v, tc.unit, got, tc.want)
+		}
+		if got := formatCounterRate(tc.v, tc.unit); got != tc.rate {
+			t.Errorf("formatCounterRate(%v, %s) = %q, want %q", tc.v, tc.unit, got, tc.rate)
+		}
 	}
 }
