@@ -344,18 +344,15 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(process_exit, struct task_struct *task, bool group_dead)
+static __always_inline void emit_exit(struct task_struct *task)
 {
 	struct process_exit_event *e;
 	struct signal_struct *sig;
 	__u32 flags;
 
-	if (!group_dead || !telagent_is_target(task->tgid))
-		return 0;
 	e = reserve(sizeof(*e), PROCESS_EVENT_EXIT, task);
 	if (!e)
-		return 0;
+		return;
 	sig = BPF_CORE_READ(task, signal);
 	flags = BPF_CORE_READ(sig, flags);
 	/* What wait(2) will report: the group exit code once the group exits
@@ -369,6 +366,53 @@ int BPF_PROG(process_exit, struct task_struct *task, bool group_dead)
 	/* Reaped threads' time plus this last thread's. */
 	e->on_cpu_ns = BPF_CORE_READ(sig, sum_sched_runtime) + BPF_CORE_READ(task, se.sum_exec_runtime);
 	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(process_exit, struct task_struct *task, bool group_dead)
+{
+	if (group_dead && telagent_is_target(task->tgid))
+		emit_exit(task);
+	return 0;
+}
+
+/* Processes whose exit process_exit_task reported: identity → 1. */
+struct process_identity {
+	__u64 start_ns;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct process_identity);
+	__type(value, __u8);
+} exits_reported SEC(".maps");
+
+/*
+ * process_exit for kernels whose sched_process_exit passes only the task
+ * (group_dead came later; Debian's 6.1 and 6.12 lack it). There do_exit has
+ * already decremented signal->live when the tracepoint fires, so zero means
+ * the thread group is dead; but threads exiting together (exit_group) may
+ * all see zero, so the first to claim the process's identity (pid, start
+ * time: never reused) reports it. The LRU forgets identities on its own:
+ * the threads of one exit race within microseconds. The agent loads this
+ * one in process_exit's place when the kernel's tracepoint has one argument.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(process_exit_task, struct task_struct *task)
+{
+	struct process_identity id = {};
+	__u8 one = 1;
+
+	id.tgid = task->tgid;
+	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !telagent_is_target(id.tgid))
+		return 0;
+	id.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	if (bpf_map_update_elem(&exits_reported, &id, &one, BPF_NOEXIST) != 0)
+		return 0;
+	emit_exit(task);
 	return 0;
 }
 

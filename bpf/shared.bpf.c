@@ -58,6 +58,24 @@ int BPF_PROG(forget_exit_btf, struct task_struct *task, bool group_dead)
 }
 
 /*
+ * The same for kernels whose sched_process_exit passes only the task
+ * (group_dead came later; Debian's 6.1 and 6.12 lack it): there do_exit has
+ * already decremented signal->live when the tracepoint fires, so zero means
+ * the thread group is dead. Threads exiting together may all see zero;
+ * deleting twice is harmless. The agent loads this one in forget_exit_btf's
+ * place when the kernel's tracepoint has one argument.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(forget_exit_task, struct task_struct *task)
+{
+	__u32 tgid = task->tgid;
+
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}
+
+/*
  * Target selection at exec (--exe, --comm, --cgroup): a process whose new
  * program is one of the selected files (by device and inode, so renames,
  * hard links and symlinks all match), whose new command name is selected,

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -113,8 +112,8 @@ func (p *Probe) Info() probes.Info {
 
 // Supported implements probes.Probe.
 func (p *Probe) Supported() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	if err := probes.RequireBTF(); err != nil {
+		return err
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return fmt.Errorf("BPF ring buffers unavailable (needs Linux 5.8+): %w", err)
@@ -170,6 +169,11 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 			p.Close()
 			return fmt.Errorf("set %s: %w", name, err)
 		}
+	}
+	// group_dead is sched_process_exit's second argument on newer kernels only.
+	if err := probes.UseProgramVariant(spec, "process_exit", "process_exit_task", "sched_process_exit", 2); err != nil {
+		p.Close()
+		return fmt.Errorf("process probe: %w", err)
 	}
 	opts, err := env.CollectionOptions(spec)
 	if err != nil {
@@ -350,10 +354,7 @@ func (p *Probe) Stats() probes.Stats { return probes.Stats{Attach: p.attach} }
 // Close implements probes.Probe: detach first so nothing writes into rings
 // being freed, stop the readers, then release every kernel object.
 func (p *Probe) Close() error {
-	var errs []error
-	for _, l := range p.links {
-		errs = append(errs, l.Close())
-	}
+	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
 	if !p.closed && p.drops != nil {
 		p.droppedAtClose, p.closed = p.Dropped(), true

@@ -62,6 +62,13 @@ type processProcessForkEvent struct {
 	Hdr processProcessEventHdr
 }
 
+type processProcessIdentity struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Tgid    uint32
+	Pad     uint32
+}
+
 type processProcessOomEvent struct {
 	_            structs.HostLayout
 	Hdr          processProcessEventHdr
@@ -82,24 +89,26 @@ type processTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapCpuNode         = "cpu_node"
-	processMapDrops           = "drops"
-	processMapOverflowFolds   = "overflow_folds"
-	processMapPathScratch     = "path_scratch"
-	processMapProcesses       = "processes"
-	processMapRings           = "rings"
-	processMapTargets         = "targets"
-	processProgProcessExec    = "process_exec"
-	processProgProcessExit    = "process_exit"
-	processProgProcessFork    = "process_fork"
-	processProgProcessOom     = "process_oom"
-	processVarCpuNodeFromMap  = "cpu_node_from_map"
-	processVarFilterTargets   = "filter_targets"
-	processVarForkEvents      = "fork_events"
-	processVarUnusedExecEvent = "unused_exec_event"
-	processVarUnusedExitEvent = "unused_exit_event"
-	processVarUnusedForkEvent = "unused_fork_event"
-	processVarUnusedOomEvent  = "unused_oom_event"
+	processMapCpuNode          = "cpu_node"
+	processMapDrops            = "drops"
+	processMapExitsReported    = "exits_reported"
+	processMapOverflowFolds    = "overflow_folds"
+	processMapPathScratch      = "path_scratch"
+	processMapProcesses        = "processes"
+	processMapRings            = "rings"
+	processMapTargets          = "targets"
+	processProgProcessExec     = "process_exec"
+	processProgProcessExit     = "process_exit"
+	processProgProcessExitTask = "process_exit_task"
+	processProgProcessFork     = "process_fork"
+	processProgProcessOom      = "process_oom"
+	processVarCpuNodeFromMap   = "cpu_node_from_map"
+	processVarFilterTargets    = "filter_targets"
+	processVarForkEvents       = "fork_events"
+	processVarUnusedExecEvent  = "unused_exec_event"
+	processVarUnusedExitEvent  = "unused_exit_event"
+	processVarUnusedForkEvent  = "unused_fork_event"
+	processVarUnusedOomEvent   = "unused_oom_event"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -144,10 +153,11 @@ type processSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processProgramSpecs struct {
-	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
-	ProcessExit *ebpf.ProgramSpec `ebpf:"process_exit"`
-	ProcessFork *ebpf.ProgramSpec `ebpf:"process_fork"`
-	ProcessOom  *ebpf.ProgramSpec `ebpf:"process_oom"`
+	ProcessExec     *ebpf.ProgramSpec `ebpf:"process_exec"`
+	ProcessExit     *ebpf.ProgramSpec `ebpf:"process_exit"`
+	ProcessExitTask *ebpf.ProgramSpec `ebpf:"process_exit_task"`
+	ProcessFork     *ebpf.ProgramSpec `ebpf:"process_fork"`
+	ProcessOom      *ebpf.ProgramSpec `ebpf:"process_oom"`
 }
 
 // processMapSpecs contains maps before they are loaded into the kernel.
@@ -156,6 +166,7 @@ type processProgramSpecs struct {
 type processMapSpecs struct {
 	CpuNode       *ebpf.MapSpec `ebpf:"cpu_node"`
 	Drops         *ebpf.MapSpec `ebpf:"drops"`
+	ExitsReported *ebpf.MapSpec `ebpf:"exits_reported"`
 	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
 	PathScratch   *ebpf.MapSpec `ebpf:"path_scratch"`
 	Processes     *ebpf.MapSpec `ebpf:"processes"`
@@ -198,6 +209,7 @@ func (o *processObjects) Close() error {
 type processMaps struct {
 	CpuNode       *ebpf.Map `ebpf:"cpu_node"`
 	Drops         *ebpf.Map `ebpf:"drops"`
+	ExitsReported *ebpf.Map `ebpf:"exits_reported"`
 	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
 	PathScratch   *ebpf.Map `ebpf:"path_scratch"`
 	Processes     *ebpf.Map `ebpf:"processes"`
@@ -209,6 +221,7 @@ func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.CpuNode,
 		m.Drops,
+		m.ExitsReported,
 		m.OverflowFolds,
 		m.PathScratch,
 		m.Processes,
@@ -234,16 +247,18 @@ type processVariables struct {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processPrograms struct {
-	ProcessExec *ebpf.Program `ebpf:"process_exec"`
-	ProcessExit *ebpf.Program `ebpf:"process_exit"`
-	ProcessFork *ebpf.Program `ebpf:"process_fork"`
-	ProcessOom  *ebpf.Program `ebpf:"process_oom"`
+	ProcessExec     *ebpf.Program `ebpf:"process_exec"`
+	ProcessExit     *ebpf.Program `ebpf:"process_exit"`
+	ProcessExitTask *ebpf.Program `ebpf:"process_exit_task"`
+	ProcessFork     *ebpf.Program `ebpf:"process_fork"`
+	ProcessOom      *ebpf.Program `ebpf:"process_oom"`
 }
 
 func (p *processPrograms) Close() error {
 	return _ProcessClose(
 		p.ProcessExec,
 		p.ProcessExit,
+		p.ProcessExitTask,
 		p.ProcessFork,
 		p.ProcessOom,
 	)

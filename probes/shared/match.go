@@ -130,18 +130,28 @@ func (m *matcher) close() error {
 // handlers (the process probe's exit event) must still see the dying
 // process as a target. The new link is attached before the old one is
 // closed, so no exit goes unhandled meanwhile (a target deleted twice is
-// harmless).
+// harmless). The new link is of a new copy of the program: kernels before
+// about 6.2 refuse to attach one tp_btf program twice to a tracepoint
+// (EEXIST).
 func (s *State) RunForgetLast() error {
 	if !s.filter || s.objs.ForgetExit == nil || len(s.links) < 2 {
 		return nil
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: s.objs.ForgetExit})
+	var again struct {
+		ForgetExit *ebpf.Program `ebpf:"forget_exit_btf"`
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"targets": s.objs.Targets}}
+	if err := s.spec.LoadAndAssign(&again, opts); err != nil {
+		return fmt.Errorf("load target forgetter again: %w", err)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: again.ForgetExit})
 	if err != nil {
+		again.ForgetExit.Close()
 		return fmt.Errorf("re-attach target forgetter: %w", err)
 	}
-	old := s.links[1] // Load attaches FollowFork, then ForgetExit
-	s.links[1] = l
-	if err := old.Close(); err != nil {
+	old, oldProg := s.links[1], s.objs.ForgetExit // Load attaches FollowFork, then ForgetExit
+	s.links[1], s.objs.ForgetExit = l, again.ForgetExit
+	if err := errors.Join(old.Close(), oldProg.Close()); err != nil {
 		return fmt.Errorf("detach previous target forgetter: %w", err)
 	}
 	return nil

@@ -31,6 +31,7 @@ type State struct {
 		ForgetExit  *ebpf.Program `ebpf:"forget_exit_btf"`
 	}
 	filter bool
+	spec   *ebpf.CollectionSpec // in filter mode, to load the forgetter again (RunForgetLast)
 	links  []link.Link
 	drops  []uint64
 	match  *matcher // exec selectors (match.go), nil without
@@ -49,6 +50,7 @@ func Load(possibleCPUs int, filter bool) (*State, error) {
 		spec.Maps["targets"].MaxEntries = 1
 		delete(spec.Programs, "follow_fork_btf")
 		delete(spec.Programs, "forget_exit_btf")
+		delete(spec.Programs, "forget_exit_task")
 		var maps struct {
 			Targets     *ebpf.Map `ebpf:"targets"`
 			Processes   *ebpf.Map `ebpf:"processes"`
@@ -60,9 +62,14 @@ func Load(possibleCPUs int, filter bool) (*State, error) {
 		s.objs.Targets, s.objs.Processes, s.objs.TargetDrops = maps.Targets, maps.Processes, maps.TargetDrops
 		return s, nil
 	}
+	// group_dead is sched_process_exit's second argument on newer kernels only.
+	if err := probes.UseProgramVariant(spec, "forget_exit_btf", "forget_exit_task", "sched_process_exit", 2); err != nil {
+		return nil, fmt.Errorf("target followers: %w", err)
+	}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("load target followers: %w", err)
 	}
+	s.spec = spec
 	if err := probes.AttachTracing(&s.links, s.objs.FollowFork, s.objs.ForgetExit); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("target followers: %w", err)

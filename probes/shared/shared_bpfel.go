@@ -35,18 +35,19 @@ type sharedTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sharedMapMatchCgroup    = "match_cgroup"
-	sharedMapMatchComm      = "match_comm"
-	sharedMapMatchDrops     = "match_drops"
-	sharedMapMatchExe       = "match_exe"
-	sharedMapOverflowFolds  = "overflow_folds"
-	sharedMapProcesses      = "processes"
-	sharedMapTargetDrops    = "target_drops"
-	sharedMapTargets        = "targets"
-	sharedProgFollowForkBtf = "follow_fork_btf"
-	sharedProgForgetExitBtf = "forget_exit_btf"
-	sharedProgMatchExecBtf  = "match_exec_btf"
-	sharedVarFilterTargets  = "filter_targets"
+	sharedMapMatchCgroup     = "match_cgroup"
+	sharedMapMatchComm       = "match_comm"
+	sharedMapMatchDrops      = "match_drops"
+	sharedMapMatchExe        = "match_exe"
+	sharedMapOverflowFolds   = "overflow_folds"
+	sharedMapProcesses       = "processes"
+	sharedMapTargetDrops     = "target_drops"
+	sharedMapTargets         = "targets"
+	sharedProgFollowForkBtf  = "follow_fork_btf"
+	sharedProgForgetExitBtf  = "forget_exit_btf"
+	sharedProgForgetExitTask = "forget_exit_task"
+	sharedProgMatchExecBtf   = "match_exec_btf"
+	sharedVarFilterTargets   = "filter_targets"
 )
 
 // loadShared returns the embedded CollectionSpec for shared.
@@ -91,9 +92,10 @@ type sharedSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sharedProgramSpecs struct {
-	FollowForkBtf *ebpf.ProgramSpec `ebpf:"follow_fork_btf"`
-	ForgetExitBtf *ebpf.ProgramSpec `ebpf:"forget_exit_btf"`
-	MatchExecBtf  *ebpf.ProgramSpec `ebpf:"match_exec_btf"`
+	FollowForkBtf  *ebpf.ProgramSpec `ebpf:"follow_fork_btf"`
+	ForgetExitBtf  *ebpf.ProgramSpec `ebpf:"forget_exit_btf"`
+	ForgetExitTask *ebpf.ProgramSpec `ebpf:"forget_exit_task"`
+	MatchExecBtf   *ebpf.ProgramSpec `ebpf:"match_exec_btf"`
 }
 
 // sharedMapSpecs contains maps before they are loaded into the kernel.
@@ -171,15 +173,17 @@ type sharedVariables struct {
 //
 // It can be passed to loadSharedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sharedPrograms struct {
-	FollowForkBtf *ebpf.Program `ebpf:"follow_fork_btf"`
-	ForgetExitBtf *ebpf.Program `ebpf:"forget_exit_btf"`
-	MatchExecBtf  *ebpf.Program `ebpf:"match_exec_btf"`
+	FollowForkBtf  *ebpf.Program `ebpf:"follow_fork_btf"`
+	ForgetExitBtf  *ebpf.Program `ebpf:"forget_exit_btf"`
+	ForgetExitTask *ebpf.Program `ebpf:"forget_exit_task"`
+	MatchExecBtf   *ebpf.Program `ebpf:"match_exec_btf"`
 }
 
 func (p *sharedPrograms) Close() error {
 	return _SharedClose(
 		p.FollowForkBtf,
 		p.ForgetExitBtf,
+		p.ForgetExitTask,
 		p.MatchExecBtf,
 	)
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -98,8 +97,8 @@ func (p *Probe) Info() probes.Info {
 
 // Supported implements probes.Probe.
 func (p *Probe) Supported() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	if err := probes.RequireBTF(); err != nil {
+		return err
 	}
 	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
 		return fmt.Errorf("BPF task storage unavailable (needs Linux 5.11+): %w", err)
@@ -204,10 +203,7 @@ func (p *Probe) Stats() probes.Stats {
 // Close implements probes.Probe: detach first so nothing writes into maps
 // being freed, then release every kernel object.
 func (p *Probe) Close() error {
-	var errs []error
-	for _, l := range p.links {
-		errs = append(errs, l.Close())
-	}
+	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
 	errs = append(errs, p.stats.Close(), p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
 	p.objs, p.stats = objects{}, nil
