@@ -10,13 +10,33 @@ BPF_LLVM_PKG  := llvm-19=1:19.1.7-3~deb12u1
 ARGS        ?= --interval 5s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# Each fuzz target runs this long in `make test`: 12 targets, each run also
+# links its instrumented test binary (~3 s), so about a minute in all.
+# `make fuzz FUZZTIME=1m` for a real search.
+FUZZTIME    ?= 2s
+# package:target; `go test -fuzz` takes one target of one package per run.
+FUZZ_TARGETS := \
+	./internal/config:FuzzParse \
+	./cmd/telagent:FuzzConfigFile \
+	./cmd/telagent:FuzzParsePids \
+	./internal/privilege:FuzzParse \
+	./internal/agent:FuzzCheckComm \
+	./internal/agent:FuzzMountinfo \
+	./internal/agent:FuzzUnescapeMount \
+	./probes/process:FuzzDecode \
+	./entity:FuzzKernelString \
+	./entity:FuzzParseCgroup \
+	./entity:FuzzParseStartTicks \
+	./internal/schemagen:FuzzLoad
 
-.PHONY: all build run test test-deps generate generate-deps check-generated bench bench-deps vet clean
+.PHONY: all build run test fuzz test-deps test-kernels test-kernels-deps collector generate generate-deps check-generated bench bench-deps vet clean
 
 all: build
 
+# Without cgo, as the Dockerfile builds it: only then can the agent drop
+# its capabilities from every thread (internal/privilege).
 build:
-	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/telagent
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/telagent
 
 ## run: build and start the agent on this host, console exporter, whole host.
 run: build
@@ -28,15 +48,38 @@ test: test-deps
 	$(GO) run ./internal/schemagen/cmd/schemagen -check
 	$(GO) run ./cmd/telagent schema check
 	$(GO) test -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: every fuzz target for FUZZTIME, from its committed corpus
+## (testdata/fuzz/<target> in its package). A finding fails the run and is
+## written there: fix it and commit the file as a regression seed.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $${t%%:*}; \
+	done
 
 # Tests compile a freestanding workload with gcc; nothing else is needed
-# beyond Go (bpf2go outputs are committed).
-test-deps:
-	@command -v gcc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev)
+# beyond Go (bpf2go outputs are committed) and the test OpenTelemetry
+# Collector, built once with the collector builder and cached by its
+# manifest's hash (internal/collectortest/build.sh).
+# The tcp probe's tests drop segments with nft in network namespaces (ip);
+# telagent top's test drives it in tmux; the blockio tests use loop devices.
+test-deps: collector
+	@for c in gcc nft ip tmux setpriv losetup; do command -v $$c >/dev/null || missing=1; done; \
+	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		gcc libc6-dev nftables iproute2 tmux util-linux mount)
+
+## collector: build (once) the OpenTelemetry Collector the export tests run.
+collector:
+	@./internal/collectortest/build.sh >/dev/null
 
 ## generate: rebuild schema descriptors, C layouts, docs, syscall tables, BPF objects.
 generate: generate-deps
 	$(GO) generate ./...
+	@# docs/probes.md is written by the agent itself: again, now that
+	@# everything it is built from (schema, BPF objects) is regenerated.
+	$(GO) generate ./cmd/telagent
 
 # The pinned version first; if Debian has moved on, the current clang-19 with
 # a warning (check-generated then tells whether the objects still match).
@@ -56,11 +99,29 @@ check-generated: generate
 bench: build bench-deps
 	$(GO) run ./bench/syscallbench -agent ./$(BIN)
 	$(GO) run ./bench/schedbench -agent ./$(BIN)
+	$(GO) run ./bench/uprobebench -agent ./$(BIN)
 	$(GO) run ./bench/readbench
 
 bench-deps:
 	@command -v bpftrace >/dev/null && command -v gcc >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace gcc libc6-dev)
+
+## test-kernels: the probe tests on a matrix of kernels booted in QEMU
+## (Debian's 6.1 and 6.12 cloud kernels, unpacked into a cache and never
+## installed, plus the host's own when /boot has it); prints kernel x
+## package results, fails when a test fails. KERNELS_ARGS passes flags,
+## e.g. KERNELS_ARGS='-run TestGetppidExactCount -kernels debian:linux-image-cloud-amd64'.
+KERNELS_ARGS ?=
+test-kernels: test-deps test-kernels-deps
+	$(GO) run ./internal/kernelmatrix/cmd/kernelmatrix $(KERNELS_ARGS)
+
+# QEMU, a static busybox for the guest, xz for Debian's compressed modules;
+# the kernel packages come from apt-get download, which needs fresh lists.
+test-kernels-deps:
+	@command -v qemu-system-x86_64 >/dev/null && dpkg -s busybox-static >/dev/null 2>&1 && command -v xz >/dev/null && \
+		apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || { \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static xz-utils cpio; }
 
 vet:
 	$(GO) vet ./...

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -92,8 +91,8 @@ func (p *Probe) Info() probes.Info {
 
 // Supported implements probes.Probe.
 func (p *Probe) Supported() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("kernel BTF missing (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF")
+	if err := probes.RequireBTF(); err != nil {
+		return err
 	}
 	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
 		return fmt.Errorf("BPF task storage unavailable (needs Linux 5.11+): %w", err)
@@ -222,10 +221,7 @@ func (p *Probe) Stats() probes.Stats {
 // raw_tp maps were never assigned to Go: they are held by the programs
 // only and go with them.
 func (p *Probe) Close() error {
-	var errs []error
-	for _, l := range p.links {
-		errs = append(errs, l.Close())
-	}
+	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
 	errs = append(errs, p.stats.Close()) // stops its reader's node workers
 	p.stats = nil

@@ -3,6 +3,7 @@ package sched
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +235,20 @@ func (w *workload) finish() map[string]int64 {
 	return out
 }
 
+// cpuAtExit is the reaped workload's CPU time from wait4's rusage: user
+// plus system time, which the kernel scales so that they add up to the
+// threads' se.sum_exec_runtime (cputime_adjust), so the oracle of the
+// final on-CPU time. Only the last thread's final switch-out may come
+// after it (see TestExitedProcessIsEvicted): microseconds.
+func (w *workload) cpuAtExit() float64 {
+	w.t.Helper()
+	ru, ok := w.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		w.t.Fatalf("no rusage for workload %d", w.pid)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func (w *workload) tasks() []string {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", w.pid))
 	return tasks
@@ -319,23 +335,38 @@ func checkBuckets(t *testing.T, dp metricdata.HistogramDataPoint[float64]) {
 	}
 }
 
-// checkSwitches compares the context switches by type with /proc: the
-// probe's values at the workload's stop (when /proc was read) within 1%
-// or ±5, and its final values after the exit, which add what the threads
-// did after SIGCONT (wake up, end, be joined: a few switches per thread),
-// within 1% or ±(5 + 3 per thread).
-func checkSwitches(t *testing.T, o oracle, stopped, final sample) {
+// checkSwitches compares the context switches by type with the kernel's
+// own counts: the probe's values at the workload's stop with /proc (read
+// then) within 1% or ±5, and its final values after the exit with the
+// reaped workload's rusage (wait4: every thread's nvcsw and nivcsw) within
+// 1% or ±2 per thread: a thread's counters go into the process's when it
+// is released, before its final switch-out (prev_state TASK_DEAD), which
+// the probe counts (see TestExitedProcessIsEvicted), and a preemption on
+// the way out may come after that too.
+// The threads switch after SIGCONT too (wake up, end, be joined: on an
+// emulated CPU tens of switches), so /proc at the stop is no oracle for
+// the final values.
+func checkSwitches(t *testing.T, w *workload, o oracle, stopped, final sample) {
 	t.Helper()
+	ru, ok := w.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatalf("no rusage for workload %d", w.pid)
+	}
+	t.Logf("rusage at the exit: vol %d invol %d | probe final vol %d invol %d", ru.Nvcsw, ru.Nivcsw, final.vol, final.invol)
 	for _, s := range []struct {
-		name string
-		s    sample
-		abs  float64
-	}{{"at stop", stopped, 5}, {"final", final, float64(5 + 3*o.threads)}} {
-		if !within(float64(s.s.vol), float64(o.vol), 0.01, s.abs) {
-			t.Errorf("%s: voluntary switches %d, /proc says %d (want within 1%% or ±%g)", s.name, s.s.vol, o.vol, s.abs)
+		name, oracle string
+		s            sample
+		vol, invol   int64
+		abs          float64
+	}{
+		{"at stop", "/proc at the stop", stopped, o.vol, o.invol, 5},
+		{"final", "rusage at the exit", final, ru.Nvcsw, ru.Nivcsw, float64(2 * o.threads)},
+	} {
+		if !within(float64(s.s.vol), float64(s.vol), 0.01, s.abs) {
+			t.Errorf("%s: voluntary switches %d, %s says %d (want within 1%% or ±%g)", s.name, s.s.vol, s.oracle, s.vol, s.abs)
 		}
-		if !within(float64(s.s.invol), float64(o.invol), 0.01, s.abs) {
-			t.Errorf("%s: involuntary switches %d, /proc says %d (want within 1%% or ±%g)", s.name, s.s.invol, o.invol, s.abs)
+		if !within(float64(s.s.invol), float64(s.invol), 0.01, s.abs) {
+			t.Errorf("%s: involuntary switches %d, %s says %d (want within 1%% or ±%g)", s.name, s.s.invol, s.oracle, s.invol, s.abs)
 		}
 	}
 }
@@ -363,9 +394,9 @@ func runSwitches(t *testing.T, cfg Config, rounds int) {
 	if o.vol < int64(rounds) {
 		t.Fatalf("oracle: only %d voluntary switches for %d blocking round trips", o.vol, rounds)
 	}
-	checkSwitches(t, o, stopped, final)
-	if want := float64(o.runtimeNs) / 1e9; !within(stopped.oncpu, want, 0.02, 0) || !within(final.oncpu, want, 0.02, 0) {
-		t.Errorf("on-CPU time at stop %.6fs, final %.6fs; schedstat says %.6fs (want within 2%%)", stopped.oncpu, final.oncpu, want)
+	checkSwitches(t, w, o, stopped, final)
+	if want, exit := float64(o.runtimeNs)/1e9, w.cpuAtExit(); !within(stopped.oncpu, want, 0.02, 0) || !within(final.oncpu, exit, 0.02, 0) {
+		t.Errorf("on-CPU time at stop %.6fs, final %.6fs; schedstat at the stop says %.6fs, rusage at the exit %.6fs (want within 2%%)", stopped.oncpu, final.oncpu, want, exit)
 	}
 	// Cumulative: the final values only add what happened after the stop.
 	if final.vol < stopped.vol || final.invol < stopped.invol || final.oncpu < stopped.oncpu {
@@ -406,10 +437,10 @@ func runOnCPU(t *testing.T, cfg Config) {
 	stopped := h.sampleOf(w.pid)
 	w.finish()
 	final := h.sampleOf(w.pid)
-	want := float64(o.runtimeNs) / 1e9
-	t.Logf("attach %s, %d threads: schedstat runtime %.6fs | probe at stop %.6fs (%+.2f%%), final %.6fs (%+.2f%%) | involuntary %d (/proc %d) | program runs skipped: %d",
+	want, exit := float64(o.runtimeNs)/1e9, w.cpuAtExit()
+	t.Logf("attach %s, %d threads: schedstat runtime %.6fs | probe at stop %.6fs (%+.2f%%) | rusage at exit %.6fs, probe final %.6fs (%+.2f%%) | involuntary %d (/proc %d) | program runs skipped: %d",
 		h.probe.Stats().Attach, o.threads, want, stopped.oncpu, 100*(stopped.oncpu-want)/want,
-		final.oncpu, 100*(final.oncpu-want)/want, final.invol, o.invol, h.misses())
+		exit, final.oncpu, 100*(final.oncpu-exit)/exit, final.invol, o.invol, h.misses())
 	if !final.found {
 		t.Fatalf("no data for workload %d", w.pid)
 	}
@@ -419,13 +450,15 @@ func runOnCPU(t *testing.T, cfg Config) {
 	if !within(stopped.oncpu, want, 0.02, 0) {
 		t.Errorf("at stop: on-CPU time %.6fs, schedstat says %.6fs (want within 2%%)", stopped.oncpu, want)
 	}
-	if !within(final.oncpu, want, 0.02, 0) {
-		t.Errorf("final: on-CPU time %.6fs, schedstat says %.6fs (want within 2%%)", final.oncpu, want)
+	// After SIGCONT the threads run on to their exit (several ms on an
+	// emulated CPU): the final value's oracle is the reaped workload's own.
+	if !within(final.oncpu, exit, 0.02, 0) || final.oncpu < stopped.oncpu {
+		t.Errorf("final: on-CPU time %.6fs (%.6fs at the stop), the exited workload's rusage says %.6fs (want within 2%%)", final.oncpu, stopped.oncpu, exit)
 	}
 	if o.invol == 0 {
 		t.Error("oracle: no involuntary switch although two threads spun on one CPU")
 	}
-	checkSwitches(t, o, stopped, final)
+	checkSwitches(t, w, o, stopped, final)
 }
 
 func TestOnCPUTime(t *testing.T) { runOnCPU(t, Config{}) }
@@ -451,46 +484,43 @@ func enableDelayAcct(t *testing.T) {
 	})
 }
 
+// The kernel's run delay (sched_info: rq_clock at the enqueue to rq_clock
+// at the switch-in) leaves out part of a wait that ends in a wakeup
+// preemption: the woken task asks for a reschedule, the kernel then skips
+// the run-queue clock update of the __schedule() that follows
+// (rq_clock_skip_update, "we're going to schedule"), and the switch-in
+// reads the clock as of the wakeup. The probe times the wait itself, from
+// the wakeup to the switch-in, so it is above run_delay by the wake-to-
+// switch latency of each preempting wakeup: on the kernel matrix's TCG
+// guests +2.4..+4.8 % on 6.1 (CFS) and +3.3..+7.3 % on 6.12 (EEVDF, which
+// preempts on wakeup more often), and -0.2..-0.4 % on both with the
+// WAKEUP_PREEMPTION sched feature off; DELAY_DEQUEUE (6.12) and
+// RUN_TO_PARITY made no difference. So the exact comparison runs the
+// workload as SCHED_BATCH, whose wakeups never preempt (check_preempt on
+// wakeup returns early for a non-SCHED_NORMAL task); a second test keeps
+// the preempting wakeups with a one-sided bound.
 func runRunqueue(t *testing.T, cfg Config) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs 2 CPUs")
 	}
 	enableDelayAcct(t)
-	h := start(t, cfg, true)
-	const cpu, ms = 1, 400
-	// The competitor is not a target: it starts first and outlives the
-	// workload, so the workload waits behind it the whole time.
-	spinner := exec.Command(testutil.BuildC(t, "sched_work.c", "-O2", "-pthread"), "spin", strconv.Itoa(ms+2000), strconv.Itoa(cpu))
-	if err := spinner.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = spinner.Process.Kill()
-		_ = spinner.Wait()
-	})
-	time.Sleep(20 * time.Millisecond)
-	w := h.startWorkload("runq", strconv.Itoa(ms), strconv.Itoa(cpu))
-	w.waitStopped()
-	o := w.oracle()
-	stopped := h.sampleOf(w.pid)
-	self := w.finish()
-	final := h.sampleOf(w.pid)
-	t.Logf("attach %s: %d rounds; /proc run delay %.6fs runtime %.6fs | probe at stop: %d waits, sum %.6fs | final: %d waits, sum %.6fs, oncpu %.6fs",
-		h.probe.Stats().Attach, self["n"], float64(o.runDelayNs)/1e9, float64(o.runtimeNs)/1e9,
-		stopped.runq.Count, stopped.runq.Sum, final.runq.Count, final.runq.Sum, final.oncpu)
-	if !final.found {
-		t.Fatalf("no data for workload %d", w.pid)
-	}
+	o, stopped, final, self := measureRunqueue(t, cfg, true)
 	if o.runDelayNs < 50e6 {
 		t.Fatalf("oracle run delay %.3fs: the workload hardly waited, the spinner did not compete", float64(o.runDelayNs)/1e9)
 	}
-	if !within(final.runq.Sum, float64(o.runDelayNs)/1e9, 0.05, 0) {
-		t.Errorf("run-queue wait total %.6fs, /proc schedstat run delay %.6fs (want within 5%%)", final.runq.Sum, float64(o.runDelayNs)/1e9)
+	// Compared at the same instant: /proc was read at the stop. The final
+	// sample adds the waits after SIGCONT, behind the spinner that still
+	// holds the CPU: a few ms, several % of the total on a slow guest.
+	if !within(stopped.runq.Sum, float64(o.runDelayNs)/1e9, 0.03, 0) {
+		t.Errorf("run-queue wait total at the stop %.6fs, /proc schedstat run delay %.6fs (want within 3%%)", stopped.runq.Sum, float64(o.runDelayNs)/1e9)
+	}
+	if final.runq.Sum < stopped.runq.Sum || final.runq.Count < stopped.runq.Count {
+		t.Errorf("run-queue waits went back: final %d waits, %.6fs; at the stop %d, %.6fs", final.runq.Count, final.runq.Sum, stopped.runq.Count, stopped.runq.Sum)
 	}
 	// Every sleep ends in a wakeup that waits, so there are at least as
 	// many waits as rounds.
-	if final.runq.Count < uint64(self["n"]) {
-		t.Errorf("%d run-queue waits for %d sleep/wakeup rounds", final.runq.Count, self["n"])
+	if stopped.runq.Count < uint64(self["n"]) {
+		t.Errorf("%d run-queue waits for %d sleep/wakeup rounds", stopped.runq.Count, self["n"])
 	}
 	checkBuckets(t, final.runq)
 	var inBuckets uint64
@@ -506,9 +536,67 @@ func runRunqueue(t *testing.T, cfg Config) {
 	}
 }
 
+// measureRunqueue runs the runq workload next to a spinner on one CPU:
+// what /proc says at its stop, the probe's samples at the stop and after
+// the exit, and the workload's own counters.
+func measureRunqueue(t *testing.T, cfg Config, batch bool) (o oracle, stopped, final sample, self map[string]int64) {
+	t.Helper()
+	h := start(t, cfg, true)
+	const cpu, ms = 1, 400
+	// The competitor is not a target: it starts first and outlives the
+	// workload, so the workload waits behind it the whole time.
+	spinner := exec.Command(testutil.BuildC(t, "sched_work.c", "-O2", "-pthread"), "spin", strconv.Itoa(ms+2000), strconv.Itoa(cpu))
+	if err := spinner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = spinner.Process.Kill()
+		_ = spinner.Wait()
+	})
+	time.Sleep(20 * time.Millisecond)
+	args := []string{"runq", strconv.Itoa(ms), strconv.Itoa(cpu)}
+	if batch {
+		args = append(args, "batch")
+	}
+	w := h.startWorkload(args...)
+	w.waitStopped()
+	o = w.oracle()
+	stopped = h.sampleOf(w.pid)
+	self = w.finish()
+	final = h.sampleOf(w.pid)
+	t.Logf("attach %s, SCHED_BATCH %v: %d rounds; /proc run delay %.6fs runtime %.6fs | probe at stop: %d waits, sum %.6fs (%+.2f%%) | final: %d waits, sum %.6fs, oncpu %.6fs",
+		h.probe.Stats().Attach, batch, self["n"], float64(o.runDelayNs)/1e9, float64(o.runtimeNs)/1e9,
+		stopped.runq.Count, stopped.runq.Sum, 100*(stopped.runq.Sum*1e9/float64(o.runDelayNs)-1), final.runq.Count, final.runq.Sum, final.oncpu)
+	if !final.found || !stopped.found {
+		t.Fatalf("no data for workload %d", w.pid)
+	}
+	return o, stopped, final, self
+}
+
 func TestRunqueueWaitVsRunDelay(t *testing.T) { runRunqueue(t, Config{}) }
 
 func TestRawRunqueueWaitVsRunDelay(t *testing.T) { runRunqueue(t, Config{Attach: "raw_tp"}) }
+
+// With wakeup preemption (SCHED_NORMAL) the probe is at or above run_delay
+// (see runRunqueue): never below it, and above by the wake-to-switch
+// latencies only, a few % even on an emulated CPU.
+func TestRunqueueWaitWithWakeupPreemption(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	enableDelayAcct(t)
+	o, stopped, _, self := measureRunqueue(t, Config{}, false)
+	want := float64(o.runDelayNs) / 1e9
+	if want < 0.05 {
+		t.Fatalf("oracle run delay %.3fs: the workload hardly waited, the spinner did not compete", want)
+	}
+	if stopped.runq.Sum < 0.97*want || stopped.runq.Sum > 1.15*want {
+		t.Errorf("run-queue wait total at the stop %.6fs, /proc schedstat run delay %.6fs: want from -3%% to +15%%", stopped.runq.Sum, want)
+	}
+	if stopped.runq.Count < uint64(self["n"]) {
+		t.Errorf("%d run-queue waits for %d sleep/wakeup rounds", stopped.runq.Count, self["n"])
+	}
+}
 
 func runMigrations(t *testing.T, cfg Config) {
 	if runtime.NumCPU() < 2 {
@@ -554,6 +642,15 @@ func TestWholeHostAndOverflow(t *testing.T) {
 	w := h.startWorkload("pingpong", "2000")
 	w.waitStopped()
 	w.finish()
+	// A quiet host (the kernel matrix's guest) may switch fewer processes
+	// than the map holds: more than maxEntries short-lived ones surely
+	// do (each switches out at least at its exit).
+	for i := 0; i <= maxEntries; i++ {
+		var ee *exec.ExitError
+		if err := exec.Command(w.cmd.Path).Run(); !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("sched_work without arguments: %v, want its usage exit 2", err)
+		}
+	}
 	s := h.sampleOf(w.pid)
 	if s.pids[0] {
 		t.Error("the idle task (pid 0) was exported as a process")
@@ -591,11 +688,22 @@ func TestWholeHost(t *testing.T) {
 }
 
 // Once an exited process's final values were collected, Evict removes its
-// key and nothing of it is exported again.
+// key and, within an interval or two, nothing of it is exported again.
+// Not at once: the parent's wait returns when the last thread has
+// notified it, before that thread's final switch-out (prev_state
+// TASK_DEAD), which the probe still accounts so the last slice on the CPU
+// is not lost. On a busy CPU that switch can land after the collection or
+// the eviction: it adds into the key (which the evictor puts back as a new
+// owner's gain) or makes it anew, and the next interval exports that last
+// slice, finds the process gone and evicts the key again, as the agent's
+// loop (collect, then evict) does every interval. So: evicted by the
+// first Evict, gone from the export by the third interval, and anything
+// exported after the first eviction is no more than those last switches.
 func TestExitedProcessIsEvicted(t *testing.T) {
 	h := start(t, Config{}, true)
 	w := h.startWorkload("pingpong", "100")
 	w.waitStopped()
+	threads := w.oracle().threads
 	w.finish()
 	if s := h.sampleOf(w.pid); !s.found || s.vol == 0 {
 		t.Fatalf("exited workload: found %v, voluntary %d", s.found, s.vol)
@@ -607,8 +715,25 @@ func TestExitedProcessIsEvicted(t *testing.T) {
 	if after := h.probe.Stats().MetricSets[0].Evicted; after <= before {
 		t.Errorf("nothing evicted (%d before, %d after)", before, after)
 	}
-	if s := h.sampleOf(w.pid); s.found {
-		t.Error("exited workload still exported after eviction")
+	for interval := 2; ; interval++ {
+		time.Sleep(10 * time.Millisecond)
+		s := h.sampleOf(w.pid)
+		if !s.found {
+			break
+		}
+		t.Logf("interval %d: a late final switch-out exported after the eviction: voluntary %d, on-CPU %.6fs", interval, s.vol, s.oncpu)
+		// The final switch-out, and a preemption just before it (the woken
+		// parent may preempt the exiting thread), per thread at most; the
+		// workload made hundreds before the first export.
+		if s.vol+s.invol > 2*int64(threads) {
+			t.Errorf("exported after its eviction with %d voluntary and %d involuntary switches; want only final switch-outs (at most 2 for each of %d threads)", s.vol, s.invol, threads)
+		}
+		if interval == 3 {
+			t.Fatalf("exited workload still exported in interval %d, after two evictions", interval)
+		}
+		if err := h.probe.Evict(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

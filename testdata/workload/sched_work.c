@@ -11,10 +11,14 @@
  *                    two pinned to CPU 0, which preempt each other at
  *                    ticks, and one on CPU 1 (CPU 0 when there is no
  *                    CPU 1); no wakeups while they spin
- *   runq MS CPU      pinned to CPU, alternates ~500 us of spinning with
+ *   runq MS CPU [batch]
+ *                    pinned to CPU, alternates ~500 us of spinning with
  *                    100 us sleeps for MS ms; run next to a spinner on the
  *                    same CPU it waits on the run queue after every wakeup
- *                    and every preemption
+ *                    and every preemption. With batch it runs as
+ *                    SCHED_BATCH, whose wakeups never preempt the spinner
+ *                    (the kernel then always updates the run-queue clock
+ *                    at the switch-in that ends the wait)
  *   migrate N        moves itself between CPU 0 and CPU 1 N times with
  *                    sched_setaffinity (each move is one migration)
  *   spin MS CPU      spins pinned to CPU for MS ms and exits (the
@@ -187,12 +191,15 @@ static int burn(long ms)
 	return 0;
 }
 
-static int runq(long ms, int cpu)
+static int runq(long ms, int cpu, int batch)
 {
 	struct timespec nap = { 0, 100 * 1000 };
+	struct sched_param sp = { 0 };
 	double end;
 	long rounds = 0;
 
+	if (batch && sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+		die("sched_setscheduler SCHED_BATCH");
 	pin(cpu);
 	end = now_ms() + ms;
 	while (now_ms() < end) {
@@ -222,8 +229,8 @@ int main(int argc, char **argv)
 		return pingpong(atol(argv[2]));
 	if (argc == 3 && !strcmp(argv[1], "burn"))
 		return burn(atol(argv[2]));
-	if (argc == 4 && !strcmp(argv[1], "runq"))
-		return runq(atol(argv[2]), atoi(argv[3]));
+	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "batch"))) && !strcmp(argv[1], "runq"))
+		return runq(atol(argv[2]), atoi(argv[3]), argc == 5);
 	if (argc == 3 && !strcmp(argv[1], "migrate"))
 		return migrate(atol(argv[2]));
 	if (argc == 4 && !strcmp(argv[1], "spin")) {
@@ -231,6 +238,6 @@ int main(int argc, char **argv)
 		spin_ms(atol(argv[2]));
 		return 0;
 	}
-	fprintf(stderr, "usage: %s pingpong N | burn MS | runq MS CPU | migrate N | spin MS CPU\n", argv[0]);
+	fprintf(stderr, "usage: %s pingpong N | burn MS | runq MS CPU [batch] | migrate N | spin MS CPU\n", argv[0]);
 	return 2;
 }
