@@ -15,8 +15,10 @@ import (
 )
 
 // liveWorkload is a mixed workload: forks and execs, reads of /proc and of
-// directories, file writes with fsync, sleeps (voluntary context switches),
-// exact syscalls with and without errors (rawsys), page faults throughout.
+// directories, file writes with fsync (block I/O), sleeps (voluntary context
+// switches), exact syscalls with and without errors (rawsys), loopback TCP
+// connections (rawsys tcp), calls of a probed function (cfunc, --uprobe),
+// page faults throughout.
 const liveWorkload = `set -e
 d=$(mktemp -d)
 for i in 1 2 3; do
@@ -28,6 +30,8 @@ for i in 1 2 3; do
 done
 "$RAWSYS" mix 200
 "$RAWSYS" close 50
+"$RAWSYS" tcp 20
+echo go | "$CFUNC" work 20 5 >/dev/null
 rm -rf "$d"
 `
 
@@ -63,8 +67,10 @@ func TestLiveCheck(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "live.json")
+	cfunc := buildCfunc(t) // uprobe_test.go
 	p := startAgent(t, startOpts{}, "run", "--exporter", "otlp-json", "--output", out, "--interval", "1s",
-		"--", "env", "RAWSYS="+rawsysBin, "sh", "-c", liveWorkload)
+		"--uprobe", cfunc+":work",
+		"--", "env", "RAWSYS="+rawsysBin, "CFUNC="+cfunc, "sh", "-c", liveWorkload)
 	if code := p.wait(40 * time.Second); code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
 	}
@@ -108,7 +114,7 @@ func TestLiveCheck(t *testing.T) {
 	}
 }
 
-var attachedRE = regexp.MustCompile(`msg=attached probes="?([^" ]+)"?`)
+var attachedRE = regexp.MustCompile(`msg=attached probes=("[^"]*"|\S+)`)
 
 // attachedProbes parses the agent's "attached" log line:
 // probes=syscalls(tp_btf),memory(perf).
@@ -119,7 +125,7 @@ func attachedProbes(t *testing.T, log string) []string {
 		return nil
 	}
 	var names []string
-	for _, p := range strings.Split(m[1], ",") {
+	for _, p := range strings.Split(strings.Trim(m[1], `"`), ",") {
 		name, _, _ := strings.Cut(p, "(")
 		names = append(names, name)
 	}

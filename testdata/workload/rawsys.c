@@ -10,9 +10,19 @@
  *   rawsys sleep N MS    N x nanosleep(MS ms)
  *   rawsys mix N         N x each of 8 different syscalls (8N calls)
  *   rawsys exit CODE     no call; exit status CODE
+ *   rawsys tcp N         one loopback listener, then N connections to it, each
+ *                        accepted, one byte each way, both ends closed
  * Exit status 0, or 2 on bad arguments. x86-64 only.
  */
+#define SYS_read 0
+#define SYS_write 1
 #define SYS_close 3
+#define SYS_socket 41
+#define SYS_connect 42
+#define SYS_accept 43
+#define SYS_bind 49
+#define SYS_listen 50
+#define SYS_getsockname 51
 #define SYS_nanosleep 35
 #define SYS_getpid 39
 #define SYS_exit_group 231
@@ -24,6 +34,7 @@
 #define SYS_getpgrp 111
 
 struct timespec_k { long sec, nsec; };
+struct sockaddr_in_k { unsigned short family, port; unsigned int addr; unsigned long zero; };
 
 static long sys3(long nr, long a, long b, long c)
 {
@@ -84,6 +95,28 @@ __attribute__((used)) void cmain(long *sp)
 		for (i = 0; i < n; i++)
 			for (unsigned j = 0; j < sizeof(calls) / sizeof(calls[0]); j++)
 				sys3(calls[j], calls[j] == SYS_close ? -1 : 0, 0, 0);
+	} else if (streq(argv[1], "tcp")) {
+		/* 127.0.0.1, port 0: the kernel picks one, getsockname says which. */
+		struct sockaddr_in_k sa = { 2, 0, 0x0100007f, 0 };
+		long len = sizeof(sa), lfd, cfd, afd;
+		char b = 'x';
+
+		lfd = sys3(SYS_socket, 2, 1, 0);
+		if (lfd < 0 || sys3(SYS_bind, lfd, (long)&sa, sizeof(sa)) < 0 ||
+		    sys3(SYS_listen, lfd, 16, 0) < 0 || sys3(SYS_getsockname, lfd, (long)&sa, (long)&len) < 0)
+			quit(1);
+		for (i = 0; i < n; i++) {
+			cfd = sys3(SYS_socket, 2, 1, 0);
+			if (cfd < 0 || sys3(SYS_connect, cfd, (long)&sa, sizeof(sa)) < 0)
+				quit(1);
+			afd = sys3(SYS_accept, lfd, 0, 0);
+			if (afd < 0 || sys3(SYS_write, cfd, (long)&b, 1) != 1 || sys3(SYS_read, afd, (long)&b, 1) != 1 ||
+			    sys3(SYS_write, afd, (long)&b, 1) != 1 || sys3(SYS_read, cfd, (long)&b, 1) != 1)
+				quit(1);
+			sys3(SYS_close, cfd, 0, 0);
+			sys3(SYS_close, afd, 0, 0);
+		}
+		sys3(SYS_close, lfd, 0, 0);
 	} else if (streq(argv[1], "exit")) {
 		quit((int)n);
 	} else {
