@@ -59,16 +59,15 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $${t%%:*}; \
 	done
 
-# Tests compile a freestanding workload with gcc; nothing else is needed
-# beyond Go (bpf2go outputs are committed) and the test OpenTelemetry
-# Collector, built once with the collector builder and cached by its
-# manifest's hash (internal/collectortest/build.sh).
-# The tcp probe's tests drop segments with nft in network namespaces (ip);
-# telagent top's test drives it in tmux; the blockio tests use loop devices.
+# Tests compile workloads with gcc/g++ (bpf2go outputs are committed), run
+# the test OpenTelemetry Collector, built once with the collector builder
+# and cached by its manifest's hash (internal/collectortest/build.sh), drop
+# TCP segments with nft in network namespaces (ip), drive telagent top in
+# tmux, run the agent as nobody (setpriv) and use loop devices (losetup).
 test-deps: collector
-	@for c in gcc nft ip tmux setpriv losetup; do command -v $$c >/dev/null || missing=1; done; \
+	@for c in gcc g++ nft ip tmux setpriv losetup; do command -v $$c >/dev/null || missing=1; done; \
 	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		gcc libc6-dev nftables iproute2 tmux util-linux mount)
+		gcc g++ libc6-dev nftables iproute2 tmux util-linux mount)
 
 ## collector: build (once) the OpenTelemetry Collector the export tests run.
 collector:
