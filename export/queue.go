@@ -139,15 +139,23 @@ func (q *Queue) Stats() QueueStats {
 	return s
 }
 
-// Shutdown sends what is queued until ctx's deadline (at least one attempt
-// of the newest interval, which carries every count), then shuts the inner
-// exporter down. Intervals left undelivered are counted as abandoned.
+// Shutdown is Drain, then the inner exporter's own shutdown.
 func (q *Queue) Shutdown(ctx context.Context) error {
+	q.Drain(ctx)
+	return q.inner.Shutdown(ctx)
+}
+
+// Drain sends what is queued until ctx's deadline (at least one attempt
+// of the newest interval, which carries every count) and stops the
+// sender; the inner exporter stays open (an event exporter may share its
+// file). Intervals left undelivered are counted as abandoned. Only the
+// first call does anything.
+func (q *Queue) Drain(ctx context.Context) {
 	q.mu.Lock()
 	select {
 	case <-q.stop:
 		q.mu.Unlock()
-		return nil
+		return
 	default:
 	}
 	if d, ok := ctx.Deadline(); ok {
@@ -171,7 +179,6 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	q.stats.Abandoned += uint64(len(q.items))
 	q.items = nil
 	q.mu.Unlock()
-	return q.inner.Shutdown(ctx)
 }
 
 func (q *Queue) run() {

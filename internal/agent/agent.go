@@ -218,8 +218,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	defer cancel()
 	events.sync(shutdownCtx) // the command's exit is exported with its final values
 	c.collect(shutdownCtx)
+	// Events and metrics are delivered side by side; the metric exporter
+	// is shut down only after the events, which may share its file.
 	var wg sync.WaitGroup
 	wg.Go(func() { events.close(shutdownCtx) })
+	queue.Drain(shutdownCtx)
+	wg.Wait()
 	if err := queue.Shutdown(shutdownCtx); err != nil {
 		log.Warn("exporter shutdown", "err", err)
 	}
@@ -228,7 +232,6 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 			log.Warn("prometheus endpoint shutdown", "err", err)
 		}
 	}
-	wg.Wait()
 	if st := queue.Stats(); st.Abandoned > 0 {
 		log.Warn("final metrics not delivered before the shutdown deadline", "deadline", shutdownBudget)
 	}
