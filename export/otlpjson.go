@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,19 +30,26 @@ import (
 // Collector's pdata JSON marshaler (used by its file exporter) does.
 var otlpJSONMarshal = protojson.MarshalOptions{UseEnumNumbers: true}
 
+// otlpJSONChunk is how much encoded JSON the exporter gathers before
+// handing it to the bufio.Writer: large enough that writes are few, small
+// enough that the buffer stays a resource or two, not the whole interval.
+const otlpJSONChunk = 32 << 10
+
 // otlpJSON appends one OTLP/JSON ExportMetricsServiceRequest per Export, one
 // per line, the format the Collector's file exporter writes and its
 // otlpjsonfile receiver reads.
 type otlpJSON struct {
 	// mu serialises writers: metric intervals and event batches
 	// (otlpjson_events.go) come from different goroutines.
-	mu     sync.Mutex
-	path   string
-	f      *os.File
-	w      *bufio.Writer
-	stdout bool
-	closed bool
-	line   bytes.Buffer // reused between intervals
+	mu      sync.Mutex
+	path    string
+	f       *os.File
+	w       *bufio.Writer
+	stdout  bool
+	closed  bool
+	line    bytes.Buffer // reused between event batches (eventexporters.go)
+	enc     []byte       // metrics encoding buffer, reused between intervals
+	encoder otlpJSONEncoder
 }
 
 // NewOTLPJSON opens path for appending (creating it 0644 if needed); "-"
@@ -85,18 +91,29 @@ func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics)
 	if len(rms) == 0 {
 		return nil // nothing was counted: a line of "{}" would only be noise
 	}
-	raw, err := otlpJSONMarshal.Marshal(ToProto(rms))
+	// The request is streamed resource by resource through the reused
+	// line buffer (otlpjson_encode.go: no reflection, no intermediate proto
+	// messages, nothing allocated per data point), so memory beyond the
+	// interval's metricdata is one resource's JSON plus the bufio buffer.
+	e.encoder.reset()
+	b := append(e.enc[:0], otlpJSONRequestHead...)
+	for i := range rms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = e.encoder.appendResourceMetrics(b, &rms[i])
+		if len(b) >= otlpJSONChunk {
+			if _, err := e.w.Write(b); err != nil {
+				e.enc = b[:0]
+				return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, otlpJSONRequestTail+"\n"...)
+	_, err := e.w.Write(b)
+	e.enc = b[:0]
 	if err != nil {
-		return fmt.Errorf("otlp-json %s: marshal: %w", e.path, err)
-	}
-	// protojson randomly adds whitespace to stop people depending on its
-	// exact output; Compact makes every request one line regardless.
-	e.line.Reset()
-	if err := json.Compact(&e.line, raw); err != nil {
-		return fmt.Errorf("otlp-json %s: compact: %w", e.path, err)
-	}
-	e.line.WriteByte('\n')
-	if _, err := e.w.Write(e.line.Bytes()); err != nil {
 		return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
 	}
 	if err := e.w.Flush(); err != nil {
