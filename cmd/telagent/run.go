@@ -57,18 +57,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	interval := c.Duration("interval")
-	if interval <= 0 {
-		return usagef("--interval %s: must be positive, e.g. 10s", interval)
-	}
-	if d := c.Duration("duration"); d < 0 {
-		return usagef("--duration %s: must not be negative", d)
-	}
-	pids, err := parsePids(c.StringSlice("pid"))
-	if err != nil {
-		return err
-	}
-	sel, err := parseSelectors(c) // targets.go
+	interval, pids, sel, err := parseTargets(c, "10s")
 	if err != nil {
 		return err
 	}
@@ -139,6 +128,24 @@ func runAction(c *cli.Context) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// parseTargets checks what run and top share: the interval (example: a
+// sensible value for the command), the duration, --pid and the selectors.
+func parseTargets(c *cli.Context, example string) (time.Duration, []uint32, agent.Selectors, error) {
+	interval := c.Duration("interval")
+	if interval <= 0 {
+		return 0, nil, agent.Selectors{}, usagef("--interval %s: must be positive, e.g. %s", interval, example)
+	}
+	if d := c.Duration("duration"); d < 0 {
+		return 0, nil, agent.Selectors{}, usagef("--duration %s: must not be negative", d)
+	}
+	pids, err := parsePids(c.StringSlice("pid"))
+	if err != nil {
+		return 0, nil, agent.Selectors{}, err
+	}
+	sel, err := parseSelectors(c) // targets.go
+	return interval, pids, sel, err
 }
 
 // maxEntries is the --<probe>-max-entries bound of a probe's metric set.

@@ -41,18 +41,7 @@ func topCommand() *cli.Command {
 }
 
 func topAction(c *cli.Context) error {
-	interval := c.Duration("interval")
-	if interval <= 0 {
-		return usagef("--interval %s: must be positive, e.g. 2s", interval)
-	}
-	if d := c.Duration("duration"); d < 0 {
-		return usagef("--duration %s: must not be negative", d)
-	}
-	pids, err := parsePids(c.StringSlice("pid"))
-	if err != nil {
-		return err
-	}
-	sel, err := parseSelectors(c) // targets.go
+	interval, pids, sel, err := parseTargets(c, "2s")
 	if err != nil {
 		return err
 	}
