@@ -127,6 +127,9 @@ func Start(ctx context.Context, name string, argv []string, onStdout, onStderr f
 	return p, nil
 }
 
+// Done is closed once the child has exited (and been reaped).
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
 // ExitErr describes how the child ended, or nil when it exited 0.
 func (p *Proc) ExitErr() error {
 	if p.err == nil {
