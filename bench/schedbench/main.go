@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/bench/internal/benchproc"
 )
@@ -155,7 +154,7 @@ func run(ctx context.Context, o options) int {
 	b := &bench{loop: loop, roundtrips: o.roundtrips, cpu: o.cpu, tmp: tmp, readyTimeout: o.readyTimeout}
 	var agentReason string
 	b.agent, agentReason = resolveAgent(o.agent)
-	btReason, btNote := bpftraceUnavailable()
+	btReason, btNote := benchproc.BpftraceUnavailable("sched")
 	if btNote != "" {
 		fmt.Println("note:", btNote)
 	}
@@ -168,7 +167,7 @@ func run(ctx context.Context, o options) int {
 	}
 	fmt.Printf("schedbench: pipe ping-pong, 2 threads pinned to CPU %d, %d round trips x %d rounds, configurations interleaved (order rotates each round)\n",
 		o.cpu, o.roundtrips, o.rounds)
-	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", kernelRelease(), runtime.NumCPU(), o.agent, time.Now().Format(time.RFC3339))
+	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", benchproc.KernelRelease(), runtime.NumCPU(), o.agent, time.Now().Format(time.RFC3339))
 	var active []*config
 	for _, c := range configs {
 		if c.skip != "" {
@@ -334,7 +333,7 @@ func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
 func summarize(o options, configs []*config) *results {
 	res := &results{
 		Workload: "pipe ping-pong, 2 threads on one CPU", Roundtrips: o.roundtrips, Rounds: o.rounds, CPU: o.cpu,
-		Kernel: kernelRelease(), CPUs: runtime.NumCPU(), Time: time.Now().Format(time.RFC3339),
+		Kernel: benchproc.KernelRelease(), CPUs: runtime.NumCPU(), Time: time.Now().Format(time.RFC3339),
 	}
 	why := map[string]string{}
 	byName := map[string]*result{}
@@ -511,31 +510,4 @@ func resolveAgent(path string) (resolved, reason string) {
 		return "", fmt.Sprintf("agent binary %s: %v", path, err)
 	}
 	return resolved, ""
-}
-
-// bpftraceUnavailable checks bpftrace and tracefs, mounting tracefs when
-// needed; it returns a reason when bpftrace cannot run.
-func bpftraceUnavailable() (reason, note string) {
-	if _, err := exec.LookPath("bpftrace"); err != nil {
-		return "bpftrace not installed: " + err.Error(), ""
-	}
-	const tracefs = "/sys/kernel/tracing"
-	if _, err := os.Stat(filepath.Join(tracefs, "events/sched")); err == nil {
-		return "", ""
-	}
-	if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Sprintf("tracefs not mounted and mount -t tracefs tracefs %s failed: %v", tracefs, err), ""
-	}
-	if _, err := os.Stat(filepath.Join(tracefs, "events/sched")); err != nil {
-		return fmt.Sprintf("no sched tracepoints in %s: %v", tracefs, err), ""
-	}
-	return "", "mounted tracefs at " + tracefs + " for bpftrace (left mounted)"
-}
-
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }

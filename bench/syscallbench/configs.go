@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/telagent/telagent/bench/floor"
 	"github.com/telagent/telagent/bench/internal/benchproc"
@@ -163,23 +160,4 @@ func resolveAgent(path string) (resolved, reason string) {
 		return "", fmt.Sprintf("agent binary %s: %v", path, err)
 	}
 	return resolved, ""
-}
-
-// bpftraceUnavailable checks bpftrace and tracefs, mounting tracefs when
-// needed; it returns a reason when bpftrace cannot run.
-func bpftraceUnavailable() (reason, note string) {
-	if _, err := exec.LookPath("bpftrace"); err != nil {
-		return "bpftrace not installed: " + err.Error(), ""
-	}
-	const tracefs = "/sys/kernel/tracing"
-	if _, err := os.Stat(filepath.Join(tracefs, "events/raw_syscalls")); err == nil {
-		return "", ""
-	}
-	if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Sprintf("tracefs not mounted and mount -t tracefs tracefs %s failed: %v", tracefs, err), ""
-	}
-	if _, err := os.Stat(filepath.Join(tracefs, "events/raw_syscalls")); err != nil {
-		return fmt.Sprintf("no raw_syscalls tracepoints in %s: %v", tracefs, err), ""
-	}
-	return "", "mounted tracefs at " + tracefs + " for bpftrace (left mounted)"
 }

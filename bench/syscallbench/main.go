@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/telagent/telagent/bench/internal/benchproc"
 )
 
 type options struct {
@@ -140,7 +141,7 @@ func run(ctx context.Context, o options) int {
 	}
 	if o.configs[cfgBpftrace] {
 		var btNote string
-		btReason, btNote = bpftraceUnavailable()
+		btReason, btNote = benchproc.BpftraceUnavailable("raw_syscalls")
 		if btNote != "" {
 			fmt.Println("note:", btNote)
 		}
@@ -168,7 +169,7 @@ func run(ctx context.Context, o options) int {
 	}
 
 	fmt.Printf("syscallbench: getppid loop, %d calls x %d rounds, configurations interleaved (order rotates each round)\n", o.calls, o.rounds)
-	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", kernelRelease(), runtime.NumCPU(), o.agent, time.Now().Format(time.RFC3339))
+	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", benchproc.KernelRelease(), runtime.NumCPU(), o.agent, time.Now().Format(time.RFC3339))
 	if len(unselected) > 0 {
 		fmt.Printf("not selected (-configs): %s\n", strings.Join(unselected, ", "))
 	}
@@ -250,12 +251,4 @@ func findWorkload(flagValue string) (string, error) {
 		}
 	}
 	return "", errors.New("cannot find bench/workload/getppid_loop.c; run from the repository root or pass -workload")
-}
-
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -123,7 +123,7 @@ func summarize(o options, configs []*config) *results {
 		Workload: "syscall(SYS_getppid) loop",
 		Calls:    o.calls,
 		Rounds:   o.rounds,
-		Kernel:   kernelRelease(),
+		Kernel:   benchproc.KernelRelease(),
 		CPUs:     runtime.NumCPU(),
 		Agent:    o.agent,
 		Time:     time.Now().Format(time.RFC3339),

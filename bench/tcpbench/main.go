@@ -94,7 +94,7 @@ func run(ctx context.Context, agentPath string, roundtrips, rounds, cpu int, jso
 	} else if err != nil {
 		agentReason = err.Error()
 	}
-	btReason := benchproc.BpftraceUnavailable()
+	btReason, _ := benchproc.BpftraceUnavailable("")
 	configs := []*benchproc.Config{
 		{Name: cfgBare, Measure: b.bare},
 		{Name: cfgAgentHost, Measure: b.agentHost, Skip: agentReason},

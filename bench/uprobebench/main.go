@@ -29,8 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/telagent/telagent/bench/internal/benchproc"
 )
 
@@ -111,7 +109,7 @@ func run(ctx context.Context, agentPath string, calls, rounds int, jsonOut strin
 	} else if err != nil {
 		agentReason = err.Error()
 	}
-	btReason := bpftraceUnavailable()
+	btReason, _ := benchproc.BpftraceUnavailable("")
 	configs := []*config{
 		{name: cfgBare, measure: b.bare},
 		{name: cfgFloor, measure: func(ctx context.Context) (sample, error) { return b.bpftrace(ctx, floorProg) }, skip: btReason},
@@ -120,7 +118,7 @@ func run(ctx context.Context, agentPath string, calls, rounds int, jsonOut strin
 		{name: cfgBpftrace, measure: func(ctx context.Context) (sample, error) { return b.bpftrace(ctx, bpftraceProg) }, skip: btReason},
 	}
 	fmt.Printf("uprobebench: empty C function, %d calls x %d rounds, configurations interleaved (order rotates each round)\n", calls, rounds)
-	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", kernelRelease(), runtime.NumCPU(), agentPath, time.Now().Format(time.RFC3339))
+	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", benchproc.KernelRelease(), runtime.NumCPU(), agentPath, time.Now().Format(time.RFC3339))
 	var active []*config
 	for _, c := range configs {
 		if c.skip != "" {
@@ -135,7 +133,7 @@ func run(ctx context.Context, agentPath string, calls, rounds int, jsonOut strin
 	// Kernel BPF stats time every program run (two clock reads each, in
 	// every probed configuration alike): the programs' own cost per call,
 	// apart from the breakpoint and trampoline, which dominate here.
-	if restore, err := enableBPFStats(); err != nil {
+	if restore, err := benchproc.EnableBPFStats(); err != nil {
 		fmt.Println("note: BPF run-time stats unavailable:", err)
 	} else {
 		defer restore()
@@ -282,7 +280,7 @@ func report(configs []*config, calls, rounds int, jsonOut string) int {
 	if jsonOut != "" {
 		out, _ := json.MarshalIndent(map[string]any{
 			"workload": "empty C function, uprobe + uretprobe", "calls": calls, "rounds": rounds,
-			"kernel": kernelRelease(), "cpus": runtime.NumCPU(), "configurations": res, "ratios": ratios,
+			"kernel": benchproc.KernelRelease(), "cpus": runtime.NumCPU(), "configurations": res, "ratios": ratios,
 		}, "", "  ")
 		if err := os.WriteFile(jsonOut, append(out, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "uprobebench:", err)
@@ -329,20 +327,6 @@ func (b *bench) runUnder(ctx context.Context, p *benchproc.Proc, ready <-chan st
 		return sample{}, err
 	}
 	return v, lerr
-}
-
-// enableBPFStats turns on kernel.bpf_stats_enabled and returns what puts
-// the old value back.
-func enableBPFStats() (func(), error) {
-	const path = "/proc/sys/kernel/bpf_stats_enabled"
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return nil, err
-	}
-	return func() { _ = os.WriteFile(path, old, 0o644) }, nil
 }
 
 // bpfRunTime sums run_time_ns of the loaded programs with these names (the
@@ -455,28 +439,4 @@ func (b *bench) bpftrace(ctx context.Context, prog string) (sample, error) {
 	}()
 	// bpftrace names both programs after the probed function.
 	return b.runUnder(ctx, p, attached, "both uprobes attached (bpftool perf list)", "empty")
-}
-
-// bpftraceUnavailable checks bpftrace and tracefs (mounting it when
-// needed); it returns why bpftrace cannot run.
-func bpftraceUnavailable() string {
-	if _, err := exec.LookPath("bpftrace"); err != nil {
-		return "bpftrace not installed: " + err.Error()
-	}
-	const tracefs = "/sys/kernel/tracing"
-	if _, err := os.Stat(filepath.Join(tracefs, "events")); err == nil {
-		return ""
-	}
-	if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Sprintf("tracefs not mounted and mounting it at %s failed: %v", tracefs, err)
-	}
-	return ""
-}
-
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }

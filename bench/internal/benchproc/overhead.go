@@ -271,21 +271,27 @@ func BuildC(ctx context.Context, dir, src string, flags ...string) (string, erro
 	return bin, nil
 }
 
-// BpftraceUnavailable checks bpftrace and tracefs (mounting tracefs when
-// needed, and leaving it mounted); it returns why bpftrace cannot run, or
-// "".
-func BpftraceUnavailable() string {
+// BpftraceUnavailable checks bpftrace and tracefs, mounting tracefs when
+// needed (and leaving it mounted), and that tracefs has the tracepoint
+// directory events/<group> a bench's bpftrace script uses ("" for any).
+// It returns why bpftrace cannot run ("" when it can) and a note to print
+// when it had to mount tracefs.
+func BpftraceUnavailable(group string) (reason, note string) {
 	if _, err := exec.LookPath("bpftrace"); err != nil {
-		return "bpftrace not installed: " + err.Error()
+		return "bpftrace not installed: " + err.Error(), ""
 	}
 	const tracefs = "/sys/kernel/tracing"
-	if _, err := os.Stat(filepath.Join(tracefs, "events")); err == nil {
-		return ""
+	events := filepath.Join(tracefs, "events", group)
+	if _, err := os.Stat(events); err == nil {
+		return "", ""
 	}
 	if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Sprintf("tracefs not mounted and mounting it at %s failed: %v", tracefs, err)
+		return fmt.Sprintf("tracefs not mounted and mount -t tracefs tracefs %s failed: %v", tracefs, err), ""
 	}
-	return ""
+	if _, err := os.Stat(events); err != nil {
+		return fmt.Sprintf("no %s tracepoints in %s: %v", group, tracefs, err), ""
+	}
+	return "", "mounted tracefs at " + tracefs + " for bpftrace (left mounted)"
 }
 
 // KernelRelease is the running kernel's release, or "unknown".
