@@ -15,9 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -58,8 +56,9 @@ END { clear(@start); }
 const loopSize = 64 << 20
 
 type bench struct {
-	loop, agent, tmp, dev string
-	ops, seq              int
+	dev   string
+	work  benchproc.Workload
+	agent benchproc.Agent
 }
 
 func main() {
@@ -90,8 +89,9 @@ func run(ctx context.Context, agentPath string, ops, rounds int, jsonOut string)
 	defer os.RemoveAll(tmp)
 	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "..", "workload", "dio_loop.c")
-	b := &bench{tmp: tmp, ops: ops}
-	if b.loop, err = benchproc.BuildC(ctx, tmp, src); err != nil {
+	b := &bench{}
+	loop, err := benchproc.BuildC(ctx, tmp, src)
+	if err != nil {
 		return fail(err)
 	}
 	dev, detach, err := attachLoop()
@@ -100,23 +100,22 @@ func run(ctx context.Context, agentPath string, ops, rounds int, jsonOut string)
 	}
 	defer detach()
 	b.dev = dev
-	agentReason := ""
-	if b.agent, err = exec.LookPath(agentPath); errors.Is(err, fs.ErrNotExist) {
-		agentReason = "agent binary " + agentPath + " not found (build it first)"
-	} else if err != nil {
-		agentReason = err.Error()
-	}
+	b.work = benchproc.Workload{Argv: []string{loop, dev, strconv.Itoa(ops)}, Ops: ops,
+		Timeout: 30*time.Second + time.Duration(ops)*time.Millisecond, WallKey: "ns_per_op", CPUKey: "cpu_ns_per_op"}
+	var agentReason string
+	b.agent.Bin, agentReason = benchproc.FindAgent(agentPath)
+	b.agent.Probe, b.agent.Dir, b.agent.Check = "blockio", tmp, b.checkRecorded
 	btReason, _ := benchproc.BpftraceUnavailable("")
 	configs := []*benchproc.Config{
-		{Name: cfgBare, Measure: b.bare},
-		{Name: cfgAgentHost, Measure: b.agentHost, Skip: agentReason},
-		{Name: cfgAgentTarget, Measure: b.agentTarget, Skip: agentReason},
+		{Name: cfgBare, Measure: b.work.Run},
+		{Name: cfgAgentHost, Measure: func(ctx context.Context) (benchproc.Sample, error) { return b.agent.Host(ctx, b.work) }, Skip: agentReason},
+		{Name: cfgAgentTarget, Measure: func(ctx context.Context) (benchproc.Sample, error) { return b.agent.Target(ctx, b.work) }, Skip: agentReason},
 		{Name: cfgBpftrace, Measure: b.bpftrace, Skip: btReason},
 	}
 	fmt.Printf("blockbench: O_DIRECT 4 KiB random write+read on %s (loop over tmpfs, %d MiB), %d ops x %d rounds, configurations interleaved (order rotates each round)\n",
 		dev, loopSize>>20, ops, rounds)
 	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", benchproc.KernelRelease(), runtime.NumCPU(), agentPath, time.Now().Format(time.RFC3339))
-	if _, err := b.bare(ctx); err != nil { // warm-up: fills the backing file's pages
+	if _, err := b.work.Run(ctx); err != nil { // warm-up: fills the backing file's pages
 		return fail(fmt.Errorf("workload does not run: %w", err))
 	}
 	if restore, err := benchproc.EnableBPFStats(); err != nil {
@@ -188,45 +187,6 @@ func attachLoop() (dev string, detach func(), err error) {
 	return "", nil, errors.New("no free loop device after 10 attempts")
 }
 
-func (b *bench) loopArgv() []string { return []string{b.loop, b.dev, strconv.Itoa(b.ops)} }
-
-func (b *bench) loopTimeout() time.Duration {
-	return 30*time.Second + time.Duration(b.ops)*time.Millisecond
-}
-
-func (b *bench) bare(ctx context.Context) (benchproc.Sample, error) {
-	return benchproc.RunWorkload(ctx, "workload", b.loopArgv(), b.loopTimeout(), "ns_per_op", "cpu_ns_per_op")
-}
-
-func (b *bench) agentArgv() ([]string, string) {
-	b.seq++
-	out := filepath.Join(b.tmp, fmt.Sprintf("out-%d.json", b.seq))
-	return []string{b.agent, "run", "--probes", "blockio", "--exporter", "otlp-json", "--output", out, "--interval", "1s"}, out
-}
-
-// agentHost: the agent observes the whole host, started before and
-// stopped (SIGINT, exit 0) after the loop.
-func (b *bench) agentHost(ctx context.Context) (benchproc.Sample, error) {
-	argv, out := b.agentArgv()
-	s, err := benchproc.Under(ctx, "agent", argv, "attached", false, b.ops, b.bare)
-	if err != nil {
-		return s, err
-	}
-	return s, b.checkRecorded(out)
-}
-
-// agentTarget: the agent starts the loop as its held command (target
-// filter on) and passes its stdout through; it exits with the loop.
-func (b *bench) agentTarget(ctx context.Context) (benchproc.Sample, error) {
-	argv, out := b.agentArgv()
-	argv = append(append(argv, "--"), b.loopArgv()...)
-	s, err := benchproc.RunWorkload(ctx, "agent", argv, b.loopTimeout(), "ns_per_op", "cpu_ns_per_op")
-	if err != nil {
-		return s, err
-	}
-	return s, b.checkRecorded(out)
-}
-
 // checkRecorded fails a run whose export has no operations on the loop
 // device: an agent that attached nothing would look free.
 func (b *bench) checkRecorded(out string) error {
@@ -242,5 +202,5 @@ func (b *bench) checkRecorded(out string) error {
 }
 
 func (b *bench) bpftrace(ctx context.Context) (benchproc.Sample, error) {
-	return benchproc.Under(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, "ready", true, b.ops, b.bare)
+	return benchproc.Under(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, "ready", true, b.work.Ops, b.work.Run)
 }

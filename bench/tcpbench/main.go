@@ -11,12 +11,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -50,9 +47,8 @@ BEGIN { printf("ready\n"); }
 `
 
 type bench struct {
-	loop, agent, tmp string
-	roundtrips, seq  int
-	cpu              int // pin the workload to this CPU; -1: no pinning
+	work  benchproc.Workload
+	agent benchproc.Agent
 }
 
 func main() {
@@ -84,21 +80,25 @@ func run(ctx context.Context, agentPath string, roundtrips, rounds, cpu int, jso
 	defer os.RemoveAll(tmp)
 	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "..", "workload", "tcp_pingpong.c")
-	b := &bench{tmp: tmp, roundtrips: roundtrips, cpu: cpu}
-	if b.loop, err = benchproc.BuildC(ctx, tmp, src, "-pthread"); err != nil {
+	loop, err := benchproc.BuildC(ctx, tmp, src, "-pthread")
+	if err != nil {
 		return fail(err)
 	}
-	agentReason := ""
-	if b.agent, err = exec.LookPath(agentPath); errors.Is(err, fs.ErrNotExist) {
-		agentReason = "agent binary " + agentPath + " not found (build it first)"
-	} else if err != nil {
-		agentReason = err.Error()
+	argv := []string{loop, strconv.Itoa(roundtrips)}
+	if cpu >= 0 { // pin both threads to this CPU
+		argv = append(argv, strconv.Itoa(cpu))
 	}
+	b := &bench{work: benchproc.Workload{Argv: argv, Ops: roundtrips,
+		Timeout: 30*time.Second + time.Duration(roundtrips)*200*time.Microsecond,
+		WallKey: "ns_per_roundtrip", CPUKey: "cpu_ns_per_roundtrip"}}
+	var agentReason string
+	b.agent.Bin, agentReason = benchproc.FindAgent(agentPath)
+	b.agent.Probe, b.agent.Dir, b.agent.Check = "tcp", tmp, checkRecorded
 	btReason, _ := benchproc.BpftraceUnavailable("")
 	configs := []*benchproc.Config{
-		{Name: cfgBare, Measure: b.bare},
-		{Name: cfgAgentHost, Measure: b.agentHost, Skip: agentReason},
-		{Name: cfgAgentTarget, Measure: b.agentTarget, Skip: agentReason},
+		{Name: cfgBare, Measure: b.work.Run},
+		{Name: cfgAgentHost, Measure: func(ctx context.Context) (benchproc.Sample, error) { return b.agent.Host(ctx, b.work) }, Skip: agentReason},
+		{Name: cfgAgentTarget, Measure: func(ctx context.Context) (benchproc.Sample, error) { return b.agent.Target(ctx, b.work) }, Skip: agentReason},
 		{Name: cfgBpftrace, Measure: b.bpftrace, Skip: btReason},
 	}
 	pin := "not pinned"
@@ -107,7 +107,7 @@ func run(ctx context.Context, agentPath string, roundtrips, rounds, cpu int, jso
 	}
 	fmt.Printf("tcpbench: loopback TCP 1-byte ping-pong, %s, %d round trips x %d rounds, configurations interleaved (order rotates each round)\n", pin, roundtrips, rounds)
 	fmt.Printf("kernel %s, %d CPUs, agent %s, started %s\n", benchproc.KernelRelease(), runtime.NumCPU(), agentPath, time.Now().Format(time.RFC3339))
-	if _, err := b.bare(ctx); err != nil { // warm-up, not recorded
+	if _, err := b.work.Run(ctx); err != nil { // warm-up, not recorded
 		return fail(fmt.Errorf("workload does not run: %w", err))
 	}
 	if restore, err := benchproc.EnableBPFStats(); err != nil {
@@ -123,54 +123,9 @@ func run(ctx context.Context, agentPath string, roundtrips, rounds, cpu int, jso
 	return benchproc.Report(configs, cfgBare, pairs, "roundtrip", meta, jsonOut)
 }
 
-func (b *bench) loopArgv() []string {
-	argv := []string{b.loop, strconv.Itoa(b.roundtrips)}
-	if b.cpu >= 0 {
-		argv = append(argv, strconv.Itoa(b.cpu))
-	}
-	return argv
-}
-
-func (b *bench) loopTimeout() time.Duration {
-	return 30*time.Second + time.Duration(b.roundtrips)*200*time.Microsecond
-}
-
-func (b *bench) bare(ctx context.Context) (benchproc.Sample, error) {
-	return benchproc.RunWorkload(ctx, "workload", b.loopArgv(), b.loopTimeout(), "ns_per_roundtrip", "cpu_ns_per_roundtrip")
-}
-
-func (b *bench) agentArgv() ([]string, string) {
-	b.seq++
-	out := filepath.Join(b.tmp, fmt.Sprintf("out-%d.json", b.seq))
-	return []string{b.agent, "run", "--probes", "tcp", "--exporter", "otlp-json", "--output", out, "--interval", "1s"}, out
-}
-
-// agentHost: the agent observes the whole host, started before and
-// stopped (SIGINT, exit 0) after the loop.
-func (b *bench) agentHost(ctx context.Context) (benchproc.Sample, error) {
-	argv, out := b.agentArgv()
-	s, err := benchproc.Under(ctx, "agent", argv, "attached", false, b.roundtrips, b.bare)
-	if err != nil {
-		return s, err
-	}
-	return s, b.checkRecorded(out)
-}
-
-// agentTarget: the agent starts the loop as its held command (target
-// filter on) and passes its stdout through; it exits with the loop.
-func (b *bench) agentTarget(ctx context.Context) (benchproc.Sample, error) {
-	argv, out := b.agentArgv()
-	argv = append(append(argv, "--"), b.loopArgv()...)
-	s, err := benchproc.RunWorkload(ctx, "agent", argv, b.loopTimeout(), "ns_per_roundtrip", "cpu_ns_per_roundtrip")
-	if err != nil {
-		return s, err
-	}
-	return s, b.checkRecorded(out)
-}
-
 // checkRecorded fails a run whose export has no RTT of the workload's
 // connection: an agent that attached nothing would look free.
-func (b *bench) checkRecorded(out string) error {
+func checkRecorded(out string) error {
 	data, err := os.ReadFile(out)
 	if err != nil {
 		return err
@@ -182,5 +137,5 @@ func (b *bench) checkRecorded(out string) error {
 }
 
 func (b *bench) bpftrace(ctx context.Context) (benchproc.Sample, error) {
-	return benchproc.Under(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, "ready", true, b.roundtrips, b.bare)
+	return benchproc.Under(ctx, "bpftrace", []string{"bpftrace", "-e", bpftraceProg}, "ready", true, b.work.Ops, b.work.Run)
 }
