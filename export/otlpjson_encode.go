@@ -475,60 +475,19 @@ func appendJSONAnyValue(b []byte, v attribute.Value) []byte {
 		b = append(b, `{"stringValue":`...)
 		b = appendJSONString(b, v.AsString())
 	case attribute.BOOLSLICE:
-		b = append(b, `{"arrayValue":{"values":[`...)
-		for i, x := range v.AsBoolSlice() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONAnyValue(b, attribute.BoolValue(x))
-		}
-		b = append(b, "]}"...)
+		return appendJSONArray(b, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		b = append(b, `{"arrayValue":{"values":[`...)
-		for i, x := range v.AsInt64Slice() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"intValue":`...)
-			b = appendJSONInt(b, x)
-			b = append(b, '}')
-		}
-		b = append(b, "]}"...)
+		return appendJSONArray(b, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		b = append(b, `{"arrayValue":{"values":[`...)
-		for i, x := range v.AsFloat64Slice() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"doubleValue":`...)
-			b = appendJSONFloat(b, x)
-			b = append(b, '}')
-		}
-		b = append(b, "]}"...)
+		return appendJSONArray(b, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		b = append(b, `{"arrayValue":{"values":[`...)
-		for i, x := range v.AsStringSlice() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"stringValue":`...)
-			b = appendJSONString(b, x)
-			b = append(b, '}')
-		}
-		b = append(b, "]}"...)
+		return appendJSONArray(b, v.AsStringSlice(), attribute.StringValue)
 	case attribute.BYTESLICE:
 		b = append(b, `{"bytesValue":"`...)
 		b = base64.StdEncoding.AppendEncode(b, v.AsByteSlice())
 		b = append(b, '"')
 	case attribute.SLICE:
-		b = append(b, `{"arrayValue":{"values":[`...)
-		for i, x := range v.AsSlice() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONAnyValue(b, x)
-		}
-		b = append(b, "]}"...)
+		return appendJSONArray(b, v.AsSlice(), func(x attribute.Value) attribute.Value { return x })
 	case attribute.MAP:
 		b = append(b, `{"kvlistValue":{"values":[`...)
 		for i, kv := range v.AsMap() {
@@ -542,6 +501,19 @@ func appendJSONAnyValue(b []byte, v attribute.Value) []byte {
 		return append(b, "{}"...)
 	}
 	return append(b, '}')
+}
+
+// appendJSONArray writes an arrayValue AnyValue whose elements are the
+// AnyValues of xs (each through value).
+func appendJSONArray[T any](b []byte, xs []T, value func(T) attribute.Value) []byte {
+	b = append(b, `{"arrayValue":{"values":[`...)
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONAnyValue(b, value(x))
+	}
+	return append(b, "]}}"...)
 }
 
 // appendJSONInt writes an int64 as a decimal string, as the proto3 JSON
