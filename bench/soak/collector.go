@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/telagent/telagent/internal/collectortest"
 )
 
 // collector is the test Collector (internal/collectortest/build.sh) on
@@ -32,43 +34,8 @@ func newCollector(bin, dir, downstream string) (*collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The same pipeline as the export tests' Collector; no retries, so
-	// what the Collector holds when it is killed is simply lost and the
-	// agent's own queue is what is exercised.
-	cfg := fmt.Sprintf(`receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-      http:
-        endpoint: %s
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  otlp_grpc:
-    endpoint: %s
-    tls:
-      insecure: true
-    timeout: 2s
-    retry_on_failure:
-      enabled: false
-service:
-  telemetry:
-    logs:
-      level: error
-    metrics:
-      level: none
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_grpc]
-    logs:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_grpc]
-`, grpcAddr, httpAddr, downstream)
+	// The export tests' Collector pipeline, without the debug exporter.
+	cfg := collectortest.Config(grpcAddr, httpAddr, downstream, false)
 	if err := os.WriteFile(filepath.Join(dir, "collector.yaml"), []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("collector config: %w", err)
 	}

@@ -77,7 +77,27 @@ func Start(t testing.TB, bin, downstream string) *Collector {
 func New(t testing.TB, bin, downstream string) *Collector {
 	t.Helper()
 	c := &Collector{t: t, bin: bin, dir: t.TempDir(), GRPC: freePort(t), HTTP: freePort(t)}
-	cfg := fmt.Sprintf(`receivers:
+	cfg := Config(c.GRPC, c.HTTP, downstream, true)
+	if err := os.WriteFile(filepath.Join(c.dir, "config.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Kill)
+	return c
+}
+
+// Config is the test Collector's configuration: an otlp receiver on
+// grpc and http (host:port), the batch processor and an otlp exporter to
+// downstream without retries (what the Collector holds when it is killed
+// is lost, so the agent's own queue is what faults exercise), for metrics
+// and logs; with debug, a debug exporter too and warnings in its log
+// (errors only without).
+func Config(grpc, http, downstream string, debug bool) string {
+	exporters, logLevel, debugExporter := "[otlp_grpc]", "error", ""
+	if debug {
+		exporters, logLevel = "[otlp_grpc, debug]", "warn"
+		debugExporter = "  debug:\n    verbosity: basic\n"
+	}
+	return fmt.Sprintf(`receivers:
   otlp:
     protocols:
       grpc:
@@ -88,9 +108,7 @@ processors:
   batch:
     timeout: 100ms
 exporters:
-  debug:
-    verbosity: basic
-  otlp_grpc:
+%s  otlp_grpc:
     endpoint: %s
     tls:
       insecure: true
@@ -100,24 +118,19 @@ exporters:
 service:
   telemetry:
     logs:
-      level: warn
+      level: %s
     metrics:
       level: none
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlp_grpc, debug]
+      exporters: %s
     logs:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlp_grpc, debug]
-`, c.GRPC, c.HTTP, downstream)
-	if err := os.WriteFile(filepath.Join(c.dir, "config.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Kill)
-	return c
+      exporters: %s
+`, grpc, http, debugExporter, downstream, logLevel, exporters, exporters)
 }
 
 // Restart starts the Collector (again) on the same ports and returns once
