@@ -41,13 +41,6 @@ type Config struct {
 	// Functions are the resolved --uprobe specs (Resolve); function i has
 	// id i in the metric set. None: the probe starts idle.
 	Functions []Function
-	// PIDs, when set, restricts every attachment to these processes: the
-	// kernel installs the breakpoints in their memory only, so no other
-	// process traps (what matters for a library every process maps). A
-	// PID-restricted uprobe does not follow fork: children the targets
-	// fork later are not probed. Leave empty for --exe/--comm/--cgroup or
-	// command targets; the in-kernel target filter applies either way.
-	PIDs []uint32
 	// MaxEntries bounds the (process, function) tuples kept; 0 means the
 	// schema's default.
 	MaxEntries uint32
@@ -169,13 +162,6 @@ func (p *Probe) attach(id uint64, fn Function) error {
 	if err != nil {
 		return err
 	}
-	pids := []int{0} // 0: every process
-	if len(p.cfg.PIDs) > 0 {
-		pids = pids[:0]
-		for _, pid := range p.cfg.PIDs {
-			pids = append(pids, int(pid))
-		}
-	}
 	type site struct {
 		off  uint64
 		prog *ebpf.Program
@@ -192,20 +178,18 @@ func (p *Probe) attach(id uint64, fn Function) error {
 	for _, off := range fn.Returns {
 		sites = append(sites, site{off, p.objs.GoReturn, false})
 	}
-	for _, pid := range pids {
-		for _, s := range sites {
-			opts := &link.UprobeOptions{Address: s.off, Cookie: id, PID: pid}
-			var l link.Link
-			if s.ret {
-				l, err = ex.Uretprobe(fn.Name, s.prog, opts)
-			} else {
-				l, err = ex.Uprobe(fn.Name, s.prog, opts)
-			}
-			if err != nil {
-				return fmt.Errorf("attach %s at %s+%#x: %w", s.prog, fn.Path, s.off, err)
-			}
-			p.links = append(p.links, l)
+	for _, s := range sites {
+		opts := &link.UprobeOptions{Address: s.off, Cookie: id} // every process: the in-kernel filter drops non-targets
+		var l link.Link
+		if s.ret {
+			l, err = ex.Uretprobe(fn.Name, s.prog, opts)
+		} else {
+			l, err = ex.Uprobe(fn.Name, s.prog, opts)
 		}
+		if err != nil {
+			return fmt.Errorf("attach %s at %s+%#x: %w", s.prog, fn.Path, s.off, err)
+		}
+		p.links = append(p.links, l)
 	}
 	return nil
 }

@@ -329,30 +329,6 @@ func TestGoRecursion(t *testing.T) {
 	}
 }
 
-// With PID-restricted attachment the breakpoints exist only in the target.
-func TestPIDRestricted(t *testing.T) {
-	testutil.RequireRoot(t)
-	bin := cfunc(t)
-	const n = 300
-	target := startHeld(t, bin, "work", fmt.Sprint(n), "0")
-	other := startHeld(t, bin, "work", fmt.Sprint(n), "0")
-	fns, err := Resolve([]string{bin + ":work"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := probetest.Start(t, New(Config{Functions: fns, PIDs: []uint32{target.pid()}}), true, nil)
-	addTarget(t, h, target.pid())
-	target.run(t)
-	other.run(t)
-	got := collect(h)
-	if s := got[target.pid()]["work"]; s.calls != n || s.hist.Count != n {
-		t.Errorf("target: calls %d, paired %d, want %d", s.calls, s.hist.Count, n)
-	}
-	if len(got) != 1 {
-		t.Errorf("series of %d processes, want only the target's", len(got))
-	}
-}
-
 // A stripped binary (-s: the linker leaves out .symtab, as strip(1)
 // removes it): only .dynsym, so a function exported with -rdynamic
 // resolves and counts, and a missing one lists close matches.
