@@ -206,7 +206,16 @@ func (a *agentRun) stop(t *testing.T) {
 // counted from its first instruction, exactly, and its exec is reported
 // with the real path.
 func TestExeSelectorCountsFromExec(t *testing.T) {
-	rawsys := testutil.Rawsys(t)
+	// A private copy: the selector matches the file (device and inode),
+	// and tests of other packages run the shared rawsys build meanwhile.
+	bin, err := os.ReadFile(testutil.Rawsys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawsys := filepath.Join(t.TempDir(), "rawsys")
+	if err := os.WriteFile(rawsys, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	sel, err := ResolveExe(rawsys)
 	if err != nil {
 		t.Fatal(err)
