@@ -87,6 +87,7 @@ type reducer struct {
 	workers     []*nodeWorker
 	totals      *wordBuf // nil with one node: its partial is the total
 	n           int      // keys reduced in the current read
+	window      bool     // each chunk replaces the previous one (Each)
 	done        sync.WaitGroup
 	closed      bool
 	onMain      func() bool // onMainThread; tests replace it
@@ -243,6 +244,9 @@ func (r *reducer) add(vals []uint64, got int) error {
 	}
 	if got == 0 {
 		return nil
+	}
+	if r.window {
+		r.n = 0
 	}
 	if len(vals) < got*r.ncpu*r.words {
 		return fmt.Errorf("chunk of %d keys has %d words, want %d", got, len(vals), got*r.ncpu*r.words)

@@ -141,6 +141,46 @@ func snapshot(t *testing.T, r *PerCPUReader[testKey], want map[testKey]testValue
 	return got
 }
 
+// eachSnapshot streams r with Each and checks every key against want, and
+// each key's node values against its total, during the callback.
+func eachSnapshot(t *testing.T, r *PerCPUReader[testKey], want map[testKey]testValue) {
+	t.Helper()
+	got := map[testKey]testValue{}
+	err := r.Each(func(i int, k testKey) error {
+		v := testValue(r.Value(i))
+		var sum testValue
+		for n := range r.Nodes() {
+			for j, w := range r.NodeValue(i, n) {
+				sum[j] += w
+			}
+		}
+		if sum != v {
+			t.Errorf("Each: key %v: node values sum to %v, total %v", k, sum, v)
+		}
+		if _, dup := got[k]; dup {
+			t.Errorf("Each: key %v streamed twice", k)
+		}
+		got[k] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Each: %v", err)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Each streamed %d keys differing from the map's %d", len(got), len(want))
+	}
+	if r.Len() != len(want) {
+		t.Errorf("Len() after Each = %d, want %d", r.Len(), len(want))
+	}
+	if len(want) > 0 {
+		stop := errors.New("stop")
+		calls := 0
+		if err := r.Each(func(int, testKey) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("Each with a failing callback: %v after %d calls, want the callback's error after 1", err, calls)
+		}
+	}
+}
+
 // testTopologies are the per-node groupings the reduction must be
 // indifferent to: one node, a fake two-node split of the real possible
 // CPUs, and what /sys says.
@@ -264,6 +304,7 @@ func TestPerCPUReaderKernelMap(t *testing.T) {
 					t.Fatalf("Read: %v", err)
 				}
 				totals[rd.name] = snapshot(t, rd.r, want)
+				eachSnapshot(t, rd.r, want)
 			}
 			if rd.r.useBatch != batch {
 				t.Errorf("useBatch went from %v to %v: the batch path fell back to iteration", batch, rd.r.useBatch)
@@ -285,6 +326,7 @@ func TestPerCPUReaderKernelMap(t *testing.T) {
 				t.Fatalf("Read: %v", err)
 			}
 			snapshot(t, rd.r, want2)
+			eachSnapshot(t, rd.r, want2)
 		})
 	}
 

@@ -70,7 +70,8 @@ func NewSetReader[K any](m *ebpf.Map, desc entity.MetricSetDesc, env Env) (*aggr
 	return aggregator.NewPerCPUReader[K](m, desc.KeySize, desc.ValueWords, env.ReaderTopology(), aggregator.WithLogger(log))
 }
 
-// EmitKey adds key i of the last read of r on res: its total, or under a
+// EmitKey adds key i of r's current read (its index in Each's chunk, or
+// in Read's snapshot) on res: its total, or under a
 // breakdown one point per part that counted anything. An overflow key
 // (keyAttrs OverflowAttrs) that nothing folded into yet is left out: it is
 // created in advance, so that the BPF side can always fold into it.

@@ -61,25 +61,23 @@ func NewProcessSet[K comparable, V any](desc entity.MetricSetDesc, m, folds *ebp
 // series on the host, everything else on its process. Keys of processes
 // found gone are scheduled for eviction.
 func (s *ProcessSet[K, V]) Collect(c *Collection) error {
-	if err := s.reader.Read(); err != nil {
-		return err
-	}
-	s.keys = s.reader.Len()
 	s.final.Reset()
-	for i := range s.reader.Len() {
-		k := s.reader.Key(i)
+	// Streamed a chunk at a time: the reader never holds the whole map.
+	err := s.reader.Each(func(i int, k K) error {
 		if k == s.overflow {
 			// EmitKey leaves out the pre-created overflow key until something folded.
 			EmitKey(s.emit, c.Metrics, c.Processes.Host(), OverflowAttrs, s.reader, i)
-			continue
+			return nil
 		}
 		tgid := s.tgid(k)
 		EmitKey(s.emit, c.Metrics, c.Processes.Process(tgid), s.attrs(k), s.reader, i)
 		if c.Processes.Gone(tgid) {
 			s.final.Add(k, s.reader.Value(i))
 		}
-	}
-	return nil
+		return nil
+	})
+	s.keys = s.reader.Len()
+	return err
 }
 
 // Evict deletes the keys scheduled at the last Collect; call it only after

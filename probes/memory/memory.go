@@ -342,19 +342,17 @@ func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
 	if err := p.stats.Collect(c); err != nil {
 		return err
 	}
-	if err := p.oomReader.Read(); err != nil {
-		return err
-	}
 	overflowCgroup := oomSet.OverflowKey["cgroup_id"]
-	p.oomKeys = p.oomReader.Len()
-	for i := range p.oomReader.Len() {
+	err := p.oomReader.Each(func(i int, k memoryMemoryOomKey) error {
 		attrs := probes.OverflowAttrs // EmitKey leaves it out until something folded
-		if k := p.oomReader.Key(i); k.CgroupId != overflowCgroup {
+		if k.CgroupId != overflowCgroup {
 			attrs = p.cgroupAttrs(k.CgroupId)
 		}
 		probes.EmitKey(p.oomEmit, c.Metrics, c.Processes.Host(), attrs, p.oomReader, i)
-	}
-	return nil
+		return nil
+	})
+	p.oomKeys = p.oomReader.Len()
+	return err
 }
 
 // cgroupAttrs caches the attribute set of a cgroup id: the map holds at

@@ -220,29 +220,26 @@ func (p *Probe) initSet(env probes.Env) error {
 // its owner's points; tgid 0 (no owner known) and the overflow key go on
 // the host. Keys of processes found gone are evicted after export.
 func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	if err := p.reader.Read(); err != nil {
-		return err
-	}
-	p.keys = p.reader.Len()
 	p.final.Reset()
-	for i := range p.reader.Len() {
-		k := p.reader.Key(i)
+	err := p.reader.Each(func(i int, k tcpTcpConnKey) error {
 		switch {
 		case k == p.overflow:
 			probes.EmitKey(p.emit, c.Metrics, c.Processes.Host(), probes.OverflowAttrs, p.reader, i)
-			continue
+			return nil
 		case k.Direction >= uint32(len(p.attrs)):
 			return fmt.Errorf("%s: key %+v has a direction out of its bound", set.Map, k)
 		case k.Tgid == 0:
 			probes.EmitKey(p.emit, c.Metrics, c.Processes.Host(), p.attrs[k.Direction], p.reader, i)
-			continue
+			return nil
 		}
 		probes.EmitKey(p.emit, c.Metrics, c.Processes.Process(k.Tgid), p.attrs[k.Direction], p.reader, i)
 		if c.Processes.Gone(k.Tgid) {
 			p.final.Add(k, p.reader.Value(i))
 		}
-	}
-	return nil
+		return nil
+	})
+	p.keys = p.reader.Len()
+	return err
 }
 
 // Evict implements probes.Probe.
