@@ -1,6 +1,9 @@
 package export
 
 import (
+	"encoding/binary"
+	"math"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -14,51 +17,75 @@ import (
 // ScopeName is the instrumentation scope of everything the agent emits.
 const ScopeName = "github.com/telagent/telagent"
 
-// Builder assembles one interval's map reads into OTLP metric data: one
-// ResourceMetrics per entity resource, one Metric per descriptor, cumulative
-// since the probe attached. Probes add points; they never touch the SDK's
-// instruments, so values are exported exactly as the kernel counted them.
+// Builder assembles one interval's map reads into an Interval: per
+// resource, per metric, cumulative points since the probe attached.
+// Probes add points; they never touch the SDK's instruments, so values are
+// exported exactly as the kernel counted them.
 //
-// The builder keeps its point slices (and each histogram point's bucket
-// counts) from one interval to the next and writes over them, so a steady
-// state adds points without allocating per point. That is what the
-// Exporter contract allows: the data Result returns is valid until the
-// next Begin, and an exporter that needs it later copies it.
+// Points are stored compactly (Interval), not as metricdata: an attribute
+// set and a value word per point, and a histogram's bucket counts as
+// varints. A syscalls key (two counters and a 29-bucket histogram) takes
+// about 110 bytes instead of about 600, and the interval is what the export
+// queue holds, so memory with 100k live series stays small. Exporters read
+// it one resource at a time (Interval.ResourceMetrics); only those that
+// want the whole interval as metricdata get a copy (Interval.Metricdata).
+//
+// The builder writes over released intervals' memory (their point slices
+// keep their capacity), so a steady state adds points without allocating.
 type Builder struct {
 	scope instrumentation.Scope
 	start time.Time
-	now   time.Time
-	gen   uint64 // interval number, bumped by Begin
+	cur   *Interval // being filled; nil after Finish until the next Begin
+
+	mu   sync.Mutex
+	free []*Interval // released, reused by Begin
+
+	mats []Materializer // Result's, one per resource
+	out  []metricdata.ResourceMetrics
+}
+
+// maxFreeIntervals is how many released intervals the builder keeps for
+// reuse: one being filled and one being exported is the steady state; more
+// (after an outage emptied the export queue) go back to the garbage
+// collector.
+const maxFreeIntervals = 2
+
+// Interval is one collection interval's metric data in the builder's
+// compact form. After Builder.Finish it belongs to the caller, who reads
+// it (from any one goroutine at a time) and calls Release when done.
+type Interval struct {
+	owner      *Builder
+	scope      instrumentation.Scope
+	start, now time.Time
+	uses       uint64 // intervals this memory has held (Begin calls)
 
 	byRes map[*resource.Resource]*resourceBuilder
 	order []*resourceBuilder // this interval's resources, in first-use order
-	out   []metricdata.ResourceMetrics
-	last  *resourceBuilder // of the previous point: a key's points share it
+	last  *resourceBuilder   // of the previous point: a key's points share it
 }
 
 type resourceBuilder struct {
 	res     *resource.Resource
-	gen     uint64           // last interval it had a point in
+	use     uint64           // the interval's uses when it last had a point
 	metrics []*metricBuilder // a handful per resource: scanned, not hashed
 	order   []*metricBuilder // this interval's metrics, in first-use order
-	ms      []metricdata.Metrics
-	sms     []metricdata.ScopeMetrics
 }
 
-// metricBuilder holds one metric's points of one resource. Its aggregation
-// is decided per interval, on first use, from the descriptor (and
-// CounterFloat may turn a still empty int sum into a float sum), exactly
-// as a fresh metricdata.Metrics would be; the point slices are typed so
-// that adding a point does not box an aggregation into an interface.
+// metricBuilder holds one metric's points of one resource, column by
+// column. Its aggregation is decided per interval, on first use, from the
+// descriptor (and CounterFloat may turn a still empty int sum into a float
+// sum), exactly as a fresh metricdata.Metrics would be.
 type metricBuilder struct {
 	name, description, unit string
-	gen                     uint64
+	use                     uint64
 	kind                    aggKind
 	temporality             metricdata.Temporality
 	monotonic               bool
-	hist                    []metricdata.HistogramDataPoint[float64]
-	ints                    []metricdata.DataPoint[int64]
-	floats                  []metricdata.DataPoint[float64]
+
+	attrs   []attribute.Set
+	nums    []uint64  // per point: an int64, a float64's bits, or a histogram's count
+	sums    []float64 // histograms: per point
+	buckets []byte    // histograms: per point, uvarint(n) then n uvarint counts
 }
 
 type aggKind uint8
@@ -73,41 +100,83 @@ const (
 
 // NewBuilder returns a builder whose points start at start (attach time).
 func NewBuilder(version string, start time.Time) *Builder {
-	return &Builder{
-		scope: instrumentation.Scope{Name: ScopeName, Version: version},
-		start: start,
-		byRes: make(map[*resource.Resource]*resourceBuilder),
-	}
+	return &Builder{scope: instrumentation.Scope{Name: ScopeName, Version: version}, start: start}
 }
 
-// Begin starts an interval ending at now and forgets the previous one. A
-// resource that had no point in the previous interval is dropped, so the
-// builder holds on to no resource the resolver has forgotten.
+// Begin starts an interval ending at now. Without a Finish since the last
+// Begin, the previous interval is forgotten and its memory written over.
 func (b *Builder) Begin(now time.Time) {
-	b.now = now
-	b.gen++
-	for res, rb := range b.byRes {
-		if rb.gen+1 < b.gen {
-			delete(b.byRes, res)
-		}
+	if b.cur == nil {
+		b.cur = b.take()
 	}
-	b.order = b.order[:0]
-	b.last = nil
+	b.cur.begin(now)
 }
 
-func (b *Builder) metric(res *resource.Resource, d entity.MetricDesc) *metricBuilder {
-	rb := b.last
-	if rb == nil || rb.res != res {
-		if rb = b.byRes[res]; rb == nil {
-			rb = &resourceBuilder{res: res}
-			b.byRes[res] = rb
-		}
-		b.last = rb
+// Finish ends the interval and hands it to the caller, who must Release
+// it; the next Begin fills other memory.
+func (b *Builder) Finish() *Interval {
+	iv := b.cur
+	if iv == nil {
+		iv = b.take()
+		iv.begin(time.Now())
 	}
-	if rb.gen != b.gen {
-		rb.gen = b.gen
+	b.cur = nil
+	return iv
+}
+
+func (b *Builder) take() *Interval {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := len(b.free); n > 0 {
+		iv := b.free[n-1]
+		b.free = b.free[:n-1]
+		return iv
+	}
+	return &Interval{owner: b, scope: b.scope, start: b.start, byRes: make(map[*resource.Resource]*resourceBuilder)}
+}
+
+// Release gives the interval's memory back to its builder. The interval
+// must not be used afterwards. Releasing nil does nothing.
+func (iv *Interval) Release() {
+	if iv == nil || iv.owner == nil {
+		return
+	}
+	b := iv.owner
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.free) < maxFreeIntervals {
+		b.free = append(b.free, iv)
+	}
+}
+
+// begin starts a new interval in this memory. A resource that had no point
+// in the interval this memory last held is dropped, so it holds on to no
+// resource the resolver has forgotten.
+func (iv *Interval) begin(now time.Time) {
+	iv.now = now
+	iv.uses++
+	for res, rb := range iv.byRes {
+		if rb.use+1 < iv.uses {
+			delete(iv.byRes, res)
+		}
+	}
+	iv.order = iv.order[:0]
+	iv.last = nil
+}
+
+func (iv *Interval) metric(res *resource.Resource, d entity.MetricDesc) *metricBuilder {
+	rb := iv.last
+	if rb == nil || rb.res != res {
+		if rb = iv.byRes[res]; rb == nil {
+			rb = &resourceBuilder{res: res}
+			iv.byRes[res] = rb
+		}
+		iv.last = rb
+	}
+	if rb.use != iv.uses {
+		rb.use = iv.uses
 		rb.order = rb.order[:0]
-		b.order = append(b.order, rb)
+		iv.order = append(iv.order, rb)
 	}
 	var m *metricBuilder
 	for _, x := range rb.metrics {
@@ -120,8 +189,8 @@ func (b *Builder) metric(res *resource.Resource, d entity.MetricDesc) *metricBui
 		m = &metricBuilder{name: d.Name}
 		rb.metrics = append(rb.metrics, m)
 	}
-	if m.gen != b.gen {
-		m.gen = b.gen
+	if m.use != iv.uses {
+		m.use = iv.uses
 		m.reset(d)
 		rb.order = append(rb.order, m)
 	}
@@ -142,107 +211,220 @@ func (m *metricBuilder) reset(d entity.MetricDesc) {
 	default:
 		m.kind, m.temporality = kindGaugeInt, 0
 	}
-	m.hist, m.ints, m.floats = m.hist[:0], m.ints[:0], m.floats[:0]
+	m.clear()
+}
+
+func (m *metricBuilder) clear() {
+	m.attrs, m.nums, m.sums, m.buckets = m.attrs[:0], m.nums[:0], m.sums[:0], m.buckets[:0]
+}
+
+func (m *metricBuilder) add(attrs attribute.Set, v uint64) {
+	m.attrs = append(m.attrs, attrs)
+	m.nums = append(m.nums, v)
 }
 
 // Histogram adds one cumulative histogram point of count values. counts
 // are per bucket of entity.HistBoundsSeconds (copied); sum is in the
 // metric's unit.
 func (b *Builder) Histogram(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, n uint64, counts []uint64, sum float64) {
-	m := b.metric(res, d)
+	m := b.cur.metric(res, d)
 	if m.kind != kindHistogram {
-		// As before: a histogram point replaces a metric of another kind
-		// with a histogram of unspecified temporality.
+		// As metricdata would: a histogram point replaces a metric of
+		// another kind with a histogram of unspecified temporality.
 		m.kind, m.temporality = kindHistogram, 0
-		m.hist = m.hist[:0]
+		m.clear()
 	}
-	i := len(m.hist)
-	if i < cap(m.hist) {
-		m.hist = m.hist[:i+1] // last interval's point in this slot: reuse its bucket counts
-	} else {
-		m.hist = append(m.hist, metricdata.HistogramDataPoint[float64]{})
+	m.add(attrs, n)
+	m.sums = append(m.sums, sum)
+	m.buckets = appendUvarint(m.buckets, uint64(len(counts)))
+	for _, c := range counts {
+		m.buckets = appendUvarint(m.buckets, c)
 	}
-	// Field by field, in place: no temporary of the whole point.
-	p := &m.hist[i]
-	p.Attributes = attrs
-	p.StartTime, p.Time = b.start, b.now
-	p.Count, p.Sum = n, sum
-	p.Bounds = entity.HistBoundsSeconds
-	p.BucketCounts = append(p.BucketCounts[:0], counts...)
-	p.Min, p.Max, p.Exemplars = metricdata.Extrema[float64]{}, metricdata.Extrema[float64]{}, nil
+}
+
+// appendUvarint is binary.AppendUvarint with the one-byte case (most
+// bucket counts of a histogram are zero or small) inlined.
+func appendUvarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return binary.AppendUvarint(b, v)
 }
 
 // Counter adds one cumulative sum point (monotonic or not, as d says).
 func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v int64) {
-	m := b.metric(res, d)
-	switch m.kind {
-	case kindSumInt:
-		m.ints = append(m.ints, metricdata.DataPoint[int64]{
-			Attributes: attrs, StartTime: b.start, Time: b.now, Value: v,
-		})
-	case kindGaugeInt:
-		m.ints = append(m.ints, metricdata.DataPoint[int64]{Attributes: attrs, Time: b.now, Value: v})
+	m := b.cur.metric(res, d)
+	if m.kind == kindSumInt || m.kind == kindGaugeInt {
+		m.add(attrs, uint64(v))
 	}
 }
 
 // CounterFloat adds one cumulative float sum point, for counters whose
 // unit needs a conversion (nanoseconds counted, seconds exported).
 func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
-	m := b.metric(res, d)
-	if m.kind == kindSumInt && len(m.ints) == 0 {
+	m := b.cur.metric(res, d)
+	if m.kind == kindSumInt && len(m.nums) == 0 {
 		m.kind = kindSumFloat
 	}
 	if m.kind == kindSumFloat {
-		m.floats = append(m.floats, metricdata.DataPoint[float64]{
-			Attributes: attrs, StartTime: b.start, Time: b.now, Value: v,
-		})
+		m.add(attrs, math.Float64bits(v))
 	}
 }
 
 // Gauge adds one float gauge point (a ratio, a fill level) to a metric
 // declared as a gauge.
 func (b *Builder) Gauge(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
-	m := b.metric(res, d)
-	if m.kind == kindGaugeInt && len(m.ints) == 0 {
+	m := b.cur.metric(res, d)
+	if m.kind == kindGaugeInt && len(m.nums) == 0 {
 		m.kind = kindGaugeFloat
 	}
 	if m.kind == kindGaugeFloat {
-		m.floats = append(m.floats, metricdata.DataPoint[float64]{Attributes: attrs, Time: b.now, Value: v})
+		m.add(attrs, math.Float64bits(v))
 	}
 }
 
-// data boxes the metric's points into the aggregation exporters expect:
-// one allocation per metric and resource per interval, not per point.
-func (m *metricBuilder) data() metricdata.Aggregation {
-	switch m.kind {
-	case kindHistogram:
-		return metricdata.Histogram[float64]{Temporality: m.temporality, DataPoints: m.hist}
-	case kindSumFloat:
-		return metricdata.Sum[float64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.floats}
-	case kindGaugeInt:
-		return metricdata.Gauge[int64]{DataPoints: m.ints}
-	case kindGaugeFloat:
-		return metricdata.Gauge[float64]{DataPoints: m.floats}
-	default:
-		return metricdata.Sum[int64]{Temporality: m.temporality, IsMonotonic: m.monotonic, DataPoints: m.ints}
-	}
-}
-
-// Result returns the interval's data in the order resources and metrics
-// were first added (deterministic for a deterministic map read). It is
-// valid until the next Begin: the next interval reuses its memory.
+// Result returns the interval being built as metricdata, in the order
+// resources and metrics were first added (deterministic for a
+// deterministic map read). It is valid until the next Begin or Result.
 func (b *Builder) Result() []metricdata.ResourceMetrics {
 	if b.out == nil {
-		b.out = make([]metricdata.ResourceMetrics, 0, len(b.order))
+		b.out = make([]metricdata.ResourceMetrics, 0, 8)
 	}
 	b.out = b.out[:0]
-	for _, rb := range b.order {
-		rb.ms = rb.ms[:0]
-		for _, m := range rb.order {
-			rb.ms = append(rb.ms, metricdata.Metrics{Name: m.name, Description: m.description, Unit: m.unit, Data: m.data()})
-		}
-		rb.sms = append(rb.sms[:0], metricdata.ScopeMetrics{Scope: b.scope, Metrics: rb.ms})
-		b.out = append(b.out, metricdata.ResourceMetrics{Resource: rb.res, ScopeMetrics: rb.sms})
+	iv := b.cur
+	if iv == nil {
+		return b.out
+	}
+	for len(b.mats) < iv.Len() {
+		b.mats = append(b.mats, Materializer{})
+	}
+	for i := range iv.Len() {
+		b.out = append(b.out, *iv.ResourceMetrics(i, &b.mats[i]))
 	}
 	return b.out
+}
+
+// Len is the number of resources in the interval.
+func (iv *Interval) Len() int { return len(iv.order) }
+
+// Points is the number of data points in the interval.
+func (iv *Interval) Points() int {
+	n := 0
+	for _, rb := range iv.order {
+		for _, m := range rb.order {
+			n += len(m.attrs)
+		}
+	}
+	return n
+}
+
+// Time is the interval's end, the time of every point.
+func (iv *Interval) Time() time.Time { return iv.now }
+
+// Metricdata returns the whole interval as metricdata, in memory the caller
+// owns (for exporters that keep it or need it at once).
+func (iv *Interval) Metricdata() []metricdata.ResourceMetrics {
+	out := make([]metricdata.ResourceMetrics, 0, iv.Len())
+	var m Materializer
+	for i := range iv.Len() {
+		out = append(out, CloneResourceMetrics([]metricdata.ResourceMetrics{*iv.ResourceMetrics(i, &m)})...)
+	}
+	return out
+}
+
+// Materializer is reusable memory to view an Interval's resources one at a
+// time as metricdata (Interval.ResourceMetrics). The zero value is ready.
+type Materializer struct {
+	rm     metricdata.ResourceMetrics
+	sms    []metricdata.ScopeMetrics
+	ms     []metricdata.Metrics
+	pts    []matPoints // per metric of the resource
+	counts []uint64    // the histograms' bucket counts
+}
+
+type matPoints struct {
+	hist   []metricdata.HistogramDataPoint[float64]
+	ints   []metricdata.DataPoint[int64]
+	floats []metricdata.DataPoint[float64]
+}
+
+// ResourceMetrics returns resource i of the interval as metricdata in m's
+// memory: valid until m is used again. Each metric's aggregation is boxed
+// into metricdata.Metrics.Data (one allocation per metric, none per point).
+func (iv *Interval) ResourceMetrics(i int, m *Materializer) *metricdata.ResourceMetrics {
+	rb := iv.order[i]
+	m.ms = m.ms[:0]
+	m.counts = m.counts[:0]
+	for len(m.pts) < len(rb.order) {
+		m.pts = append(m.pts, matPoints{})
+	}
+	for j, mb := range rb.order {
+		m.ms = append(m.ms, metricdata.Metrics{Name: mb.name, Description: mb.description, Unit: mb.unit,
+			Data: mb.data(&m.pts[j], &m.counts, iv.start, iv.now)})
+	}
+	m.sms = append(m.sms[:0], metricdata.ScopeMetrics{Scope: iv.scope, Metrics: m.ms})
+	m.rm = metricdata.ResourceMetrics{Resource: rb.res, ScopeMetrics: m.sms}
+	return &m.rm
+}
+
+// data writes the metric's points into p and boxes them into the
+// aggregation exporters expect.
+func (mb *metricBuilder) data(p *matPoints, counts *[]uint64, start, now time.Time) metricdata.Aggregation {
+	n := len(mb.attrs)
+	switch mb.kind {
+	case kindHistogram:
+		p.hist = resize(p.hist, n)
+		buckets := mb.buckets
+		for i := range p.hist {
+			nb, k := binary.Uvarint(buckets)
+			buckets = buckets[k:]
+			lo := len(*counts)
+			for range nb {
+				c, k := binary.Uvarint(buckets)
+				buckets = buckets[k:]
+				*counts = append(*counts, c)
+			}
+			// Field by field, in place: no temporary of the whole point.
+			dp := &p.hist[i]
+			dp.Attributes = mb.attrs[i]
+			dp.StartTime, dp.Time = start, now
+			dp.Count, dp.Sum = mb.nums[i], mb.sums[i]
+			dp.Bounds = entity.HistBoundsSeconds
+			dp.BucketCounts = (*counts)[lo:len(*counts):len(*counts)]
+			dp.Min, dp.Max, dp.Exemplars = metricdata.Extrema[float64]{}, metricdata.Extrema[float64]{}, nil
+		}
+		return metricdata.Histogram[float64]{Temporality: mb.temporality, DataPoints: p.hist}
+	case kindSumFloat, kindGaugeFloat:
+		p.floats = resize(p.floats, n)
+		for i := range p.floats {
+			p.floats[i] = metricdata.DataPoint[float64]{Attributes: mb.attrs[i], Time: now, Value: math.Float64frombits(mb.nums[i])}
+		}
+		if mb.kind == kindGaugeFloat {
+			return metricdata.Gauge[float64]{DataPoints: p.floats}
+		}
+		for i := range p.floats {
+			p.floats[i].StartTime = start
+		}
+		return metricdata.Sum[float64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.floats}
+	default:
+		p.ints = resize(p.ints, n)
+		for i := range p.ints {
+			p.ints[i] = metricdata.DataPoint[int64]{Attributes: mb.attrs[i], Time: now, Value: int64(mb.nums[i])}
+		}
+		if mb.kind == kindGaugeInt {
+			return metricdata.Gauge[int64]{DataPoints: p.ints}
+		}
+		for i := range p.ints {
+			p.ints[i].StartTime = start
+		}
+		return metricdata.Sum[int64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.ints}
+	}
+}
+
+// resize returns s with length n, reusing its capacity.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make([]T, n-cap(s))...)
 }

@@ -144,8 +144,8 @@ func TestBuilderReusesPoints(t *testing.T) {
 		t.Fatalf("interval with one resource: %d resources", len(rms))
 	}
 	b.Begin(time.Unix(101, 0))
-	if len(b.byRes) != 1 {
-		t.Errorf("builder still holds %d resources, want only the one used in the previous interval", len(b.byRes))
+	if len(b.cur.byRes) != 1 {
+		t.Errorf("builder still holds %d resources, want only the one used in the previous interval", len(b.cur.byRes))
 	}
 }
 

@@ -50,6 +50,7 @@ type otlpJSON struct {
 	line    bytes.Buffer // reused between event batches (eventexporters.go)
 	enc     []byte       // metrics encoding buffer, reused between intervals
 	encoder otlpJSONEncoder
+	mat     Materializer // ExportInterval's view of one resource
 }
 
 // NewOTLPJSON opens path for appending (creating it 0644 if needed); "-"
@@ -80,6 +81,18 @@ func NewOTLPJSON(path string) (Exporter, error) {
 // so a reader tailing the file never sees half an interval for long and a
 // crash loses at most the interval being written.
 func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
+	return e.write(ctx, len(rms), func(i int) *metricdata.ResourceMetrics { return &rms[i] })
+}
+
+// ExportInterval is Export reading the builder's compact form one resource
+// at a time: the interval never exists whole as metricdata.
+func (e *otlpJSON) ExportInterval(ctx context.Context, iv *Interval) error {
+	return e.write(ctx, iv.Len(), func(i int) *metricdata.ResourceMetrics { return iv.ResourceMetrics(i, &e.mat) })
+}
+
+// write encodes resources 0..n-1 (resource returns each, valid until the
+// next call) as one line.
+func (e *otlpJSON) write(ctx context.Context, n int, resource func(int) *metricdata.ResourceMetrics) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -88,20 +101,20 @@ func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("otlp-json %s: %w", e.path, err)
 	}
-	if len(rms) == 0 {
+	if n == 0 {
 		return nil // nothing was counted: a line of "{}" would only be noise
 	}
 	// The request is streamed resource by resource through the reused
 	// line buffer (otlpjson_encode.go: no reflection, no intermediate proto
 	// messages, nothing allocated per data point), so memory beyond the
-	// interval's metricdata is one resource's JSON plus the bufio buffer.
+	// interval is one resource's JSON plus the bufio buffer.
 	e.encoder.reset()
 	b := append(e.enc[:0], otlpJSONRequestHead...)
-	for i := range rms {
+	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = e.encoder.appendResourceMetrics(b, &rms[i])
+		b = e.encoder.appendResourceMetrics(b, resource(i))
 		if len(b) >= otlpJSONChunk {
 			if _, err := e.w.Write(b); err != nil {
 				e.enc = b[:0]

@@ -64,11 +64,25 @@ type Queue struct {
 	flushBy time.Time     // set by Shutdown: send what is left until then
 	failing bool
 	since   time.Time
+	// inFlight is the sequence number of the interval the sender is
+	// exporting (0: none). An interval dropped meanwhile is released by
+	// the sender when it is done, never under its feet.
+	inFlight uint64
 }
 
+// queued is one interval: the builder's compact form (iv, owned by the
+// queue until released) or a copy of metricdata (rms).
 type queued struct {
 	seq uint64
 	rms []metricdata.ResourceMetrics
+	iv  *Interval
+}
+
+// IntervalExporter is an Exporter that reads the builder's compact form
+// itself, a resource at a time (Interval.ResourceMetrics), so that the
+// interval never exists whole as metricdata. The queue prefers it.
+type IntervalExporter interface {
+	ExportInterval(ctx context.Context, iv *Interval) error
 }
 
 // NewQueue wraps inner and starts the sender goroutine; Shutdown stops it.
@@ -104,22 +118,35 @@ func (q *Queue) Export(_ context.Context, rms []metricdata.ResourceMetrics) erro
 // Enqueue queues a copy of rms and returns its sequence number (1, 2, ...);
 // the interval is delivered once Stats().Delivered reaches it.
 func (q *Queue) Enqueue(rms []metricdata.ResourceMetrics) (uint64, error) {
-	c := CloneResourceMetrics(rms)
+	return q.enqueue(queued{rms: CloneResourceMetrics(rms)})
+}
+
+// EnqueueInterval queues iv, which the queue owns from now on (it releases
+// it once delivered or dropped, or right away if the queue was shut down),
+// and returns its sequence number like Enqueue.
+func (q *Queue) EnqueueInterval(iv *Interval) (uint64, error) {
+	return q.enqueue(queued{iv: iv})
+}
+
+func (q *Queue) enqueue(it queued) (uint64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	select {
 	case <-q.stop:
+		it.iv.Release()
 		return 0, errors.New("export queue: interval after shutdown")
 	default:
 	}
 	if len(q.items) >= q.o.Size {
 		// The oldest waiting one goes; if the sender is working on it,
 		// its result is ignored (see send).
+		q.discardLocked(q.items[0])
 		q.items = q.items[1:]
 		q.stats.Dropped++
 	}
 	q.seq++
-	q.items = append(q.items, queued{q.seq, c})
+	it.seq = q.seq
+	q.items = append(q.items, it)
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -166,6 +193,9 @@ func (q *Queue) Drain(ctx context.Context) {
 	// Older intervals are superseded by the newest: with a deadline, send
 	// only that one.
 	if n := len(q.items); n > 1 {
+		for _, it := range q.items[:n-1] {
+			q.discardLocked(it)
+		}
 		q.items = q.items[n-1:]
 		q.stats.Dropped += uint64(n - 1)
 	}
@@ -177,8 +207,19 @@ func (q *Queue) Drain(ctx context.Context) {
 	}
 	q.mu.Lock()
 	q.stats.Abandoned += uint64(len(q.items))
+	for _, it := range q.items {
+		q.discardLocked(it)
+	}
 	q.items = nil
 	q.mu.Unlock()
+}
+
+// discardLocked releases an interval leaving the queue undelivered, unless
+// the sender is exporting it (send releases it then).
+func (q *Queue) discardLocked(it queued) {
+	if it.seq != q.inFlight {
+		it.iv.Release()
+	}
 }
 
 func (q *Queue) run() {
@@ -204,6 +245,7 @@ func (q *Queue) run() {
 			continue
 		}
 		it := q.items[0]
+		q.inFlight = it.seq
 		flushBy := q.flushBy
 		q.mu.Unlock()
 
@@ -244,16 +286,17 @@ func (q *Queue) run() {
 func (q *Queue) send(it queued, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	rms := it.rms
-	var commit func()
-	if q.delta != nil {
-		rms, commit = q.delta.toDelta(it.rms)
-	}
-	err := q.inner.Export(ctx, rms)
+	commit, err := q.export(ctx, it)
 	var rejected *RejectedError
 	delivered := err == nil || errors.As(err, &rejected) // a partial success is final
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.inFlight = 0
+	stillQueued := len(q.items) > 0 && q.items[0].seq == it.seq
+	if delivered || !stillQueued {
+		// Delivered, or dropped while it was being sent: done with it.
+		it.iv.Release()
+	}
 	if delivered {
 		if commit != nil {
 			commit()
@@ -264,7 +307,7 @@ func (q *Queue) send(it queued, timeout time.Duration) error {
 		case q.deliv <- struct{}{}:
 		default:
 		}
-		if len(q.items) > 0 && q.items[0].seq == it.seq {
+		if stillQueued {
 			q.items = q.items[1:]
 		}
 		if q.failing {
@@ -285,4 +328,21 @@ func (q *Queue) send(it queued, timeout time.Duration) error {
 			"err", err, "queue_size", q.o.Size)
 	}
 	return err
+}
+
+// export makes one attempt at it through the inner exporter: the compact
+// form where the exporter reads it, metricdata otherwise. commit, when not
+// nil, records the attempt's deltas as acknowledged.
+func (q *Queue) export(ctx context.Context, it queued) (commit func(), err error) {
+	rms := it.rms
+	if it.iv != nil {
+		if ie, ok := q.inner.(IntervalExporter); ok && q.delta == nil {
+			return nil, ie.ExportInterval(ctx, it.iv)
+		}
+		rms = it.iv.Metricdata()
+	}
+	if q.delta != nil {
+		rms, commit = q.delta.toDelta(rms)
+	}
+	return commit, q.inner.Export(ctx, rms)
 }

@@ -431,11 +431,11 @@ func (c *collector) collect(ctx context.Context) {
 		}
 	}
 	c.self.add(c, time.Since(begin))
-	rms := c.builder.Result()
+	iv := c.builder.Finish()
 	if c.prom != nil {
-		_ = c.prom.Export(ctx, rms) // keeps a copy; cannot fail
+		_ = c.prom.Export(ctx, iv.Metricdata()) // keeps it; cannot fail
 	}
-	seq, err := c.queue.Enqueue(rms)
+	seq, err := c.queue.EnqueueInterval(iv) // the queue owns iv now
 	if err != nil {
 		c.log.Warn("export", "err", err)
 		return
