@@ -1,6 +1,9 @@
 package entity
 
 import (
+	"bytes"
+	"errors"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 )
@@ -32,6 +35,21 @@ func FuzzParseStartTicks(f *testing.F) {
 	f.Add([]byte("1 ()) R"))
 	f.Add([]byte(")"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = ParseStartTicks(data)
+		got, err := ParseStartTicks(data)
+		// Oracle: field 22 by bytes.Fields, where its notion of white
+		// space (Unicode) and the parser's (the kernel's blanks) agree.
+		if bytes.ContainsAny(data, "\v\f\r") || bytes.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) {
+			return
+		}
+		var want uint64
+		var werr error = errors.New("no field 22")
+		if i := bytes.LastIndexByte(data, ')'); i >= 0 {
+			if fields := bytes.Fields(data[i+1:]); len(fields) > 19 {
+				want, werr = strconv.ParseUint(string(fields[19]), 10, 64)
+			}
+		}
+		if (err == nil) != (werr == nil) || got != want {
+			t.Errorf("ParseStartTicks(%q) = %d, %v; want %d, %v", data, got, err, want, werr)
+		}
 	})
 }

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"golang.org/x/sys/unix"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat starttime. It is 100 on
@@ -29,7 +31,8 @@ type ProcessResolver struct {
 
 	gen   uint64
 	cache map[uint32]*processEntry
-	buf   []byte
+	buf   []byte // a stat file, read by startTicks
+	path  []byte // its path, NUL-terminated
 
 	// ExitEvents is set when exit events mark exited processes
 	// (MarkExited, process_exit.go); see deferred.
@@ -168,23 +171,35 @@ func commandOf(cmdline []byte) string {
 // startTicks reads field 22 of /proc/<pid>/stat. The comm field may contain
 // spaces and parentheses, so fields are counted after the last ')'.
 func (r *ProcessResolver) startTicks(pid uint32) (uint64, bool) {
-	var path [64]byte
-	p := append(append(append(path[:0], r.procRoot...), '/'), strconv.FormatUint(uint64(pid), 10)...)
-	p = append(p, "/stat"...)
-	f, err := os.Open(string(p))
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
+	// Every live process is revalidated every interval: the path is built
+	// in a reused buffer and the file read with raw syscalls into another,
+	// so that a steady state allocates nothing per process.
+	p := append(append(r.path[:0], r.procRoot...), '/')
+	p = strconv.AppendUint(p, uint64(pid), 10)
+	r.path = append(p, "/stat\x00"...)
 	if r.buf == nil {
 		r.buf = make([]byte, 1024)
 	}
-	n, err := f.Read(r.buf)
+	n, err := readInto(r.path, r.buf)
 	if err != nil || n == 0 {
 		return 0, false
 	}
 	v, err := ParseStartTicks(r.buf[:n])
 	return v, err == nil
+}
+
+// readInto reads the start of the file at path (NUL-terminated) into buf
+// without allocating (os.Open allocates a File and a C string).
+func readInto(path, buf []byte) (int, error) {
+	dirfd := unix.AT_FDCWD
+	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	n, err := unix.Read(int(fd), buf)
+	_ = unix.Close(int(fd))
+	return n, err
 }
 
 // ParseStartTicks extracts starttime (field 22) from a /proc/<pid>/stat line.
@@ -193,13 +208,25 @@ func ParseStartTicks(stat []byte) (uint64, error) {
 	if i < 0 {
 		return 0, fmt.Errorf("stat: no comm terminator")
 	}
-	fields := bytes.Fields(stat[i+1:])
-	// fields[0] is field 3 (state); starttime is field 22.
+	// The first field after comm is field 3 (state); starttime is field
+	// 22. Scanned in place: bytes.Fields would allocate on every
+	// revalidation.
 	const idx = 22 - 3
-	if len(fields) <= idx {
-		return 0, fmt.Errorf("stat: %d fields after comm, want > %d", len(fields), idx)
+	rest := stat[i+1:]
+	for n := 0; ; n++ {
+		rest = bytes.TrimLeft(rest, " \t\n")
+		if len(rest) == 0 {
+			return 0, fmt.Errorf("stat: %d fields after comm, want > %d", n, idx)
+		}
+		end := bytes.IndexAny(rest, " \t\n")
+		if end < 0 {
+			end = len(rest)
+		}
+		if n == idx {
+			return strconv.ParseUint(string(rest[:end]), 10, 64)
+		}
+		rest = rest[end:]
 	}
-	return strconv.ParseUint(string(fields[idx]), 10, 64)
 }
 
 func readBootTime(procRoot string) (time.Time, error) {

@@ -438,3 +438,30 @@ func TestProcessResolverSelf(t *testing.T) {
 		t.Errorf("process.creation.time not in UTC: %v", created)
 	}
 }
+
+// TestProcessResolverRevalidateAllocs: revalidating live processes once
+// per interval (the read path does it for every process with a key)
+// allocates nothing, and still tells a live process from a gone one.
+func TestProcessResolverRevalidateAllocs(t *testing.T) {
+	r, err := NewProcessResolver("/proc", fixtureHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := uint32(os.Getpid())
+	const gone = 1 << 30 // above pid_max: never a live process
+	interval := func() {
+		r.NextGeneration(30)
+		_ = r.Process(self)
+		_ = r.Process(gone)
+	}
+	interval()
+	if allocs := testing.AllocsPerRun(20, interval); allocs != 0 {
+		t.Errorf("steady-state revalidation: %.1f allocations per interval, want 0", allocs)
+	}
+	if r.Gone(self) {
+		t.Error("the test process is reported gone")
+	}
+	if _, ok := r.startTicks(gone); ok {
+		t.Error("a pid above pid_max has a start time")
+	}
+}
