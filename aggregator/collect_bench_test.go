@@ -18,7 +18,9 @@ import (
 // the OTLP data built from the snapshot (process resolution, SetEmitter,
 // export.Builder), then encoded as OTLP/protobuf (what the otlp exporter
 // does before the network). path=batch is aggregator.PerCPUReader;
-// path=naive reads with one NextKey and one Lookup syscall per key. It
+// path=naive reads with one NextKey and one Lookup syscall per key;
+// path=stream is the agent's path: PerCPUReader.Each straight into the
+// builder, a chunk at a time (its "read" stage is Each alone). It
 // uses bench/readbench's harness, so go test and readbench measure the
 // same code; readbench adds the otlp-json exporter, RSS and CPU.
 func BenchmarkCollect(b *testing.B) {
@@ -42,19 +44,32 @@ func BenchmarkCollect(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, path := range []struct {
-			name string
-			snap readpath.Snapshot
-		}{{"batch", reader}, {"naive", env.NewNaive()}} {
+			name   string
+			snap   readpath.Snapshot
+			stream bool
+		}{{"batch", reader, false}, {"naive", env.NewNaive(), false}, {"stream", reader, true}} {
 			for _, stage := range []string{"read", "read+build", "read+build+proto"} {
 				b.Run(fmt.Sprintf("keys=%d/path=%s/stage=%s", keys, path.name, stage), func(b *testing.B) {
 					run := func() {
-						if err := path.snap.Read(); err != nil {
-							b.Fatal(err)
-						}
-						if stage == "read" {
+						switch {
+						case path.stream && stage == "read":
+							if err := reader.Each(func(int, readpath.Key) error { return nil }); err != nil {
+								b.Fatal(err)
+							}
 							return
+						case path.stream:
+							if err := env.Stream(reader); err != nil {
+								b.Fatal(err)
+							}
+						default:
+							if err := path.snap.Read(); err != nil {
+								b.Fatal(err)
+							}
+							if stage == "read" {
+								return
+							}
+							env.Build(path.snap)
 						}
-						env.Build(path.snap)
 						if stage == "read+build+proto" {
 							if err := env.EncodeProto(); err != nil {
 								b.Fatal(err)
@@ -69,7 +84,7 @@ func BenchmarkCollect(b *testing.B) {
 						run()
 					}
 					runtime.ReadMemStats(&after)
-					if path.snap.Len() != keys {
+					if path.snap.Len() != keys { // the batch reader's Len counts Each's keys too
 						b.Fatalf("read %d keys, want %d", path.snap.Len(), keys)
 					}
 					n := float64(b.N * keys)

@@ -52,6 +52,7 @@ type options struct {
 	export          string   // a steady-state child's exporter
 	steadyExporters []string
 	child           string
+	memProfile      string
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	flag.StringVar(&o.export, "export", "none", "internal: the exporter of a -child measurement")
 	flag.StringVar(&o.child, "child", "", "internal: run one steady-state measurement (rss or cpu) and print it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the per-key benchmarks to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of each RSS measurement to this file (suffixed with the exporter)")
 	flag.Parse()
 	var err error
 	o.exporters = strings.Split(*exporters, ",")
@@ -188,10 +190,13 @@ func cpuModel() string {
 }
 
 // stageNames are the stages of one interval as measured with exporters:
-// read, build, then each exporter's stage, then each exporter's end to end
-// (read + build + its export).
+// read (the whole map into a snapshot), build (the snapshot into the
+// builder), stream (the agent's path: the reader's Each, a chunk at a
+// time, straight into the builder; batch reader only), then each
+// exporter's stage, then each exporter's end to end: stream + export for
+// the batch reader, read + build + export for the naive one.
 func stageNames(exporters []string) []string {
-	names := []string{"read", "build"}
+	names := []string{"read", "build", "stream"}
 	for _, x := range exporters {
 		names = append(names, "export-"+x)
 	}
@@ -206,49 +211,93 @@ type sample struct {
 	ns, allocs, bytes uint64
 }
 
-// interval runs one collection interval on s, stage by stage, measuring
-// each one's wall time and allocations (ReadMemStats between stages, not
-// inside the timed part). Every exporter encodes the same built data.
-func interval(env *readpath.Env, s readpath.Snapshot, exporters []string) ([]sample, error) {
-	out := make([]sample, 2+2*len(exporters))
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	prevA, prevB := ms.Mallocs, ms.TotalAlloc
-	run := func(i int, f func() error) error {
-		t0 := time.Now()
-		err := f()
-		d := time.Since(t0)
-		runtime.ReadMemStats(&ms)
-		out[i] = sample{ns: uint64(d.Nanoseconds()), allocs: ms.Mallocs - prevA, bytes: ms.TotalAlloc - prevB}
-		prevA, prevB = ms.Mallocs, ms.TotalAlloc
-		return err
+// stageMeter measures stages one after another: wall time and allocations
+// (ReadMemStats between stages, not inside the timed part).
+type stageMeter struct {
+	ms           runtime.MemStats
+	prevA, prevB uint64
+}
+
+func newStageMeter() *stageMeter {
+	m := &stageMeter{}
+	runtime.ReadMemStats(&m.ms)
+	m.prevA, m.prevB = m.ms.Mallocs, m.ms.TotalAlloc
+	return m
+}
+
+func (m *stageMeter) run(out *sample, f func() error) error {
+	t0 := time.Now()
+	err := f()
+	d := time.Since(t0)
+	runtime.ReadMemStats(&m.ms)
+	*out = sample{ns: uint64(d.Nanoseconds()), allocs: m.ms.Mallocs - m.prevA, bytes: m.ms.TotalAlloc - m.prevB}
+	m.prevA, m.prevB = m.ms.Mallocs, m.ms.TotalAlloc
+	return err
+}
+
+func (x *sample) add(y sample) {
+	x.ns += y.ns
+	x.allocs += y.allocs
+	x.bytes += y.bytes
+}
+
+// exportStage is exporter x's stage on the last built interval.
+func exportStage(env *readpath.Env, x string) func() error {
+	switch x {
+	case "proto":
+		return env.EncodeProto
+	case "none":
+		return func() error { env.Result(); return nil }
 	}
-	if err := run(0, s.Read); err != nil {
+	return func() error { return env.ExportJSON(context.Background()) }
+}
+
+// interval runs one collection interval on s, stage by stage. With the
+// batch reader (reader not nil) it also streams, and the exporters encode
+// the streamed interval; with the naive one, the built snapshot.
+func interval(env *readpath.Env, s readpath.Snapshot, reader *aggregator.PerCPUReader[readpath.Key], exporters []string) ([]sample, error) {
+	out := make([]sample, 3+2*len(exporters))
+	m := newStageMeter()
+	if err := m.run(&out[0], s.Read); err != nil {
 		return nil, err
 	}
 	if s.Len() != env.Keys {
 		return nil, fmt.Errorf("read %d keys, want %d", s.Len(), env.Keys)
 	}
-	_ = run(1, func() error { env.Build(s); return nil })
-	for i, x := range exporters {
-		f := func() error { return env.ExportJSON(context.Background()) }
-		switch x {
-		case "proto":
-			f = env.EncodeProto
-		case "none":
-			f = func() error { env.Result(); return nil }
-		}
-		if err := run(2+i, f); err != nil {
+	_ = m.run(&out[1], func() error { env.Build(s); return nil })
+	if reader != nil {
+		if err := m.run(&out[2], func() error { return env.Stream(reader) }); err != nil {
 			return nil, err
 		}
-		e2e := &out[2+len(exporters)+i]
-		for _, st := range []sample{out[0], out[1], out[2+i]} {
-			e2e.ns += st.ns
-			e2e.allocs += st.allocs
-			e2e.bytes += st.bytes
+	}
+	for i, x := range exporters {
+		if err := m.run(&out[3+i], exportStage(env, x)); err != nil {
+			return nil, err
 		}
+		e2e := &out[3+len(exporters)+i]
+		if reader != nil {
+			e2e.add(out[2])
+		} else {
+			e2e.add(out[0])
+			e2e.add(out[1])
+		}
+		e2e.add(out[3+i])
 	}
 	return out, nil
+}
+
+// steadyInterval is one interval of the agent's path only (stream, then
+// export), as the steady-state children run it.
+func steadyInterval(env *readpath.Env, reader *aggregator.PerCPUReader[readpath.Key], exporters []string) error {
+	if err := env.Stream(reader); err != nil {
+		return err
+	}
+	for _, x := range exporters {
+		if err := exportStage(env, x)(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type summaryKey struct {
@@ -295,13 +344,14 @@ func benchKeys(o options, topo aggregator.Topology, keys int, s *summary) error 
 	}
 	defer reader.Close()
 	paths := []struct {
-		name string
-		snap readpath.Snapshot
-	}{{"batch", reader}, {"naive", env.NewNaive()}}
+		name   string
+		snap   readpath.Snapshot
+		stream *aggregator.PerCPUReader[readpath.Key]
+	}{{"batch", reader, reader}, {"naive", env.NewNaive(), nil}}
 	stages := stageNames(o.exporters)
 	for _, p := range paths { // warm up: size every buffer and cache
 		for range 2 {
-			if _, err := interval(env, p.snap, o.exporters); err != nil {
+			if _, err := interval(env, p.snap, p.stream, o.exporters); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 		}
@@ -310,7 +360,7 @@ func benchKeys(o options, topo aggregator.Topology, keys int, s *summary) error 
 	for round := range o.count {
 		for i := range paths {
 			p := paths[(i+round)%len(paths)] // rotate which path goes first
-			res, err := interval(env, p.snap, o.exporters)
+			res, err := interval(env, p.snap, p.stream, o.exporters)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -380,6 +430,9 @@ func steady(o options) {
 		if o.split {
 			a = append(a, "-split")
 		}
+		if o.memProfile != "" {
+			a = append(a, "-memprofile", o.memProfile)
+		}
 		return a
 	}
 	for _, mode := range []string{"rss", "cpu"} {
@@ -413,13 +466,23 @@ func childRSS(o options, topo aggregator.Topology) error {
 	}
 	const intervals = 5
 	for range intervals {
-		if _, err := interval(env, reader, childExporters(o)); err != nil {
+		if err := steadyInterval(env, reader, childExporters(o)); err != nil {
 			return err
 		}
 	}
 	hwm, rss, err := rssKiB()
 	if err != nil {
 		return err
+	}
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile + "." + o.export)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -455,7 +518,7 @@ func childCPU(o options, topo aggregator.Topology) error {
 	var busy time.Duration
 	for range o.cpuIntervals {
 		t := time.Now()
-		if _, err := interval(env, reader, childExporters(o)); err != nil {
+		if err := steadyInterval(env, reader, childExporters(o)); err != nil {
 			return err
 		}
 		busy += time.Since(t)
@@ -500,7 +563,7 @@ func steadyEnv(keys int, topo aggregator.Topology, exporters []string) (*readpat
 	if err != nil {
 		return nil, nil, errors.Join(err, env.Close())
 	}
-	if _, err := interval(env, reader, exporters); err != nil {
+	if err := steadyInterval(env, reader, exporters); err != nil {
 		return nil, nil, errors.Join(err, reader.Close(), env.Close())
 	}
 	runtime.GC()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/telagent/telagent/aggregator"
@@ -57,6 +58,8 @@ type Env struct {
 	resolver *entity.ProcessResolver
 	emitter  *probes.SetEmitter
 	builder  *export.Builder
+	iv       *export.Interval // the last Build's, released by the next
+	mat      export.Materializer
 	exporter export.Exporter
 	names    map[uint32]attribute.Set
 	rms      int    // resources of the last export
@@ -201,14 +204,38 @@ func (e *Env) NewReader() (*aggregator.PerCPUReader[Key], error) {
 // syscalls probe's Collect does: per key, its process's resource, its
 // syscall's attribute set, and the emitter's points into the builder.
 func (e *Env) Build(s Snapshot) {
+	e.begin()
+	for i := range s.Len() {
+		e.add(s.Key(i), s.Value(i))
+	}
+	e.iv = e.builder.Finish()
+}
+
+// Stream is the agent's collection path: the reader's Each (one chunk of
+// keys at a time, never the whole map) straight into the builder.
+func (e *Env) Stream(r *aggregator.PerCPUReader[Key]) error {
+	e.begin()
+	err := r.Each(func(i int, k Key) error {
+		e.add(k, r.Value(i))
+		return nil
+	})
+	e.iv = e.builder.Finish()
+	if err == nil && r.Len() != e.Keys {
+		err = fmt.Errorf("streamed %d keys, want %d", r.Len(), e.Keys)
+	}
+	return err
+}
+
+func (e *Env) begin() {
+	e.iv.Release()
 	e.resolver.NextGeneration(30)
 	e.builder.Begin(time.Now())
-	for i := range s.Len() {
-		k, v := s.Key(i), s.Value(i)
-		res := e.resolver.Process(k.Tgid)
-		e.emitter.Emit(e.builder, res, e.name(k.Nr), v)
-		_ = e.resolver.Gone(k.Tgid)
-	}
+}
+
+func (e *Env) add(k Key, v []uint64) {
+	res := e.resolver.Process(k.Tgid)
+	e.emitter.Emit(e.builder, res, e.name(k.Nr), v)
+	_ = e.resolver.Gone(k.Tgid)
 }
 
 func (e *Env) name(nr uint32) attribute.Set {
@@ -220,28 +247,26 @@ func (e *Env) name(nr uint32) attribute.Set {
 	return s
 }
 
-// Result assembles the built interval (what every exporter starts from)
-// without encoding it.
-func (e *Env) Result() { e.rms = len(e.builder.Result()) }
+// Result is the export stage "none": the built interval as the agent's
+// queue holds it (export.Interval), not encoded.
+func (e *Env) Result() { e.rms = e.iv.Len() }
 
 // ExportJSON writes the built interval with the otlp-json exporter, as
-// one OTLP/JSON line, to /dev/null.
+// one OTLP/JSON line, to /dev/null: read resource by resource from the
+// compact interval, as the agent's queue hands it over.
 func (e *Env) ExportJSON(ctx context.Context) error {
-	rms := e.builder.Result()
-	e.rms = len(rms)
-	return e.exporter.Export(ctx, rms)
+	e.rms = e.iv.Len()
+	return e.exporter.(export.IntervalExporter).ExportInterval(ctx, e.iv)
 }
 
-// EncodeProto encodes the built interval as OTLP/protobuf export
-// requests, one per resource as the agent's otlp exporter sends them
-// (export.ToProto, proto.Marshal into a reused buffer): what that exporter
-// spends before the network. (It goes through otlpmetricgrpc, whose own
-// metricdata-to-protobuf conversion does the same work.)
+// EncodeProto encodes the built interval as OTLP/protobuf, resource by
+// resource into a reused buffer (export.ToProto, proto.Marshal): what the
+// otlp exporter spends before the network.
 func (e *Env) EncodeProto() error {
-	rms := e.builder.Result()
-	e.rms = len(rms)
-	for i := range rms {
-		b, err := proto.MarshalOptions{}.MarshalAppend(e.protoBuf[:0], export.ToProto(rms[i:i+1]))
+	e.rms = e.iv.Len()
+	for i := range e.iv.Len() {
+		rm := e.iv.ResourceMetrics(i, &e.mat)
+		b, err := proto.MarshalOptions{}.MarshalAppend(e.protoBuf[:0], export.ToProto([]metricdata.ResourceMetrics{*rm}))
 		if err != nil {
 			return fmt.Errorf("marshal OTLP protobuf: %w", err)
 		}
