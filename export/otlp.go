@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -82,7 +81,15 @@ func newOTLPClient(opts OTLPOptions, signal, path string) (*otlpClient, error) {
 }
 
 // otlpMetrics is the OTLP metric exporter.
-type otlpMetrics struct{ c *otlpClient }
+type otlpMetrics struct {
+	c          *otlpClient
+	maxRequest int // maxRequestBytes; tests lower it
+
+	mu   sync.Mutex // the encoding state below: one export at a time
+	enc  requestEncoder
+	mat  Materializer // ExportInterval's view of one resource
+	body []byte       // http/json: a request's resources wrapped as a request object
+}
 
 // NewOTLP builds the OTLP metric exporter for opts.Protocol (or the
 // environment's). It does not connect: gRPC connects lazily and HTTP per
@@ -93,7 +100,7 @@ func NewOTLP(_ context.Context, opts OTLPOptions) (Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &otlpMetrics{c}, nil
+	return &otlpMetrics{c: c, maxRequest: maxRequestBytes}, nil
 }
 
 // NewOTLPGRPC is NewOTLP over gRPC whatever the environment says.
@@ -142,30 +149,99 @@ func newHTTPClient(cfg *otlpConfig) *http.Client {
 // Export sends the interval, split only when it exceeds maxRequestBytes.
 // Each request is bounded by the configured timeout (and ctx).
 func (e *otlpMetrics) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
+	return e.export(ctx, len(rms), func(i int) *metricdata.ResourceMetrics { return &rms[i] })
+}
+
+// ExportInterval is Export reading the builder's compact form one resource
+// at a time: the interval never exists whole as metricdata.
+func (e *otlpMetrics) ExportInterval(ctx context.Context, iv *Interval) error {
+	return e.export(ctx, iv.Len(), func(i int) *metricdata.ResourceMetrics { return iv.ResourceMetrics(i, &e.mat) })
+}
+
+// export encodes resources 0..n-1 (resource returns each, valid until the
+// next call) and sends them in requests of at most maxRequest bytes.
+func (e *otlpMetrics) export(ctx context.Context, n int, resource func(int) *metricdata.ResourceMetrics) error {
 	if e.c.closed.Load() {
 		return errors.New("otlp export after shutdown")
 	}
-	if len(rms) == 0 {
+	if n == 0 {
 		return nil
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	asJSON := e.c.conn == nil && e.c.cfg.protocol == ProtocolHTTPJSON
 	var errs []error
-	for _, req := range splitRequest(ToProto(rms), maxRequestBytes) {
-		resp := &colmetricspb.ExportMetricsServiceResponse{}
-		err := e.c.send(ctx, req, resp, func(ctx context.Context) error {
-			var err error
-			resp, err = e.c.metrics.Export(ctx, req)
-			return err
-		})
-		if err == nil {
-			if ps := resp.GetPartialSuccess(); ps.GetRejectedDataPoints() > 0 {
-				err = &RejectedError{Points: ps.GetRejectedDataPoints(), Message: ps.GetErrorMessage()}
-			}
-		}
-		if err != nil {
+	e.enc.encode(n, resource, asJSON, e.maxRequest, func(req []byte) {
+		if err := e.send(ctx, req, asJSON); err != nil {
 			errs = append(errs, err)
 		}
-	}
+	})
 	return errors.Join(errs...)
+}
+
+// requestEncoder encodes resources straight into the wire format, by hand
+// (otlpproto_encode.go, or otlpjson_encode.go for http/json), and cuts
+// requests whenever the next resource takes one past the bound (a resource
+// over the bound alone goes alone: splitting inside one would repeat its
+// attributes for little gain). Memory is one request's bytes, reused,
+// never the interval as proto messages; nothing is allocated per point.
+type requestEncoder struct {
+	proto otlpProtoEncoder
+	json  otlpJSONEncoder
+	buf   []byte
+}
+
+// encode hands each request's resources (a protobuf request body, or the
+// members of a JSON resourceMetrics array) to emit, valid during the call.
+func (r *requestEncoder) encode(n int, resource func(int) *metricdata.ResourceMetrics, asJSON bool, max int, emit func([]byte)) {
+	r.proto.reset()
+	r.json.reset()
+	b := r.buf[:0]
+	held := 0 // resources in b
+	for i := range n {
+		rm := resource(i)
+		start := len(b)
+		if asJSON {
+			if held > 0 {
+				b = append(b, ',')
+			}
+			b = r.json.appendResourceMetrics(b, rm)
+		} else {
+			b = r.proto.appendResourceMetrics(b, rm)
+		}
+		held++
+		if len(b) > max && held > 1 {
+			// The resources before this one are a request; this one
+			// opens the next.
+			emit(b[:start])
+			rest := b[start:]
+			if asJSON {
+				rest = rest[1:] // its separating comma
+			}
+			b, held = b[:copy(b, rest)], 1
+		}
+	}
+	emit(b)
+	r.buf = b[:0]
+}
+
+// send sends one request of encoded resources and reports a partial
+// success as a RejectedError.
+func (e *otlpMetrics) send(ctx context.Context, resources []byte, asJSON bool) error {
+	resp := &colmetricspb.ExportMetricsServiceResponse{}
+	var err error
+	if asJSON {
+		e.body = append(append(append(e.body[:0], otlpJSONRequestHead...), resources...), otlpJSONRequestTail...)
+		err = e.c.call(ctx, nil, func(ctx context.Context) error { return e.c.postBody(ctx, e.body, "application/json", resp) })
+	} else {
+		err = e.c.sendEncoded(ctx, otlpMetricsExportMethod, resources, resp)
+	}
+	if err == nil {
+		if ps := resp.GetPartialSuccess(); ps.GetRejectedDataPoints() > 0 {
+			err = &RejectedError{Points: ps.GetRejectedDataPoints(), Message: ps.GetErrorMessage()}
+		}
+	}
+	return err
 }
 
 // Shutdown closes the connection; in-flight requests end with it.
@@ -195,9 +271,16 @@ func (e *RejectedError) Error() string {
 }
 
 // send runs one request with the configured timeout: over gRPC through
-// grpcCall (with the headers as metadata), over HTTP as a POST of req whose
-// response body is decoded into resp.
+// grpcCall, over HTTP as a POST of req whose response body is decoded into
+// resp.
 func (c *otlpClient) send(ctx context.Context, req, resp proto.Message, grpcCall func(context.Context) error) error {
+	return c.call(ctx, grpcCall, func(ctx context.Context) error { return c.post(ctx, req, resp) })
+}
+
+// call runs one request, grpcCall over gRPC (with the headers as
+// metadata) or httpCall over HTTP, bounded by the configured timeout, and
+// words its error the same for every signal and encoding.
+func (c *otlpClient) call(ctx context.Context, grpcCall, httpCall func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
 	defer cancel()
 	c.requests.Add(1)
@@ -208,7 +291,7 @@ func (c *otlpClient) send(ctx context.Context, req, resp proto.Message, grpcCall
 		}
 		err = grpcCall(ctx)
 	} else {
-		err = c.post(ctx, req, resp)
+		err = httpCall(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("otlp export to %s: %w", c.cfg.description, err)
@@ -229,6 +312,14 @@ func (c *otlpClient) post(ctx context.Context, req, resp proto.Message) error {
 	if err != nil {
 		return fmt.Errorf("marshal: %w", err)
 	}
+	return c.postBody(ctx, body, contentType, resp)
+}
+
+// postBody POSTs an encoded request (gzip-compressed when configured) and
+// decodes a 2xx response's body into resp, as JSON when contentType is
+// application/json. It returns only once the HTTP transport is done with
+// body, so the caller may reuse its bytes.
+func (c *otlpClient) postBody(ctx context.Context, body []byte, contentType string, resp proto.Message) error {
 	c.bufMu.Lock()
 	defer c.bufMu.Unlock()
 	if c.cfg.gzip {
@@ -240,9 +331,18 @@ func (c *otlpClient) post(ctx context.Context, req, resp proto.Message) error {
 		}
 		body = c.buf.Bytes()
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.target, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.target, http.NoBody)
 	if err != nil {
 		return err
+	}
+	if len(body) > 0 {
+		// http.RoundTripper may still read (and close) a request body after
+		// it returns, e.g. when the server answered before reading it all;
+		// body and c.buf are reused once this returns.
+		tb := newTrackedBody(body)
+		defer tb.wait(ctx)
+		hreq.Body, hreq.GetBody = tb.reader(), tb.getBody
+		hreq.ContentLength = int64(len(body))
 	}
 	hreq.Header.Set("Content-Type", contentType)
 	if c.cfg.gzip {
@@ -273,7 +373,7 @@ func (c *otlpClient) post(ctx context.Context, req, resp proto.Message) error {
 	}
 	if len(raw) > 0 {
 		// A 2xx without a valid body is still a success.
-		if c.cfg.protocol == ProtocolHTTPJSON {
+		if contentType == "application/json" {
 			_ = otlpJSONUnmarshal.Unmarshal(raw, resp)
 		} else {
 			_ = proto.Unmarshal(raw, resp)
@@ -342,28 +442,3 @@ func (e *otlpLogs) ExportEvents(ctx context.Context, records []sdklog.Record) er
 }
 
 func (e *otlpLogs) Shutdown(context.Context) error { return e.c.close() }
-
-// splitRequest splits req into requests of at most max encoded bytes each,
-// by resource (a single resource over the bound is sent alone: splitting
-// inside a resource would repeat its attributes for little gain).
-func splitRequest(req *colmetricspb.ExportMetricsServiceRequest, max int) []*colmetricspb.ExportMetricsServiceRequest {
-	if proto.Size(req) <= max {
-		return []*colmetricspb.ExportMetricsServiceRequest{req}
-	}
-	var out []*colmetricspb.ExportMetricsServiceRequest
-	var cur []*metricspb.ResourceMetrics
-	size := 0
-	for _, rm := range req.ResourceMetrics {
-		n := proto.Size(rm) + 8 // field tag and length prefix
-		if len(cur) > 0 && size+n > max {
-			out = append(out, &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: cur})
-			cur, size = nil, 0
-		}
-		cur = append(cur, rm)
-		size += n
-	}
-	if len(cur) > 0 {
-		out = append(out, &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: cur})
-	}
-	return out
-}

@@ -202,34 +202,61 @@ func TestOTLPGRPCInsecureFalseUsesTLS(t *testing.T) {
 }
 
 // An interval over the size bound goes out in several requests, each
-// within it, with every resource exactly once and in order.
-func TestSplitRequest(t *testing.T) {
+// within it, with every resource exactly once, in order and equal to
+// ToProto's, over every protocol; an interval within it is one request.
+func TestOTLPSplitsLargeIntervals(t *testing.T) {
 	var rms []metricdata.ResourceMetrics
 	for i := range 50 {
-		rms = append(rms, threeResources()[i%2])
+		rms = append(rms, threeResources()[i%3])
 	}
-	req := ToProto(rms)
-	one := proto.Size(req.ResourceMetrics[0])
-	parts := splitRequest(req, 10*one+50)
-	if len(parts) < 5 || len(parts) > 6 {
-		t.Errorf("%d requests for 50 resources at ~10 per request", len(parts))
-	}
-	var n int
-	for _, p := range parts {
-		if s := proto.Size(p); s > 10*one+50 {
-			t.Errorf("request of %d bytes over the bound %d", s, 10*one+50)
-		}
-		for _, rm := range p.ResourceMetrics {
-			if rm != req.ResourceMetrics[n] {
-				t.Fatalf("resource %d out of order", n)
+	want := ToProto(rms)
+	one := proto.Size(want.ResourceMetrics[0]) + 3 // its tag and length
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTPProtobuf, ProtocolHTTPJSON} {
+		t.Run(strings.ReplaceAll(protocol, "/", "_"), func(t *testing.T) {
+			srv := otlptest.NewServer(t, otlptest.Options{HTTP: protocol != ProtocolGRPC})
+			ctx := waitCtx(t)
+			exp, err := NewOTLP(ctx, OTLPOptions{Endpoint: srv.URL(), Protocol: protocol})
+			if err != nil {
+				t.Fatal(err)
 			}
-			n++
-		}
+			defer exp.Shutdown(ctx)
+			m := exp.(*otlpMetrics)
+			m.maxRequest = 10 * one
+			if protocol == ProtocolHTTPJSON {
+				m.maxRequest = 10 * len(protojsonOf(t, want.ResourceMetrics[0]))
+			}
+			if err := m.Export(ctx, rms); err != nil {
+				t.Fatal(err)
+			}
+			reqs := srv.Metrics()
+			if len(reqs) < 5 || len(reqs) > 6 {
+				t.Errorf("%d requests for 50 resources at ~10 per request", len(reqs))
+			}
+			var got []*metricspb.ResourceMetrics
+			for _, r := range reqs {
+				if protocol != ProtocolHTTPJSON && proto.Size(r) > m.maxRequest {
+					t.Errorf("request of %d bytes over the bound %d", proto.Size(r), m.maxRequest)
+				}
+				got = append(got, r.ResourceMetrics...)
+			}
+			if !proto.Equal(&colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: got}, want) {
+				t.Errorf("the requests' %d resources differ from the interval's 50", len(got))
+			}
+			m.maxRequest = maxRequestBytes
+			if err := m.Export(ctx, rms); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(srv.Metrics()) - len(reqs); n != 1 {
+				t.Errorf("an interval within the bound went out in %d requests", n)
+			}
+		})
 	}
-	if n != 50 {
-		t.Errorf("%d resources sent, want 50", n)
+}
+
+func protojsonOf(t *testing.T, m proto.Message) []byte {
+	b, err := otlpJSONMarshal.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := splitRequest(req, proto.Size(req)); len(got) != 1 || got[0] != req {
-		t.Error("a request within the bound was split")
-	}
+	return b
 }
