@@ -15,7 +15,7 @@ import (
 
 // batchBytes caps the per-chunk value buffer so that hosts with many CPUs do
 // not need max_entries × CPUs × value size of memory at once.
-const batchBytes = 4 << 20
+const batchBytes = 1 << 20
 
 // PerCPUReader snapshots one per-CPU hash map whose values are arrays of u64
 // words (every telagent metric-set value is), reduced NUMA node by NUMA
