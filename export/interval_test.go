@@ -86,9 +86,12 @@ func TestIntervalMatchesMetricdata(t *testing.T) {
 			m := ref.metric(res, d)
 			switch d.Instrument {
 			case entity.InstrumentHistogram:
-				counts := make([]uint64, rng.IntN(entity.HistBuckets+1))
+				// Sparse and dense, within one 64-bucket group and across groups.
+				counts := make([]uint64, []int{0, 1, entity.HistBuckets, 64, 65, 140}[rng.IntN(6)])
 				for i := range counts {
-					counts[i] = u64()
+					if rng.IntN(2) == 0 {
+						counts[i] = u64()
+					}
 				}
 				n, sum := u64(), f64()
 				b.Histogram(res, d, a, n, counts, sum)
