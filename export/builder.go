@@ -113,6 +113,15 @@ func (b *Builder) Begin(now time.Time) {
 	b.cur.begin(now)
 }
 
+// active is the interval being filled; points added without a Begin
+// start one now.
+func (b *Builder) active() *Interval {
+	if b.cur == nil {
+		b.Begin(time.Now())
+	}
+	return b.cur
+}
+
 // Finish ends the interval and hands it to the caller, who must Release
 // it; the next Begin fills other memory.
 func (b *Builder) Finish() *Interval {
@@ -228,7 +237,7 @@ func (m *metricBuilder) add(attrs attribute.Set, v uint64) {
 // are per bucket of entity.HistBoundsSeconds (copied); sum is in the
 // metric's unit.
 func (b *Builder) Histogram(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, n uint64, counts []uint64, sum float64) {
-	m := b.cur.metric(res, d)
+	m := b.active().metric(res, d)
 	if m.kind != kindHistogram {
 		// As metricdata would: a histogram point replaces a metric of
 		// another kind with a histogram of unspecified temporality.
@@ -294,7 +303,7 @@ func appendUvarint(b []byte, v uint64) []byte {
 
 // Counter adds one cumulative sum point (monotonic or not, as d says).
 func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v int64) {
-	m := b.cur.metric(res, d)
+	m := b.active().metric(res, d)
 	if m.kind == kindSumInt || m.kind == kindGaugeInt {
 		m.add(attrs, uint64(v))
 	}
@@ -303,7 +312,7 @@ func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs att
 // CounterFloat adds one cumulative float sum point, for counters whose
 // unit needs a conversion (nanoseconds counted, seconds exported).
 func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
-	m := b.cur.metric(res, d)
+	m := b.active().metric(res, d)
 	if m.kind == kindSumInt && len(m.nums) == 0 {
 		m.kind = kindSumFloat
 	}
@@ -315,7 +324,7 @@ func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attr
 // Gauge adds one float gauge point (a ratio, a fill level) to a metric
 // declared as a gauge.
 func (b *Builder) Gauge(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
-	m := b.cur.metric(res, d)
+	m := b.active().metric(res, d)
 	if m.kind == kindGaugeInt && len(m.nums) == 0 {
 		m.kind = kindGaugeFloat
 	}
@@ -391,67 +400,85 @@ type matPoints struct {
 
 // ResourceMetrics returns resource i of the interval as metricdata in m's
 // memory: valid until m is used again. Each metric's aggregation is boxed
-// into metricdata.Metrics.Data (one allocation per metric, none per point).
+// into metricdata.Metrics.Data (one allocation per metric, none per point;
+// the exporters' own encoders read the points without boxing them, see
+// points).
 func (iv *Interval) ResourceMetrics(i int, m *Materializer) *metricdata.ResourceMetrics {
 	rb := iv.order[i]
+	m.begin(len(rb.order))
 	m.ms = m.ms[:0]
-	m.counts = m.counts[:0]
-	for len(m.pts) < len(rb.order) {
-		m.pts = append(m.pts, matPoints{})
-	}
 	for j, mb := range rb.order {
 		m.ms = append(m.ms, metricdata.Metrics{Name: mb.name, Description: mb.description, Unit: mb.unit,
-			Data: mb.data(&m.pts[j], &m.counts, iv.start, iv.now)})
+			Data: mb.data(iv.points(m, j, mb))})
 	}
 	m.sms = append(m.sms[:0], metricdata.ScopeMetrics{Scope: iv.scope, Metrics: m.ms})
 	m.rm = metricdata.ResourceMetrics{Resource: rb.res, ScopeMetrics: m.sms}
 	return &m.rm
 }
 
-// data writes the metric's points into p and boxes them into the
-// aggregation exporters expect.
-func (mb *metricBuilder) data(p *matPoints, counts *[]uint64, start, now time.Time) metricdata.Aggregation {
+// begin readies m for a resource of n metrics.
+func (m *Materializer) begin(n int) {
+	m.counts = m.counts[:0]
+	for len(m.pts) < n {
+		m.pts = append(m.pts, matPoints{})
+	}
+}
+
+// points writes the points of mb, metric j of the resource m began, into
+// m: p.hist, p.ints or p.floats, as mb.kind says.
+func (iv *Interval) points(m *Materializer, j int, mb *metricBuilder) *matPoints {
+	p := &m.pts[j]
 	n := len(mb.attrs)
+	start, now := iv.start, iv.now
 	switch mb.kind {
 	case kindHistogram:
 		p.hist = resize(p.hist, n)
 		buckets := mb.buckets
 		for i := range p.hist {
-			lo := len(*counts)
-			buckets = readBuckets(counts, buckets)
+			lo := len(m.counts)
+			buckets = readBuckets(&m.counts, buckets)
 			// Field by field, in place: no temporary of the whole point.
 			dp := &p.hist[i]
 			dp.Attributes = mb.attrs[i]
 			dp.StartTime, dp.Time = start, now
 			dp.Count, dp.Sum = mb.nums[i], mb.sums[i]
 			dp.Bounds = entity.HistBoundsSeconds
-			dp.BucketCounts = (*counts)[lo:len(*counts):len(*counts)]
+			dp.BucketCounts = m.counts[lo:len(m.counts):len(m.counts)]
 			dp.Min, dp.Max, dp.Exemplars = metricdata.Extrema[float64]{}, metricdata.Extrema[float64]{}, nil
 		}
-		return metricdata.Histogram[float64]{Temporality: mb.temporality, DataPoints: p.hist}
 	case kindSumFloat, kindGaugeFloat:
+		if mb.kind == kindGaugeFloat {
+			start = time.Time{}
+		}
 		p.floats = resize(p.floats, n)
 		for i := range p.floats {
-			p.floats[i] = metricdata.DataPoint[float64]{Attributes: mb.attrs[i], Time: now, Value: math.Float64frombits(mb.nums[i])}
+			p.floats[i] = metricdata.DataPoint[float64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: math.Float64frombits(mb.nums[i])}
 		}
-		if mb.kind == kindGaugeFloat {
-			return metricdata.Gauge[float64]{DataPoints: p.floats}
-		}
-		for i := range p.floats {
-			p.floats[i].StartTime = start
-		}
-		return metricdata.Sum[float64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.floats}
 	default:
+		if mb.kind == kindGaugeInt {
+			start = time.Time{}
+		}
 		p.ints = resize(p.ints, n)
 		for i := range p.ints {
-			p.ints[i] = metricdata.DataPoint[int64]{Attributes: mb.attrs[i], Time: now, Value: int64(mb.nums[i])}
+			p.ints[i] = metricdata.DataPoint[int64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: int64(mb.nums[i])}
 		}
-		if mb.kind == kindGaugeInt {
-			return metricdata.Gauge[int64]{DataPoints: p.ints}
-		}
-		for i := range p.ints {
-			p.ints[i].StartTime = start
-		}
+	}
+	return p
+}
+
+// data boxes the points written into p into the aggregation exporters
+// expect.
+func (mb *metricBuilder) data(p *matPoints) metricdata.Aggregation {
+	switch mb.kind {
+	case kindHistogram:
+		return metricdata.Histogram[float64]{Temporality: mb.temporality, DataPoints: p.hist}
+	case kindSumFloat:
+		return metricdata.Sum[float64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.floats}
+	case kindGaugeFloat:
+		return metricdata.Gauge[float64]{DataPoints: p.floats}
+	case kindGaugeInt:
+		return metricdata.Gauge[int64]{DataPoints: p.ints}
+	default:
 		return metricdata.Sum[int64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.ints}
 	}
 }

@@ -132,6 +132,14 @@ func TestIntervalMatchesMetricdata(t *testing.T) {
 		if got := string(enc.appendRequest(nil, iv.Metricdata())); got != want {
 			t.Fatalf("round %d: Metricdata differs from metricdata built directly", round)
 		}
+		var pe otlpProtoEncoder
+		wantPB := pe.appendRequest(nil, ref.result("v1"))
+		var gotPB []byte
+		var penc ProtoEncoder
+		penc.EncodeInterval(iv, func(req []byte) { gotPB = append(gotPB, req...) })
+		if !bytes.Equal(gotPB, wantPB) {
+			t.Fatalf("round %d: ProtoEncoder's request differs from the metricdata's encoding", round)
+		}
 		before, _ := os.ReadFile(path)
 		if err := exp.(IntervalExporter).ExportInterval(context.Background(), iv); err != nil {
 			t.Fatal(err)
@@ -191,6 +199,37 @@ func TestIntervalSteadyStateAllocs(t *testing.T) {
 	if max := float64(3 * procs); allocs > max {
 		t.Errorf("steady-state interval of %d points: %.0f allocations, want at most %.0f (one per metric and resource, none per point)",
 			3*procs*perProc, allocs, max)
+	}
+}
+
+// TestIntervalEncodeAllocs: the exporters' encoders read an interval
+// without allocating at all in steady state (no boxing of aggregations
+// either), protobuf and JSON.
+func TestIntervalEncodeAllocs(t *testing.T) {
+	b := NewBuilder("v", testStart)
+	b.Begin(testStart.Add(time.Second))
+	for p := range 20 {
+		res := processResource(int64(p+1), "w")
+		for i := range 50 {
+			a := attribute.NewSet(attribute.Int("i", i))
+			b.Histogram(res, histDesc, a, 7, []uint64{1, 0, 5, 0, 1}, 1)
+			b.Counter(res, countDesc, a, int64(i))
+			b.CounterFloat(res, floatDesc, a, 0.5)
+			b.Gauge(res, gaugeDesc, a, 0.25)
+		}
+	}
+	iv := b.Finish()
+	var pe ProtoEncoder
+	var js requestEncoder
+	var mat Materializer
+	n := 0
+	encode := func() {
+		pe.EncodeInterval(iv, func(req []byte) { n += len(req) })
+		js.encode(resources{iv: iv, mat: &mat}, true, maxRequestBytes, func(req []byte) { n += len(req) })
+	}
+	encode()
+	if allocs := testing.AllocsPerRun(10, encode); allocs != 0 {
+		t.Errorf("encoding an interval of 4000 points as protobuf and JSON: %.1f allocations, want 0", allocs)
 	}
 }
 

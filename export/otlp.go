@@ -149,34 +149,48 @@ func newHTTPClient(cfg *otlpConfig) *http.Client {
 // Export sends the interval, split only when it exceeds maxRequestBytes.
 // Each request is bounded by the configured timeout (and ctx).
 func (e *otlpMetrics) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
-	return e.export(ctx, len(rms), func(i int) *metricdata.ResourceMetrics { return &rms[i] })
+	return e.export(ctx, resources{rms: rms})
 }
 
 // ExportInterval is Export reading the builder's compact form one resource
 // at a time: the interval never exists whole as metricdata.
 func (e *otlpMetrics) ExportInterval(ctx context.Context, iv *Interval) error {
-	return e.export(ctx, iv.Len(), func(i int) *metricdata.ResourceMetrics { return iv.ResourceMetrics(i, &e.mat) })
+	return e.export(ctx, resources{iv: iv, mat: &e.mat})
 }
 
-// export encodes resources 0..n-1 (resource returns each, valid until the
-// next call) and sends them in requests of at most maxRequest bytes.
-func (e *otlpMetrics) export(ctx context.Context, n int, resource func(int) *metricdata.ResourceMetrics) error {
+// export sends src in requests of at most maxRequest bytes.
+func (e *otlpMetrics) export(ctx context.Context, src resources) error {
 	if e.c.closed.Load() {
 		return errors.New("otlp export after shutdown")
 	}
-	if n == 0 {
+	if src.len() == 0 {
 		return nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	asJSON := e.c.conn == nil && e.c.cfg.protocol == ProtocolHTTPJSON
 	var errs []error
-	e.enc.encode(n, resource, asJSON, e.maxRequest, func(req []byte) {
+	e.enc.encode(src, asJSON, e.maxRequest, func(req []byte) {
 		if err := e.send(ctx, req, asJSON); err != nil {
 			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// resources is what an exporter encodes: an interval's metricdata, or the
+// builder's compact form read through mat.
+type resources struct {
+	rms []metricdata.ResourceMetrics
+	iv  *Interval
+	mat *Materializer
+}
+
+func (r resources) len() int {
+	if r.iv != nil {
+		return r.iv.Len()
+	}
+	return len(r.rms)
 }
 
 // requestEncoder encodes resources straight into the wire format, by hand
@@ -193,22 +207,17 @@ type requestEncoder struct {
 
 // encode hands each request's resources (a protobuf request body, or the
 // members of a JSON resourceMetrics array) to emit, valid during the call.
-func (r *requestEncoder) encode(n int, resource func(int) *metricdata.ResourceMetrics, asJSON bool, max int, emit func([]byte)) {
+func (r *requestEncoder) encode(src resources, asJSON bool, max int, emit func([]byte)) {
 	r.proto.reset()
 	r.json.reset()
 	b := r.buf[:0]
 	held := 0 // resources in b
-	for i := range n {
-		rm := resource(i)
+	for i := range src.len() {
 		start := len(b)
-		if asJSON {
-			if held > 0 {
-				b = append(b, ',')
-			}
-			b = r.json.appendResourceMetrics(b, rm)
-		} else {
-			b = r.proto.appendResourceMetrics(b, rm)
+		if asJSON && held > 0 {
+			b = append(b, ',')
 		}
+		b = r.appendResource(b, src, i, asJSON)
 		held++
 		if len(b) > max && held > 1 {
 			// The resources before this one are a request; this one
@@ -223,6 +232,19 @@ func (r *requestEncoder) encode(n int, resource func(int) *metricdata.ResourceMe
 	}
 	emit(b)
 	r.buf = b[:0]
+}
+
+func (r *requestEncoder) appendResource(b []byte, src resources, i int, asJSON bool) []byte {
+	switch {
+	case src.iv != nil && asJSON:
+		return r.json.appendIntervalResource(b, src.iv, i, src.mat)
+	case src.iv != nil:
+		return r.proto.appendIntervalResource(b, src.iv, i, src.mat)
+	case asJSON:
+		return r.json.appendResourceMetrics(b, &src.rms[i])
+	default:
+		return r.proto.appendResourceMetrics(b, &src.rms[i])
+	}
 }
 
 // send sends one request of encoded resources and reports a partial

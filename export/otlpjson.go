@@ -81,18 +81,17 @@ func NewOTLPJSON(path string) (Exporter, error) {
 // so a reader tailing the file never sees half an interval for long and a
 // crash loses at most the interval being written.
 func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics) error {
-	return e.write(ctx, len(rms), func(i int) *metricdata.ResourceMetrics { return &rms[i] })
+	return e.write(ctx, resources{rms: rms})
 }
 
 // ExportInterval is Export reading the builder's compact form one resource
 // at a time: the interval never exists whole as metricdata.
 func (e *otlpJSON) ExportInterval(ctx context.Context, iv *Interval) error {
-	return e.write(ctx, iv.Len(), func(i int) *metricdata.ResourceMetrics { return iv.ResourceMetrics(i, &e.mat) })
+	return e.write(ctx, resources{iv: iv, mat: &e.mat})
 }
 
-// write encodes resources 0..n-1 (resource returns each, valid until the
-// next call) as one line.
-func (e *otlpJSON) write(ctx context.Context, n int, resource func(int) *metricdata.ResourceMetrics) error {
+// write encodes src as one line.
+func (e *otlpJSON) write(ctx context.Context, src resources) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -101,7 +100,7 @@ func (e *otlpJSON) write(ctx context.Context, n int, resource func(int) *metricd
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("otlp-json %s: %w", e.path, err)
 	}
-	if n == 0 {
+	if src.len() == 0 {
 		return nil // nothing was counted: a line of "{}" would only be noise
 	}
 	// The request is streamed resource by resource through the reused
@@ -110,11 +109,15 @@ func (e *otlpJSON) write(ctx context.Context, n int, resource func(int) *metricd
 	// interval is one resource's JSON plus the bufio buffer.
 	e.encoder.reset()
 	b := append(e.enc[:0], otlpJSONRequestHead...)
-	for i := range n {
+	for i := range src.len() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = e.encoder.appendResourceMetrics(b, resource(i))
+		if src.iv != nil {
+			b = e.encoder.appendIntervalResource(b, src.iv, i, src.mat)
+		} else {
+			b = e.encoder.appendResourceMetrics(b, &src.rms[i])
+		}
 		if len(b) >= otlpJSONChunk {
 			if _, err := e.w.Write(b); err != nil {
 				e.enc = b[:0]

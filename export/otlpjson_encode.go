@@ -617,3 +617,72 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// appendIntervalResource appends resource i of iv exactly as
+// appendResourceMetrics appends its metricdata (the same text), reading the
+// typed points from m without boxing them into metricdata.Aggregation.
+func (e *otlpJSONEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
+	rb := iv.order[i]
+	m.begin(len(rb.order))
+	b = append(b, `{"resource":`...)
+	obj := len(b)
+	b = append(b, '{')
+	b = appendJSONAttrs(b, obj, rb.res.Set())
+	b = append(b, `},"scopeMetrics":[{"scope":`...)
+	b = appendJSONScope(b, &iv.scope)
+	b = append(b, `,"metrics":[`...)
+	arr := len(b)
+	for j, mb := range rb.order {
+		b = e.appendBuiltMetric(b, arr, mb, iv.points(m, j, mb))
+	}
+	b = append(b, ']')
+	if iv.scope.SchemaURL != "" {
+		b = append(b, `,"schemaUrl":`...)
+		b = appendJSONString(b, iv.scope.SchemaURL)
+	}
+	b = append(b, "}]"...)
+	if u := rb.res.SchemaURL(); u != "" {
+		b = append(b, `,"schemaUrl":`...)
+		b = appendJSONString(b, u)
+	}
+	return append(b, '}')
+}
+
+// appendBuiltMetric is appendMetric for one of the builder's metrics.
+func (e *otlpJSONEncoder) appendBuiltMetric(b []byte, arr int, mb *metricBuilder, p *matPoints) []byte {
+	if len(b) != arr {
+		b = append(b, ',')
+	}
+	obj := len(b)
+	b = append(b, '{')
+	if mb.name != "" {
+		b = jsonKey(b, obj, "name")
+		b = appendJSONString(b, mb.name)
+	}
+	if mb.description != "" {
+		b = jsonKey(b, obj, "description")
+		b = appendJSONString(b, mb.description)
+	}
+	if mb.unit != "" {
+		b = jsonKey(b, obj, "unit")
+		b = appendJSONString(b, mb.unit)
+	}
+	switch mb.kind {
+	case kindHistogram:
+		b = jsonKey(b, obj, "histogram")
+		b = appendJSONHistogram(e, b, p.hist, mb.temporality)
+	case kindSumFloat:
+		b = jsonKey(b, obj, "sum")
+		b = appendJSONNumberData(b, p.floats, false, mb.temporality, mb.monotonic)
+	case kindGaugeFloat:
+		b = jsonKey(b, obj, "gauge")
+		b = appendJSONNumberData(b, p.floats, false, 0, false)
+	case kindGaugeInt:
+		b = jsonKey(b, obj, "gauge")
+		b = appendJSONNumberData(b, p.ints, true, 0, false)
+	default:
+		b = jsonKey(b, obj, "sum")
+		b = appendJSONNumberData(b, p.ints, true, mb.temporality, mb.monotonic)
+	}
+	return append(b, '}')
+}

@@ -625,5 +625,47 @@ type ProtoEncoder struct {
 // EncodeInterval hands each request body of iv to emit, valid during the
 // call.
 func (p *ProtoEncoder) EncodeInterval(iv *Interval, emit func(req []byte)) {
-	p.enc.encode(iv.Len(), func(i int) *metricdata.ResourceMetrics { return iv.ResourceMetrics(i, &p.mat) }, false, maxRequestBytes, emit)
+	p.enc.encode(resources{iv: iv, mat: &p.mat}, false, maxRequestBytes, emit)
+}
+
+// appendIntervalResource appends resource i of iv exactly as
+// appendResourceMetrics appends its metricdata (the same bytes), reading the
+// typed points from m without boxing them into metricdata.Aggregation.
+func (e *otlpProtoEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
+	rb := iv.order[i]
+	m.begin(len(rb.order))
+	b, msg := e.open(b, pbRequestResourceMetrics, pbLevelResourceMetrics)
+	b, r := e.open(b, pbResourceMetricsResource, pbLevelResource)
+	b = e.appendAttrs(b, pbResourceAttributes, rb.res.Set())
+	b = e.close(b, r)
+	b, sm := e.open(b, pbResourceMetricsScopeMetrics, pbLevelScopeMetrics)
+	b = e.appendScope(b, &iv.scope)
+	for j, mb := range rb.order {
+		b = e.appendBuiltMetric(b, mb, iv.points(m, j, mb))
+	}
+	b = appendPBString(b, pbScopeMetricsSchemaURL, iv.scope.SchemaURL)
+	b = e.close(b, sm)
+	b = appendPBString(b, pbResourceMetricsSchemaURL, rb.res.SchemaURL())
+	return e.close(b, msg)
+}
+
+// appendBuiltMetric is appendMetric for one of the builder's metrics.
+func (e *otlpProtoEncoder) appendBuiltMetric(b []byte, mb *metricBuilder, p *matPoints) []byte {
+	b, msg := e.open(b, pbScopeMetricsMetrics, pbLevelMetric)
+	b = appendPBString(b, pbMetricName, mb.name)
+	b = appendPBString(b, pbMetricDescription, mb.description)
+	b = appendPBString(b, pbMetricUnit, mb.unit)
+	switch mb.kind {
+	case kindHistogram:
+		b = appendPBHistogram(e, b, p.hist, mb.temporality)
+	case kindSumFloat:
+		b = appendPBNumberData(e, b, pbMetricSum, p.floats, false, mb.temporality, mb.monotonic)
+	case kindGaugeFloat:
+		b = appendPBNumberData(e, b, pbMetricGauge, p.floats, false, 0, false)
+	case kindGaugeInt:
+		b = appendPBNumberData(e, b, pbMetricGauge, p.ints, true, 0, false)
+	default:
+		b = appendPBNumberData(e, b, pbMetricSum, p.ints, true, mb.temporality, mb.monotonic)
+	}
+	return e.close(b, msg)
 }
