@@ -172,19 +172,7 @@ func (e *otlpJSONEncoder) appendMetric(b []byte, arr int, m *metricdata.Metrics)
 		b = append(b, ',')
 	}
 	obj := len(b)
-	b = append(b, '{')
-	if m.Name != "" {
-		b = jsonKey(b, obj, "name")
-		b = appendJSONString(b, m.Name)
-	}
-	if m.Description != "" {
-		b = jsonKey(b, obj, "description")
-		b = appendJSONString(b, m.Description)
-	}
-	if m.Unit != "" {
-		b = jsonKey(b, obj, "unit")
-		b = appendJSONString(b, m.Unit)
-	}
+	b = appendJSONMetricHead(b, m.Name, m.Description, m.Unit)
 	switch a := m.Data.(type) {
 	case metricdata.Gauge[int64]:
 		b = jsonKey(b, obj, "gauge")
@@ -217,6 +205,20 @@ func (e *otlpJSONEncoder) appendMetric(b []byte, arr int, m *metricdata.Metrics)
 		return b[:mark] // as ToProto: nothing OTLP can represent
 	}
 	return append(b, '}')
+}
+
+// appendJSONMetricHead opens a metric object with its non-empty name,
+// description and unit.
+func appendJSONMetricHead(b []byte, name, description, unit string) []byte {
+	obj := len(b)
+	b = append(b, '{')
+	for _, f := range [...][2]string{{"name", name}, {"description", description}, {"unit", unit}} {
+		if f[1] != "" {
+			b = jsonKey(b, obj, f[0])
+			b = appendJSONString(b, f[1])
+		}
+	}
+	return b
 }
 
 // appendJSONDataHead appends a data object's "dataPoints" key and opening
@@ -654,19 +656,7 @@ func (e *otlpJSONEncoder) appendBuiltMetric(b []byte, arr int, mb *metricBuilder
 		b = append(b, ',')
 	}
 	obj := len(b)
-	b = append(b, '{')
-	if mb.name != "" {
-		b = jsonKey(b, obj, "name")
-		b = appendJSONString(b, mb.name)
-	}
-	if mb.description != "" {
-		b = jsonKey(b, obj, "description")
-		b = appendJSONString(b, mb.description)
-	}
-	if mb.unit != "" {
-		b = jsonKey(b, obj, "unit")
-		b = appendJSONString(b, mb.unit)
-	}
+	b = appendJSONMetricHead(b, mb.name, mb.description, mb.unit)
 	switch mb.kind {
 	case kindHistogram:
 		b = jsonKey(b, obj, "histogram")
