@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
@@ -24,6 +25,16 @@ const (
 	eventBatch = 1024
 	// eventFlush is how long an event may wait for its batch.
 	eventFlush = time.Second
+	// eventBacklog bounds the events kept for retry while exports fail
+	// (~16 MiB at most): an outage shorter than that many events loses
+	// none; past it the oldest go, counted as export_failed.
+	eventBacklog = 32768
+	// eventRetryMin and eventRetryMax bound the wait between export
+	// attempts while the backend fails (doubling in between), so a dead
+	// backend is not hammered and a stalled one does not hold the
+	// pipeline on every tick.
+	eventRetryMin = time.Second
+	eventRetryMax = 16 * time.Second
 	// earlyExits exited processes since the last collection make the
 	// agent collect (and so export and evict) before the interval ends, so
 	// that a burst of short-lived processes does not fill the metric-set
@@ -59,10 +70,16 @@ type eventPipeline struct {
 
 	resources map[procKey]*resource.Resource // pipeline goroutine only
 	nodes     []int                          // node of each record in the builder, in order
-	failing   bool
-	exported  uint64
-	failed    map[int]uint64 // per node: events lost to failed exports (under mu)
-	dropAttrs map[int]attribute.Set
+	// backlog holds the records not yet delivered, oldest first, with the
+	// node each came through (pipeline goroutine only).
+	backlog      []sdklog.Record
+	backlogNodes []int
+	retryAt      time.Time
+	retryWait    time.Duration
+	failing      bool
+	exported     uint64
+	failed       map[int]uint64 // per node: events lost to failed exports (under mu)
+	dropAttrs    map[int]attribute.Set
 }
 
 type exitNote struct {
@@ -81,12 +98,7 @@ type procKey struct {
 // it returns nil when no probe does.
 func newEventPipeline(ps []probes.Probe, exp export.EventExporter, version string, host []attribute.KeyValue,
 	creation func(uint64) string, log *slog.Logger) *eventPipeline {
-	e := &eventPipeline{
-		exporter: exp, builder: export.NewEventBuilder(version), host: host, creation: creation, log: log,
-		queue: make(chan probes.Event, eventQueue), stop: make(chan struct{}), done: make(chan struct{}),
-		early: make(chan struct{}, 1), resources: map[procKey]*resource.Resource{},
-		failed: map[int]uint64{}, dropAttrs: map[int]attribute.Set{},
-	}
+	e := newPipeline(exp, version, host, creation, log)
 	for _, p := range ps {
 		if src, ok := p.(probes.EventSource); ok {
 			src.SetEventSink(e)
@@ -97,6 +109,16 @@ func newEventPipeline(ps []probes.Probe, exp export.EventExporter, version strin
 		return nil
 	}
 	return e
+}
+
+func newPipeline(exp export.EventExporter, version string, host []attribute.KeyValue,
+	creation func(uint64) string, log *slog.Logger) *eventPipeline {
+	return &eventPipeline{
+		exporter: exp, builder: export.NewEventBuilder(version), host: host, creation: creation, log: log,
+		queue: make(chan probes.Event, eventQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		early: make(chan struct{}, 1), resources: map[procKey]*resource.Resource{},
+		failed: map[int]uint64{}, dropAttrs: map[int]attribute.Set{},
+	}
 }
 
 // start runs the export goroutine (after the probes started).
@@ -274,39 +296,89 @@ func (e *eventPipeline) add(ev probes.Event) {
 // maxEventResources bounds the Resource cache of live processes.
 const maxEventResources = 8192
 
+// flush exports what was added since the last flush, after whatever a
+// failing backend left in the backlog, in batches of eventBatch, oldest
+// first. A failed batch stays, with everything after it, for the next
+// attempt after a backoff; past eventBacklog records the oldest are
+// dropped and counted. Stopping makes one last attempt and counts what is
+// left.
 func (e *eventPipeline) flush() {
-	recs, nodes := e.builder.Take(), e.nodes
+	recs := e.builder.Take()
+	e.backlog = append(e.backlog, recs...)
+	e.backlogNodes = append(e.backlogNodes, e.nodes...)
 	e.nodes = e.nodes[:0]
-	if len(recs) == 0 {
-		return
-	}
-	parent := context.Background()
+	stopping := false
 	select {
 	case <-e.stop:
-		parent = e.stopCtx
+		stopping = true
 	default:
 	}
-	ctx, cancel := context.WithTimeout(parent, export.EventExportTimeout())
-	defer cancel()
-	err := e.exporter.ExportEvents(ctx, recs)
-	switch {
-	case err != nil && !e.failing:
-		e.failing = true
-		e.log.Warn("event export failed; events are dropped (and counted) until it recovers", "err", err, "events", len(recs))
-	case err == nil && e.failing:
-		e.failing = false
-		e.log.Info("event export recovered")
+	if len(e.backlog) > 0 && (stopping || !time.Now().Before(e.retryAt)) {
+		e.exportBacklog(stopping)
 	}
-	if err == nil {
-		e.exported += uint64(len(recs))
+	if stopping {
+		e.dropOldest(len(e.backlog))
 		return
 	}
-	// Lost: counted, like every other drop, by the node it came through.
+	e.dropOldest(len(e.backlog) - eventBacklog)
+}
+
+// exportBacklog sends the backlog batch by batch until one fails.
+func (e *eventPipeline) exportBacklog(stopping bool) {
+	parent := context.Background()
+	if stopping {
+		parent = e.stopCtx
+	}
+	sent := 0
+	defer func() { e.discard(sent) }()
+	for sent < len(e.backlog) {
+		batch := e.backlog[sent:min(len(e.backlog), sent+eventBatch)]
+		ctx, cancel := context.WithTimeout(parent, export.EventExportTimeout())
+		err := e.exporter.ExportEvents(ctx, batch)
+		cancel()
+		if err != nil {
+			if !e.failing {
+				e.failing = true
+				e.log.Warn("event export failing; events are kept and retried, the oldest dropped (and counted) past the backlog",
+					"err", err, "backlog", eventBacklog)
+			}
+			e.retryWait = min(max(2*e.retryWait, eventRetryMin), eventRetryMax)
+			e.retryAt = time.Now().Add(e.retryWait)
+			return
+		}
+		if e.failing {
+			e.failing = false
+			e.log.Info("event export recovered", "backlog", len(e.backlog)-sent)
+		}
+		e.retryWait, e.retryAt = 0, time.Time{}
+		e.exported += uint64(len(batch))
+		sent += len(batch)
+	}
+}
+
+// dropOldest drops the n oldest records of the backlog: lost, and counted,
+// like every other drop, by the node they came through.
+func (e *eventPipeline) dropOldest(n int) {
+	if n <= 0 {
+		return
+	}
 	e.mu.Lock()
-	for _, n := range nodes {
-		e.failed[n]++
+	for _, node := range e.backlogNodes[:n] {
+		e.failed[node]++
 	}
 	e.mu.Unlock()
+	e.discard(n)
+}
+
+// discard removes the n oldest records of the backlog.
+func (e *eventPipeline) discard(n int) {
+	if n <= 0 {
+		return
+	}
+	k := copy(e.backlog, e.backlog[n:])
+	clear(e.backlog[k:]) // release the records' attributes
+	e.backlog = e.backlog[:k]
+	e.backlogNodes = e.backlogNodes[:copy(e.backlogNodes, e.backlogNodes[n:])]
 }
 
 func (e *eventPipeline) String() string {
