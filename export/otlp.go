@@ -60,6 +60,7 @@ type otlpClient struct {
 	requests atomic.Uint64
 	bufMu    sync.Mutex
 	buf      bytes.Buffer // HTTP gzip body, reused
+	sendBufs sendBufs     // gRPC copies of pre-encoded requests (otlp_raw.go)
 }
 
 func newOTLPClient(opts OTLPOptions, signal, path string) (*otlpClient, error) {

@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -183,5 +185,49 @@ func TestSendEncodedHTTPJSONRefused(t *testing.T) {
 	}
 	if n := c.requests.Load(); n != 0 {
 		t.Errorf("%d requests counted, want 0", n)
+	}
+}
+
+// TestSendEncodedReusesCopies: the request copies gRPC sends are recycled
+// through the client's own free list: 20 requests of 2 MiB allocate a few
+// copies, not one each (gRPC's shared pool let them pile up).
+func TestSendEncodedReusesCopies(t *testing.T) {
+	srv := otlptest.NewServer(t, otlptest.Options{})
+	c, err := newOTLPClient(OTLPOptions{Protocol: ProtocolGRPC, Endpoint: srv.URL()}, "METRICS", "/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	// One resource whose schema URL pads the request to 2 MiB.
+	var pe otlpProtoEncoder
+	body := pe.appendResourceMetrics(nil, &metricdata.ResourceMetrics{
+		Resource: resource.NewWithAttributes(strings.Repeat("u", 2<<20))})
+	ctx := waitCtx(t)
+	send := func() {
+		if err := c.sendEncoded(ctx, otlpMetricsExportMethod, body, &colmetricspb.ExportMetricsServiceResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 20
+	for range n {
+		send()
+	}
+	runtime.ReadMemStats(&after)
+	// The server's decoding allocates per request too (in this process):
+	// about one request's size each. A copy per request would double it.
+	perRequest := float64(after.TotalAlloc-before.TotalAlloc) / n / float64(len(body))
+	if perRequest > 1.6 {
+		t.Errorf("%.2f request sizes allocated per request: copies are not reused", perRequest)
+	}
+	if got := len(srv.Metrics()); got != n+1 {
+		t.Errorf("server got %d requests, want %d", got, n+1)
+	}
+	c.sendBufs.mu.Lock()
+	defer c.sendBufs.mu.Unlock()
+	if len(c.sendBufs.free) > maxFreeSendBufs {
+		t.Errorf("%d free copies kept, at most %d", len(c.sendBufs.free), maxFreeSendBufs)
 	}
 }
