@@ -10,7 +10,7 @@ BPF_LLVM_PKG  := llvm-19=1:19.1.7-3~deb12u1
 ARGS        ?= --interval 5s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
-# Each fuzz target runs this long in `make test`: 14 targets, each run also
+# Each fuzz target runs this long in `make test`: 15 targets, each run also
 # links its instrumented test binary (~3 s), so about a minute in all.
 # `make fuzz FUZZTIME=1m` for a real search.
 FUZZTIME    ?= 2s
@@ -29,7 +29,8 @@ FUZZ_TARGETS := \
 	./entity:FuzzParseStartTicks \
 	./internal/schemagen:FuzzLoad \
 	./export:FuzzOTLPJSONEncode \
-	./export:FuzzOTLPProtoEncode
+	./export:FuzzOTLPProtoEncode \
+	./export:FuzzOTLPLogsEncode
 
 .PHONY: all build run test fuzz test-deps test-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
 

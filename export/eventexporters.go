@@ -3,7 +3,6 @@ package export
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,7 +19,15 @@ import (
 // otlp-json metric exporter, between its metric lines: one file holds both
 // signals, in the Collector file exporter's format (its otlpjsonfile
 // receiver tells the request types apart by their top-level key).
-type otlpJSONEvents struct{ e *otlpJSON }
+//
+// Records are encoded by hand (otlplogs_encode.go) and streamed to the
+// file's buffered writer in chunks of otlpJSONChunk, through the file's
+// reused line buffer, as metric intervals are: memory is a chunk, not the
+// batch, and nothing is allocated per record.
+type otlpJSONEvents struct {
+	e   *otlpJSON
+	enc *otlpLogsEncoder // guarded by e.mu
+}
 
 // OTLPJSONEvents returns the event exporter writing into the same file as
 // metrics, which must come from NewOTLPJSON. The file belongs to metrics:
@@ -30,7 +37,7 @@ func OTLPJSONEvents(metrics Exporter) (EventExporter, error) {
 	if !ok {
 		return nil, fmt.Errorf("otlp-json events: %T is not an otlp-json exporter", metrics)
 	}
-	return otlpJSONEvents{e}, nil
+	return otlpJSONEvents{e: e, enc: &otlpLogsEncoder{}}, nil
 }
 
 // ExportEvents writes the batch as exactly one line and flushes it.
@@ -47,17 +54,24 @@ func (x otlpJSONEvents) ExportEvents(ctx context.Context, records []sdklog.Recor
 	if len(records) == 0 {
 		return nil
 	}
-	raw, err := otlpJSONMarshal.Marshal(LogsToProto(records))
-	if err != nil {
-		return fmt.Errorf("otlp-json %s: marshal logs: %w", e.path, err)
-	}
+	// The line buffer's memory, reused: it only ever holds a chunk and a
+	// record, so it stays that size.
 	e.line.Reset()
-	if err := json.Compact(&e.line, raw); err != nil {
-		return fmt.Errorf("otlp-json %s: compact: %w", e.path, err)
+	write := func(p []byte) error {
+		if _, err := e.w.Write(p); err != nil {
+			return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
+		}
+		return nil
 	}
-	e.line.WriteByte('\n')
-	if _, err := e.w.Write(e.line.Bytes()); err != nil {
-		return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
+	b, err := x.enc.appendJSON(e.line.AvailableBuffer(), records, otlpJSONChunk, write)
+	if err == nil {
+		err = write(append(b, '\n'))
+	}
+	if cap(b) > e.line.Cap() {
+		e.line.Grow(cap(b)) // keep the grown memory for the next batch
+	}
+	if err != nil {
+		return err
 	}
 	if err := e.w.Flush(); err != nil {
 		return fmt.Errorf("otlp-json %s: flush: %w", e.path, err)

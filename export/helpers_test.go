@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 const testScope = "github.com/telagent/telagent"
@@ -79,3 +80,20 @@ func syscallRM(res *resource.Resource, hist []metricdata.HistogramDataPoint[floa
 		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: testScope, Version: "0.1.0"}, Metrics: ms}},
 	}
 }
+
+// otlpJSONMarshal is the tests' reference OTLP/JSON encoder (the
+// exporters encode by hand, otlpjson_encode.go). It follows the encoding
+// (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), which is
+// the proto3 JSON mapping with these OTLP-specific rules:
+//   - keys are lowerCamelCase field names (protojson's default JSON names;
+//     UseProtoNames stays false), original snake_case names are not valid;
+//   - enum values MUST be integers, never names: UseEnumNumbers, so
+//     aggregationTemporality is 2, not "AGGREGATION_TEMPORALITY_CUMULATIVE";
+//   - 64-bit integers (timeUnixNano, count, asInt, intValue) are decimal
+//     strings, and bytes values base64: protojson does both by default;
+//   - traceId/spanId would have to be hex, not base64; ToProto emits no
+//     exemplars, so no such field is ever written.
+//
+// Fields with default values are omitted (EmitUnpopulated false), as the
+// Collector's pdata JSON marshaler (used by its file exporter) does.
+var otlpJSONMarshal = protojson.MarshalOptions{UseEnumNumbers: true}

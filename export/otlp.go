@@ -43,17 +43,15 @@ var otlpJSONUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
 //
 // Metrics: the otlpmetric* SDK exporters take one ResourceMetrics per call,
 // which made an interval with N processes N sequential requests; this client
-// sends the one ExportMetricsServiceRequest the agent builds for the whole
-// interval (ToProto), so an interval is one RPC or POST. Events use the same
-// client (one ExportLogsServiceRequest per batch, LogsToProto), so both
-// signals read the environment identically.
+// sends the interval's resources together (split only past 3 MiB), so an
+// interval is one RPC or POST. Both signals' requests arrive here already
+// encoded by hand (otlpproto_encode.go, otlplogs_encode.go, or the JSON
+// encoders for http/json), and both read the environment identically.
 type otlpClient struct {
-	cfg     *otlpConfig
-	conn    *grpc.ClientConn // gRPC only
-	metrics colmetricspb.MetricsServiceClient
-	logs    collogspb.LogsServiceClient
-	http    *http.Client // HTTP only
-	closed  atomic.Bool
+	cfg    *otlpConfig
+	conn   *grpc.ClientConn // gRPC only
+	http   *http.Client     // HTTP only
+	closed atomic.Bool
 
 	// requests counts requests sent (successful or not), for tests and
 	// the measurements in the README.
@@ -73,8 +71,6 @@ func newOTLPClient(opts OTLPOptions, signal, path string) (*otlpClient, error) {
 		if c.conn, err = dialGRPC(cfg); err != nil {
 			return nil, err
 		}
-		c.metrics = colmetricspb.NewMetricsServiceClient(c.conn)
-		c.logs = collogspb.NewLogsServiceClient(c.conn)
 	} else {
 		c.http = newHTTPClient(cfg)
 	}
@@ -293,13 +289,6 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("otlp backend rejected %d items: %s", e.Points, e.Message)
 }
 
-// send runs one request with the configured timeout: over gRPC through
-// grpcCall, over HTTP as a POST of req whose response body is decoded into
-// resp.
-func (c *otlpClient) send(ctx context.Context, req, resp proto.Message, grpcCall func(context.Context) error) error {
-	return c.call(ctx, grpcCall, func(ctx context.Context) error { return c.post(ctx, req, resp) })
-}
-
 // call runs one request, grpcCall over gRPC (with the headers as
 // metadata) or httpCall over HTTP, bounded by the configured timeout, and
 // words its error the same for every signal and encoding.
@@ -320,22 +309,6 @@ func (c *otlpClient) call(ctx context.Context, grpcCall, httpCall func(context.C
 		return fmt.Errorf("otlp export to %s: %w", c.cfg.description, err)
 	}
 	return nil
-}
-
-func (c *otlpClient) post(ctx context.Context, req, resp proto.Message) error {
-	var body []byte
-	var err error
-	contentType := "application/x-protobuf"
-	if c.cfg.protocol == ProtocolHTTPJSON {
-		contentType = "application/json"
-		body, err = otlpJSONMarshal.Marshal(req)
-	} else {
-		body, err = proto.Marshal(req)
-	}
-	if err != nil {
-		return fmt.Errorf("marshal: %w", err)
-	}
-	return c.postBody(ctx, body, contentType, resp)
 }
 
 // postBody POSTs an encoded request (gzip-compressed when configured) and
@@ -421,8 +394,15 @@ func (c *otlpClient) close() error {
 }
 
 // otlpLogs is the OTLP event exporter: one ExportLogsServiceRequest per
-// batch.
-type otlpLogs struct{ c *otlpClient }
+// batch (at most a batch of the agent's event queue, so never split),
+// encoded by hand (otlplogs_encode.go) into a reused buffer.
+type otlpLogs struct {
+	c *otlpClient
+
+	mu   sync.Mutex // the encoding state below: one export at a time
+	enc  otlpLogsEncoder
+	body []byte
+}
 
 // NewOTLPLogs builds the OTLP event exporter. It reads the same variables
 // as NewOTLP, with OTEL_EXPORTER_OTLP_LOGS_* as the per-signal forms, and
@@ -432,7 +412,7 @@ func NewOTLPLogs(_ context.Context, opts OTLPOptions) (EventExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &otlpLogs{c}, nil
+	return &otlpLogs{c: c}, nil
 }
 
 // NewOTLPLogGRPC is NewOTLPLogs over gRPC whatever the environment says.
@@ -448,13 +428,17 @@ func (e *otlpLogs) ExportEvents(ctx context.Context, records []sdklog.Record) er
 	if len(records) == 0 {
 		return nil
 	}
-	req := LogsToProto(records)
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	resp := &collogspb.ExportLogsServiceResponse{}
-	err := e.c.send(ctx, req, resp, func(ctx context.Context) error {
-		var err error
-		resp, err = e.c.logs.Export(ctx, req)
-		return err
-	})
+	var err error
+	if e.c.conn == nil && e.c.cfg.protocol == ProtocolHTTPJSON {
+		e.body, _ = e.enc.appendJSON(e.body[:0], records, 0, nil) // no emit: no error
+		err = e.c.call(ctx, nil, func(ctx context.Context) error { return e.c.postBody(ctx, e.body, "application/json", resp) })
+	} else {
+		e.body = e.enc.appendProto(e.body[:0], records)
+		err = e.c.sendEncoded(ctx, collogspb.LogsService_Export_FullMethodName, e.body, resp)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,24 +11,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"google.golang.org/protobuf/encoding/protojson"
 )
-
-// otlpJSONMarshal follows the OTLP/JSON encoding
-// (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), which is
-// the proto3 JSON mapping with these OTLP-specific rules:
-//   - keys are lowerCamelCase field names (protojson's default JSON names;
-//     UseProtoNames stays false), original snake_case names are not valid;
-//   - enum values MUST be integers, never names: UseEnumNumbers, so
-//     aggregationTemporality is 2, not "AGGREGATION_TEMPORALITY_CUMULATIVE";
-//   - 64-bit integers (timeUnixNano, count, asInt, intValue) are decimal
-//     strings, and bytes values base64: protojson does both by default;
-//   - traceId/spanId would have to be hex, not base64; ToProto emits no
-//     exemplars, so no such field is ever written.
-//
-// Fields with default values are omitted (EmitUnpopulated false), as the
-// Collector's pdata JSON marshaler (used by its file exporter) does.
-var otlpJSONMarshal = protojson.MarshalOptions{UseEnumNumbers: true}
 
 // otlpJSONChunk is how much encoded JSON the exporter gathers before
 // handing it to the bufio.Writer: large enough that writes are few, small
