@@ -67,6 +67,7 @@ func (c encodedCodec) Marshal(v any) (mem.BufferSlice, error) {
 type sendBufs struct {
 	mu   sync.Mutex
 	free []*[]byte
+	made int // buffers allocated (tests)
 }
 
 const maxFreeSendBufs = 2
@@ -82,6 +83,7 @@ func (p *sendBufs) Get(n int) *[]byte {
 			return b
 		}
 	}
+	p.made++
 	p.mu.Unlock()
 	b := make([]byte, n)
 	return &b
