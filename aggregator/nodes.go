@@ -46,6 +46,12 @@ import (
 // that node's worker, or a per-CPU lookup flag on newer kernels. The
 // workers are where such a read would plug in.
 //
+// With one node (most hosts, and every host without NUMA) there is no
+// worker: the caller reduces each chunk itself. A pinned worker would be
+// pinned to every CPU, so it would buy nothing but a thread hand-off per
+// chunk, and the reduced values would be cold in the caller's cache when
+// it emits them (measured: 14 % of the 10k-key collection path).
+//
 // Workers run in lock step with the caller, one chunk at a time: the
 // caller waits for every worker before the next batch lookup overwrites
 // the chunk buffer, which keeps the memory bounded (one chunk) and the
@@ -88,6 +94,7 @@ type reducer struct {
 	totals      *wordBuf // nil with one node: its partial is the total
 	n           int      // keys reduced in the current read
 	window      bool     // each chunk replaces the previous one (Each)
+	inline      bool     // one node: the caller reduces, workers[0] has no thread
 	done        sync.WaitGroup
 	closed      bool
 	onMain      func() bool // onMainThread; tests replace it
@@ -105,6 +112,16 @@ func newReducer(topo Topology, words, capKeys int, log *slog.Logger) (*reducer, 
 	}
 	if len(r.nodes) == 0 {
 		return nil, errors.New("topology has no node with a CPU")
+	}
+	if len(r.nodes) == 1 {
+		n := r.nodes[0]
+		part, err := newWordBuf(max(1, capKeys) * words)
+		if err != nil {
+			return nil, fmt.Errorf("partial buffer: %w", err)
+		}
+		r.inline = true
+		r.workers = []*nodeWorker{{node: n, runs: cpuRuns(n.CPUs), ncpu: r.ncpu, words: words, part: part}}
+		return r, nil
 	}
 	allowed, allowedErr := osthread.Allowed(topo.PossibleCPUs)
 	if allowedErr != nil {
@@ -251,11 +268,15 @@ func (r *reducer) add(vals []uint64, got int) error {
 	if len(vals) < got*r.ncpu*r.words {
 		return fmt.Errorf("chunk of %d keys has %d words, want %d", got, len(vals), got*r.ncpu*r.words)
 	}
-	r.done.Add(len(r.workers))
-	for _, w := range r.workers {
-		w.jobs <- chunkJob{vals: vals, got: got, base: r.n}
+	if r.inline {
+		r.workers[0].err = r.workers[0].reduce(chunkJob{vals: vals, got: got, base: r.n})
+	} else {
+		r.done.Add(len(r.workers))
+		for _, w := range r.workers {
+			w.jobs <- chunkJob{vals: vals, got: got, base: r.n}
+		}
+		r.done.Wait()
 	}
-	r.done.Wait()
 	for _, w := range r.workers {
 		if w.err != nil {
 			return w.err
@@ -327,8 +348,10 @@ func (r *reducer) close() error {
 	r.n = 0
 	var errs []error
 	for _, w := range r.workers {
-		close(w.jobs)
-		<-w.exited
+		if !r.inline {
+			close(w.jobs)
+			<-w.exited
+		}
 		if err := w.part.free(); err != nil {
 			errs = append(errs, fmt.Errorf("node %d partials: %w", w.node.ID, err))
 		}

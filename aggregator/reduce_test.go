@@ -278,9 +278,19 @@ func TestWorkersAvoidMainThread(t *testing.T) {
 }
 
 // TestReducerClose: Close ends the worker threads and is idempotent; a
-// closed reducer refuses work.
+// closed reducer refuses work. One node has no worker thread at all.
 func TestReducerClose(t *testing.T) {
-	r, err := newReducer(SingleNode(2), 4, 16, slog.New(slog.DiscardHandler))
+	one, err := newReducer(SingleNode(2), 4, 16, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := one.workers[0]; !one.inline || w.jobs != nil || w.tid != 0 {
+		t.Errorf("one node: a worker thread was started (inline %v, tid %d)", one.inline, w.tid)
+	}
+	if err := one.close(); err != nil || one.close() != nil || one.add(make([]uint64, 8), 1) == nil {
+		t.Errorf("one node: close %v; a second close or an add after it succeeded wrongly", err)
+	}
+	r, err := newReducer(Topology{PossibleCPUs: 2, Nodes: []Node{{ID: 0, CPUs: []int{0}}, {ID: 1, CPUs: []int{1}}}}, 4, 16, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
