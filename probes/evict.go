@@ -3,9 +3,11 @@ package probes
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // FinalEvictor deletes the keys of exited processes once the interval that
@@ -42,6 +44,10 @@ func NewFinalEvictor[K comparable, V any](m *ebpf.Map, words, possibleCPUs int, 
 	if int(unsafe.Sizeof(v)) != words*8 || int(m.ValueSize()) != words*8 {
 		return nil, fmt.Errorf("map %s: value is %d bytes (%T: %d), want %d words", m, m.ValueSize(), v, unsafe.Sizeof(v), words)
 	}
+	var k K
+	if uintptr(m.KeySize()) != unsafe.Sizeof(k) {
+		return nil, fmt.Errorf("map %s: key is %d bytes, %T %d", m, m.KeySize(), k, unsafe.Sizeof(k))
+	}
 	return &FinalEvictor[K, V]{m: m, words: words, overflow: overflow,
 		cur: make([]V, possibleCPUs), put: make([]V, possibleCPUs)}, nil
 }
@@ -70,8 +76,9 @@ func (e *FinalEvictor[K, V]) Evict() (int, error) {
 	var errs []error
 	deleted := 0
 	now := make([]uint64, e.words)
-	for i, k := range e.keys {
-		err := e.m.LookupAndDelete(k, e.cur)
+	for i := range e.keys {
+		k := e.keys[i]
+		err := e.lookupAndDelete(&e.keys[i])
 		if errors.Is(err, ebpf.ErrNotSupported) {
 			// Kernels before 5.14: the plain delete, with its small window.
 			if err := e.m.Delete(k); err == nil {
@@ -115,6 +122,39 @@ func (e *FinalEvictor[K, V]) Evict() (int, error) {
 	}
 	return deleted, errors.Join(errs...)
 }
+
+// lookupAndDelete is BPF_MAP_LOOKUP_AND_DELETE_ELEM of *k into e.cur
+// (every possible CPU's value, back to back: u64 words need no padding),
+// as Map.LookupAndDelete does but without its per-call value buffer, key
+// marshalling and reflection-based unmarshalling: after a backend outage
+// thousands of exited processes' keys go at once, and that was ~1 KiB of
+// garbage per key. Errors are cilium/ebpf's: ErrKeyNotExist,
+// ErrNotSupported (kernels before 5.14 for per-CPU hashes).
+func (e *FinalEvictor[K, V]) lookupAndDelete(k *K) error {
+	attr := struct {
+		mapFd uint32
+		_     uint32
+		key   uint64
+		value uint64
+		flags uint64
+	}{mapFd: uint32(e.m.FD()), key: uint64(uintptr(unsafe.Pointer(k))), value: uint64(uintptr(unsafe.Pointer(&e.cur[0])))}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_LOOKUP_AND_DELETE_ELEM, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(k)
+	runtime.KeepAlive(e.cur)
+	switch errno {
+	case 0:
+		return nil
+	case unix.ENOENT:
+		return ebpf.ErrKeyNotExist
+	case unix.EINVAL, unix.EOPNOTSUPP, enotsupp:
+		return ebpf.ErrNotSupported
+	}
+	return fmt.Errorf("lookup and delete in %s: %w", e.m, errno)
+}
+
+// enotsupp is the kernel-internal ENOTSUPP (524) that BPF returns to user
+// space for an operation a map type lacks; x/sys has no name for it.
+const enotsupp = unix.Errno(524)
 
 // putBack adds d into k (creating it), or into the overflow key when the
 // map is full.

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -69,5 +70,58 @@ func TestFinalEvictorKeepsReusedPidUpdates(t *testing.T) {
 	}
 	if e.Returned != 2 || e.Pending() != 0 {
 		t.Errorf("returned %d, pending %d", e.Returned, e.Pending())
+	}
+}
+
+// TestFinalEvictorAllocs: evicting a burst of keys (after an outage,
+// thousands at once) allocates nothing per key.
+func TestFinalEvictorAllocs(t *testing.T) {
+	testutil.RequireRoot(t)
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 16, MaxEntries: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e, err := NewFinalEvictor[uint32, evVal](m, 2, ncpu, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := make([]evVal, ncpu)
+	vs[0] = evVal{1, 2}
+	round := func() {
+		for k := range uint32(n) {
+			if err := m.Put(k, vs); err != nil {
+				t.Fatal(err)
+			}
+			e.Add(k, []uint64{1, 2})
+		}
+		if got, err := e.Evict(); err != nil || got != n {
+			t.Fatalf("evicted %d (err %v), want %d", got, err, n)
+		}
+	}
+	round() // sizes the evictor's buffers
+	for k := range uint32(n) {
+		if err := m.Put(k, vs); err != nil {
+			t.Fatal(err)
+		}
+		e.Add(k, []uint64{1, 2})
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := e.Evict()
+	runtime.ReadMemStats(&after)
+	if err != nil || got != n {
+		t.Fatalf("evicted %d (err %v), want %d", got, err, n)
+	}
+	if allocs := after.Mallocs - before.Mallocs; allocs > 10 {
+		t.Errorf("evicting %d keys: %d allocations, want none per key", n, allocs)
+	}
+	if it := m.Iterate(); it.Next(new(uint32), make([]evVal, ncpu)) {
+		t.Error("a key is left after eviction")
 	}
 }
