@@ -29,7 +29,19 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// gcPercent is the agent's GOGC unless the environment sets one. The
+// collection path allocates next to nothing per key and interval, so
+// collecting at 50 % heap growth instead of Go's 100 % costs little CPU,
+// while it bounds the heap after a backend outage, when queued intervals
+// and events make the live heap briefly large: in the soak (bench/soak)
+// settled RSS went from 160–190 to 125–145 MiB and the post-outage peaks
+// from 250–320 to 195–231 MiB, for ~0.5 % of a core more.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
