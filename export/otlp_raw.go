@@ -61,16 +61,17 @@ func (c encodedCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.Copy(b, c.bufs)}, nil
 }
 
-// sendBufs is a mem.BufferPool of the few request copies in flight: one
-// exporter sends one request at a time, so a free list of two covers the
-// copy gRPC still holds while the next request is made.
+// sendBufs is a mem.BufferPool of the request copies in flight: one
+// exporter sends one request at a time and gRPC has usually freed the copy
+// when Invoke returns, so one kept copy serves every request; a copy still
+// held makes another, which goes to the garbage collector afterwards.
 type sendBufs struct {
 	mu   sync.Mutex
 	free []*[]byte
 	made int // buffers allocated (tests)
 }
 
-const maxFreeSendBufs = 2
+const maxFreeSendBufs = 1
 
 // Get returns a buffer of length n, reusing a free one big enough.
 func (p *sendBufs) Get(n int) *[]byte {
@@ -89,7 +90,7 @@ func (p *sendBufs) Get(n int) *[]byte {
 	return &b
 }
 
-// Put keeps b for reuse unless two are kept already.
+// Put keeps b for reuse unless one is kept already.
 func (p *sendBufs) Put(b *[]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

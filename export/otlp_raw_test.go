@@ -189,7 +189,7 @@ func TestSendEncodedHTTPJSONRefused(t *testing.T) {
 
 // TestSendEncodedReusesCopies: the request copies gRPC sends are recycled
 // through the client's own free list: 20 requests of 2 MiB make a couple
-// of copies, not one each, and at most two are kept.
+// of copies, not one each, and at most one is kept.
 func TestSendEncodedReusesCopies(t *testing.T) {
 	srv := otlptest.NewServer(t, otlptest.Options{})
 	c, err := newOTLPClient(OTLPOptions{Protocol: ProtocolGRPC, Endpoint: srv.URL()}, "METRICS", "/v1/metrics")
