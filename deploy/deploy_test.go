@@ -748,9 +748,9 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("resources: %s request %s exceeds limit %s", k, req, lim)
 		}
 	}
-	// README "Performance": the soak peaks at ~230 MiB after an outage.
+	// README "Performance": the soak peaks at ~215 MiB after an outage.
 	if lim := r.Limits["memory"]; lim != "" && quantity(t, lim) < 256*(1<<20) {
-		t.Errorf("resources: memory limit %s is below the soak's measured ~230 MiB peak plus headroom", lim)
+		t.Errorf("resources: memory limit %s is below the soak's measured ~215 MiB peak plus headroom", lim)
 	}
 	// GOMEMLIMIT, when set, must leave the runtime room below the
 	// container's limit (it is a soft target, not a cap).

@@ -26,10 +26,12 @@ const ScopeName = "github.com/telagent/telagent"
 // Points are stored compactly (Interval), not as metricdata: an attribute
 // set and a value word per point, and a histogram's non-zero bucket counts
 // as varints. A syscalls key (an error counter and a 29-bucket histogram)
-// takes about 70 bytes instead of about 500, and the interval is what the export
-// queue holds, so memory with 100k live series stays small. Exporters read
-// it one resource at a time (Interval.ResourceMetrics); only those that
-// want the whole interval as metricdata get a copy (Interval.Metricdata).
+// takes about 70 bytes instead of about 500, and the interval is what the
+// export queue holds, so memory with 100k live series stays small. The
+// otlp and otlp-json exporters encode it straight from its columns
+// (appendIntervalResource); others view it one resource at a time
+// (Interval.ResourceMetrics) or get a copy as metricdata
+// (Interval.Metricdata).
 //
 // The builder writes over released intervals' memory (their point slices
 // keep their capacity), so a steady state adds points without allocating.
