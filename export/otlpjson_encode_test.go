@@ -422,15 +422,21 @@ func TestOTLPJSONEncodeBoundsReuse(t *testing.T) {
 	}
 }
 
-// TestOTLPJSONEncodeAllocs: encoding the agent's shape of data (string and
+// TestOTLPEncodeAllocs: encoding the agent's shape of data (string and
 // int attributes, histograms and counters) into a buffer that already has
-// room allocates nothing at all, so nothing per data point.
-func TestOTLPJSONEncodeAllocs(t *testing.T) {
+// room allocates nothing at all, so nothing per data point, as JSON and as
+// protobuf.
+func TestOTLPEncodeAllocs(t *testing.T) {
 	rms := agentShapedInterval()
-	var enc otlpJSONEncoder
-	buf := enc.appendRequest(nil, rms)
-	if n := testing.AllocsPerRun(20, func() { buf = enc.appendRequest(buf[:0], rms) }); n != 0 {
-		t.Errorf("%.1f allocations per encode of 400 points into a warm buffer, want 0", n)
+	var js otlpJSONEncoder
+	var pb otlpProtoEncoder
+	for name, appendRequest := range map[string]func([]byte, []metricdata.ResourceMetrics) []byte{
+		"json": js.appendRequest, "protobuf": pb.appendRequest,
+	} {
+		buf := appendRequest(nil, rms)
+		if n := testing.AllocsPerRun(20, func() { buf = appendRequest(buf[:0], rms) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per encode of 400 points into a warm buffer, want 0", name, n)
+		}
 	}
 }
 

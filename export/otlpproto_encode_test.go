@@ -176,18 +176,6 @@ func TestOTLPProtoEncodeAppends(t *testing.T) {
 	}
 }
 
-// TestOTLPProtoEncodeAllocs: encoding the agent's shape of data (string and
-// int attributes, histograms and counters) into a buffer that already has
-// room allocates nothing at all, so nothing per data point.
-func TestOTLPProtoEncodeAllocs(t *testing.T) {
-	rms := agentShapedInterval()
-	var enc otlpProtoEncoder
-	buf := enc.appendRequest(nil, rms)
-	if n := testing.AllocsPerRun(20, func() { buf = enc.appendRequest(buf[:0], rms) }); n != 0 {
-		t.Errorf("%.1f allocations per encode of 400 points into a warm buffer, want 0", n)
-	}
-}
-
 // BenchmarkOTLPProtoEncode compares the hand-written encoder with the path
 // it replaces (ToProto, then proto.Marshal into a reused buffer), per data
 // point.
