@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
 )
 
 // This file encodes metricdata as OTLP/JSON by hand, appending to a
@@ -92,29 +93,46 @@ func (e *otlpJSONEncoder) appendBounds(b []byte, bounds []float64) []byte {
 
 // appendResourceMetrics appends one ResourceMetrics object.
 func (e *otlpJSONEncoder) appendResourceMetrics(b []byte, rm *metricdata.ResourceMetrics) []byte {
-	// ToProto always sets Resource, so "resource" is always written.
-	b = append(b, `{"resource":`...)
-	obj := len(b)
-	b = append(b, '{')
-	if rm.Resource != nil {
-		b = appendJSONAttrs(b, obj, rm.Resource.Set())
-	}
-	b = append(b, '}')
-	first := true
+	b = openJSONResourceMetrics(b, rm.Resource)
 	for i := range rm.ScopeMetrics {
-		if first {
+		if i == 0 {
 			b = append(b, `,"scopeMetrics":[`...)
-			first = false
 		} else {
 			b = append(b, ',')
 		}
-		b = e.appendScopeMetrics(b, &rm.ScopeMetrics[i])
+		sm := &rm.ScopeMetrics[i]
+		b = openJSONScopeMetrics(b, &sm.Scope)
+		arr := len(b)
+		for i := range sm.Metrics {
+			b = e.appendMetric(b, arr, &sm.Metrics[i])
+		}
+		b = closeJSONScopeMetrics(b, &sm.Scope)
 	}
-	if !first {
+	if len(rm.ScopeMetrics) > 0 {
 		b = append(b, ']')
 	}
-	if rm.Resource != nil {
-		if u := rm.Resource.SchemaURL(); u != "" {
+	return closeJSONResourceMetrics(b, rm.Resource)
+}
+
+// openJSONResourceMetrics opens a ResourceMetrics object and writes its
+// resource, always (ToProto always sets it, even empty). Both the
+// metricdata and the Interval paths go through this and the three below,
+// so they cannot drift apart.
+func openJSONResourceMetrics(b []byte, res *resource.Resource) []byte {
+	b = append(b, `{"resource":`...)
+	obj := len(b)
+	b = append(b, '{')
+	if res != nil {
+		b = appendJSONAttrs(b, obj, res.Set())
+	}
+	return append(b, '}')
+}
+
+// closeJSONResourceMetrics appends the resource's schema URL, if any, and
+// closes the object.
+func closeJSONResourceMetrics(b []byte, res *resource.Resource) []byte {
+	if res != nil {
+		if u := res.SchemaURL(); u != "" {
 			b = append(b, `,"schemaUrl":`...)
 			b = appendJSONString(b, u)
 		}
@@ -122,18 +140,21 @@ func (e *otlpJSONEncoder) appendResourceMetrics(b []byte, rm *metricdata.Resourc
 	return append(b, '}')
 }
 
-func (e *otlpJSONEncoder) appendScopeMetrics(b []byte, sm *metricdata.ScopeMetrics) []byte {
+// openJSONScopeMetrics opens a ScopeMetrics object with its scope, up to
+// the metrics array's '['.
+func openJSONScopeMetrics(b []byte, s *instrumentation.Scope) []byte {
 	b = append(b, `{"scope":`...)
-	b = appendJSONScope(b, &sm.Scope)
-	b = append(b, `,"metrics":[`...)
-	start := len(b)
-	for i := range sm.Metrics {
-		b = e.appendMetric(b, start, &sm.Metrics[i])
-	}
+	b = appendJSONScope(b, s)
+	return append(b, `,"metrics":[`...)
+}
+
+// closeJSONScopeMetrics closes the metrics array, appends the scope's
+// schema URL, if any, and closes the object.
+func closeJSONScopeMetrics(b []byte, s *instrumentation.Scope) []byte {
 	b = append(b, ']')
-	if sm.Scope.SchemaURL != "" {
+	if s.SchemaURL != "" {
 		b = append(b, `,"schemaUrl":`...)
-		b = appendJSONString(b, sm.Scope.SchemaURL)
+		b = appendJSONString(b, s.SchemaURL)
 	}
 	return append(b, '}')
 }
@@ -626,28 +647,16 @@ func appendJSONString(b []byte, s string) []byte {
 func (e *otlpJSONEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
 	rb := iv.order[i]
 	m.begin(len(rb.order))
-	b = append(b, `{"resource":`...)
-	obj := len(b)
-	b = append(b, '{')
-	b = appendJSONAttrs(b, obj, rb.res.Set())
-	b = append(b, `},"scopeMetrics":[{"scope":`...)
-	b = appendJSONScope(b, &iv.scope)
-	b = append(b, `,"metrics":[`...)
+	b = openJSONResourceMetrics(b, rb.res)
+	b = append(b, `,"scopeMetrics":[`...)
+	b = openJSONScopeMetrics(b, &iv.scope)
 	arr := len(b)
 	for j, mb := range rb.order {
 		b = e.appendBuiltMetric(b, arr, mb, iv.points(m, j, mb))
 	}
+	b = closeJSONScopeMetrics(b, &iv.scope)
 	b = append(b, ']')
-	if iv.scope.SchemaURL != "" {
-		b = append(b, `,"schemaUrl":`...)
-		b = appendJSONString(b, iv.scope.SchemaURL)
-	}
-	b = append(b, "}]"...)
-	if u := rb.res.SchemaURL(); u != "" {
-		b = append(b, `,"schemaUrl":`...)
-		b = appendJSONString(b, u)
-	}
-	return append(b, '}')
+	return closeJSONResourceMetrics(b, rb.res)
 }
 
 // appendBuiltMetric is appendMetric for one of the builder's metrics.

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -242,30 +243,59 @@ func putVarint(b []byte, v uint64) {
 // length-delimited) of an ExportMetricsServiceRequest: a request body is the
 // concatenation of these.
 func (e *otlpProtoEncoder) appendResourceMetrics(b []byte, rm *metricdata.ResourceMetrics) []byte {
-	b, m := e.open(b, pbRequestResourceMetrics, pbLevelResourceMetrics)
-	// ToProto always sets Resource: written even empty.
-	b, r := e.open(b, pbResourceMetricsResource, pbLevelResource)
-	if rm.Resource != nil {
-		b = e.appendAttrs(b, pbResourceAttributes, rm.Resource.Set())
-	}
-	b = e.close(b, r)
+	b, m := e.openResourceMetrics(b, rm.Resource)
 	for i := range rm.ScopeMetrics {
-		b = e.appendScopeMetrics(b, &rm.ScopeMetrics[i])
+		sm := &rm.ScopeMetrics[i]
+		var s pbMsg
+		b, s = e.openScopeMetrics(b, &sm.Scope)
+		for i := range sm.Metrics {
+			b = e.appendMetric(b, &sm.Metrics[i])
+		}
+		b = e.closeScopeMetrics(b, &sm.Scope, s)
 	}
-	if rm.Resource != nil {
-		b = appendPBString(b, pbResourceMetricsSchemaURL, rm.Resource.SchemaURL())
+	return e.closeResourceMetrics(b, rm.Resource, m)
+}
+
+// openResourceMetrics opens a resource_metrics field and writes its
+// resource, always (ToProto always sets it, even empty). Both the
+// metricdata and the Interval paths go through this and the three below,
+// so they cannot drift apart.
+func (e *otlpProtoEncoder) openResourceMetrics(b []byte, res *resource.Resource) ([]byte, pbMsg) {
+	b, m := e.open(b, pbRequestResourceMetrics, pbLevelResourceMetrics)
+	b, r := e.open(b, pbResourceMetricsResource, pbLevelResource)
+	if res != nil {
+		b = e.appendAttrs(b, pbResourceAttributes, res.Set())
+	}
+	return e.close(b, r), m
+}
+
+// closeResourceMetrics appends the resource's schema URL and closes m.
+func (e *otlpProtoEncoder) closeResourceMetrics(b []byte, res *resource.Resource, m pbMsg) []byte {
+	if res != nil {
+		b = appendPBString(b, pbResourceMetricsSchemaURL, res.SchemaURL())
 	}
 	return e.close(b, m)
 }
 
-func (e *otlpProtoEncoder) appendScopeMetrics(b []byte, sm *metricdata.ScopeMetrics) []byte {
+// openScopeMetrics opens a scope_metrics field and writes its scope.
+func (e *otlpProtoEncoder) openScopeMetrics(b []byte, s *instrumentation.Scope) ([]byte, pbMsg) {
 	b, m := e.open(b, pbResourceMetricsScopeMetrics, pbLevelScopeMetrics)
-	b = e.appendScope(b, &sm.Scope)
-	for i := range sm.Metrics {
-		b = e.appendMetric(b, &sm.Metrics[i])
-	}
-	b = appendPBString(b, pbScopeMetricsSchemaURL, sm.Scope.SchemaURL)
+	return e.appendScope(b, s), m
+}
+
+// closeScopeMetrics appends the scope's schema URL and closes m.
+func (e *otlpProtoEncoder) closeScopeMetrics(b []byte, s *instrumentation.Scope, m pbMsg) []byte {
+	b = appendPBString(b, pbScopeMetricsSchemaURL, s.SchemaURL)
 	return e.close(b, m)
+}
+
+// openMetric opens a metrics field and writes its name, description and
+// unit.
+func (e *otlpProtoEncoder) openMetric(b []byte, name, description, unit string) ([]byte, pbMsg) {
+	b, m := e.open(b, pbScopeMetricsMetrics, pbLevelMetric)
+	b = appendPBString(b, pbMetricName, name)
+	b = appendPBString(b, pbMetricDescription, description)
+	return appendPBString(b, pbMetricUnit, unit), m
 }
 
 // appendScope always writes the scope: ToProto always sets it.
@@ -280,10 +310,7 @@ func (e *otlpProtoEncoder) appendScope(b []byte, s *instrumentation.Scope) []byt
 // appendMetric appends m unless ToProto drops it (nil or unknown Data).
 func (e *otlpProtoEncoder) appendMetric(b []byte, m *metricdata.Metrics) []byte {
 	mark := len(b)
-	b, msg := e.open(b, pbScopeMetricsMetrics, pbLevelMetric)
-	b = appendPBString(b, pbMetricName, m.Name)
-	b = appendPBString(b, pbMetricDescription, m.Description)
-	b = appendPBString(b, pbMetricUnit, m.Unit)
+	b, msg := e.openMetric(b, m.Name, m.Description, m.Unit)
 	// The data message is a oneof member: written even without points.
 	switch a := m.Data.(type) {
 	case metricdata.Gauge[int64]:
@@ -634,27 +661,18 @@ func (p *ProtoEncoder) EncodeInterval(iv *Interval, emit func(req []byte)) {
 func (e *otlpProtoEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
 	rb := iv.order[i]
 	m.begin(len(rb.order))
-	b, msg := e.open(b, pbRequestResourceMetrics, pbLevelResourceMetrics)
-	b, r := e.open(b, pbResourceMetricsResource, pbLevelResource)
-	b = e.appendAttrs(b, pbResourceAttributes, rb.res.Set())
-	b = e.close(b, r)
-	b, sm := e.open(b, pbResourceMetricsScopeMetrics, pbLevelScopeMetrics)
-	b = e.appendScope(b, &iv.scope)
+	b, msg := e.openResourceMetrics(b, rb.res)
+	b, sm := e.openScopeMetrics(b, &iv.scope)
 	for j, mb := range rb.order {
 		b = e.appendBuiltMetric(b, mb, iv.points(m, j, mb))
 	}
-	b = appendPBString(b, pbScopeMetricsSchemaURL, iv.scope.SchemaURL)
-	b = e.close(b, sm)
-	b = appendPBString(b, pbResourceMetricsSchemaURL, rb.res.SchemaURL())
-	return e.close(b, msg)
+	b = e.closeScopeMetrics(b, &iv.scope, sm)
+	return e.closeResourceMetrics(b, rb.res, msg)
 }
 
 // appendBuiltMetric is appendMetric for one of the builder's metrics.
 func (e *otlpProtoEncoder) appendBuiltMetric(b []byte, mb *metricBuilder, p *matPoints) []byte {
-	b, msg := e.open(b, pbScopeMetricsMetrics, pbLevelMetric)
-	b = appendPBString(b, pbMetricName, mb.name)
-	b = appendPBString(b, pbMetricDescription, mb.description)
-	b = appendPBString(b, pbMetricUnit, mb.unit)
+	b, msg := e.openMetric(b, mb.name, mb.description, mb.unit)
 	switch mb.kind {
 	case kindHistogram:
 		b = appendPBHistogram(e, b, p.hist, mb.temporality)
