@@ -73,11 +73,21 @@ func (p *Prometheus) Addr() string { return p.lis.Addr().String() }
 
 // Export keeps a copy of the interval for the next scrapes.
 func (p *Prometheus) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
-	c := CloneResourceMetrics(rms)
-	p.mu.Lock()
-	p.last = c
-	p.mu.Unlock()
+	p.keep(CloneResourceMetrics(rms))
 	return nil
+}
+
+// ExportInterval keeps the interval, as metricdata, for the next scrapes:
+// one copy, made from the compact form.
+func (p *Prometheus) ExportInterval(_ context.Context, iv *Interval) error {
+	p.keep(iv.Metricdata())
+	return nil
+}
+
+func (p *Prometheus) keep(rms []metricdata.ResourceMetrics) {
+	p.mu.Lock()
+	p.last = rms
+	p.mu.Unlock()
 }
 
 // Shutdown stops serving.

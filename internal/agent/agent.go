@@ -433,7 +433,7 @@ func (c *collector) collect(ctx context.Context) {
 	c.self.add(c, time.Since(begin))
 	iv := c.builder.Finish()
 	if c.prom != nil {
-		_ = c.prom.Export(ctx, iv.Metricdata()) // keeps it; cannot fail
+		_ = c.prom.ExportInterval(ctx, iv) // keeps a copy; cannot fail
 	}
 	seq, err := c.queue.EnqueueInterval(iv) // the queue owns iv now
 	if err != nil {
