@@ -52,17 +52,16 @@ type Env struct {
 	Map      *ebpf.Map
 	Topology aggregator.Topology
 
-	procRoot   string
-	resolver   *entity.ProcessResolver
-	emitter    *probes.SetEmitter
-	builder    *export.Builder
-	iv         *export.Interval // the last Build's, released by the next
-	mat        export.Materializer
-	exporter   export.Exporter
-	names      map[uint32]attribute.Set
-	rms        int // resources of the last export
-	protoEnc   export.ProtoEncoder
-	protoBytes int
+	procRoot string
+	resolver *entity.ProcessResolver
+	emitter  *probes.SetEmitter
+	builder  *export.Builder
+	iv       *export.Interval // the last Build's, released by the next
+	mat      export.Materializer
+	exporter export.Exporter
+	names    map[uint32]attribute.Set
+	rms      int // resources of the last export
+	protoEnc export.ProtoEncoder
 }
 
 // New creates a per-CPU hash map of the syscalls layout holding keys
@@ -264,13 +263,9 @@ func (e *Env) ExportJSON(ctx context.Context) error {
 // exporter spends before the network.
 func (e *Env) EncodeProto() error {
 	e.rms = e.iv.Len()
-	e.protoBytes = 0
-	e.protoEnc.EncodeInterval(e.iv, func(req []byte) { e.protoBytes += len(req) })
+	e.protoEnc.EncodeInterval(e.iv, func([]byte) {}) // the network is not measured
 	return nil
 }
-
-// ProtoBytes is the encoded size of the last EncodeProto's requests.
-func (e *Env) ProtoBytes() int { return e.protoBytes }
 
 // Resources is the number of resources of the last export.
 func (e *Env) Resources() int { return e.rms }
