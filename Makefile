@@ -66,11 +66,12 @@ fuzz:
 # the test OpenTelemetry Collector, built once with the collector builder
 # and cached by its manifest's hash (internal/collectortest/build.sh), drop
 # TCP segments with nft in network namespaces (ip), drive telagent top in
-# tmux, run the agent as nobody (setpriv) and use loop devices (losetup).
+# tmux, run the agent as nobody (setpriv), use loop devices (losetup) and
+# read BPF program run times (bpftool, the bench helpers' test).
 test-deps: collector
-	@for c in gcc g++ nft ip tmux setpriv losetup; do command -v $$c >/dev/null || missing=1; done; \
+	@for c in gcc g++ nft ip tmux setpriv losetup bpftool; do command -v $$c >/dev/null || missing=1; done; \
 	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		gcc g++ libc6-dev nftables iproute2 tmux util-linux mount)
+		gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool)
 
 ## collector: build (once) the OpenTelemetry Collector the export tests run.
 collector:
