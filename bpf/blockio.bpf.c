@@ -93,13 +93,6 @@ struct {
 } blockio_inflight SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, BLOCKIO_MAX_ENTRIES);
-	__type(key, struct blockio_key);
-	__type(value, struct blockio_value);
-} blockio_stats SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DROP_REASONS);
 	__type(key, __u32);
@@ -112,13 +105,6 @@ struct {
  * ages entries out by the same bound.
  */
 volatile const __u64 max_age_ns = 300ULL * 1000000000ULL;
-
-static const struct blockio_value zero_value;
-static const struct blockio_key overflow_key = {
-	.tgid = BLOCKIO_OVERFLOW_TGID,
-	.dev = BLOCKIO_OVERFLOW_DEV,
-	.direction = BLOCKIO_OVERFLOW_DIRECTION,
-};
 
 /*
  * Kernel functions usable from tp_btf (tracing) programs since 6.2. Weak:
@@ -327,30 +313,17 @@ static __always_inline void note_issuer(__u32 tgid, bool btf)
 	bpf_map_update_elem(&processes, &tgid, &p, BPF_NOEXIST);
 }
 
-/* This CPU's slot of key, created on first use; the overflow slot (and a
- * counted fold) when the set is full. Like telagent_lookup_or_init, but
- * the process is noted from its pid, not from current. */
+/* This CPU's entry of key (blockio_slot); the issuer is noted from its
+ * pid, not from current, when the entry is created. */
 static __always_inline struct blockio_value *slot(const struct blockio_key *key, bool btf)
 {
 	struct blockio_value *val;
-	__u32 zero = 0;
-	__u64 *folds;
-	long err;
+	bool created = false;
 
-	val = bpf_map_lookup_elem(&blockio_stats, key);
-	if (val)
-		return val;
-	note_issuer(key->tgid, btf);
-	err = bpf_map_update_elem(&blockio_stats, key, &zero_value, BPF_NOEXIST);
-	if (err == 0 || err == -EEXIST) {
-		val = bpf_map_lookup_elem(&blockio_stats, key);
-		if (val)
-			return val;
-	}
-	folds = bpf_map_lookup_elem(&overflow_folds, &zero);
-	if (folds)
-		*folds += 1;
-	return bpf_map_lookup_elem(&blockio_stats, &overflow_key);
+	val = blockio_slot(key, NULL, &created);
+	if (created)
+		note_issuer(key->tgid, btf);
+	return val;
 }
 
 static __always_inline void on_complete(struct request *rq, unsigned int nr_bytes, bool btf)

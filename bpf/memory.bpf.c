@@ -13,7 +13,7 @@
  * the second and later overflows of one batch), so nothing is sampled away.
  *
  * Hot path budget (per fault): one pid/tgid read, the target check, one
- * per-CPU hash lookup updated in place. No atomics: the slot is this CPU's
+ * hash lookup (this CPU's storage entry) updated in place. No atomics: the entry is this CPU's
  * and perf-event programs run with preemption disabled.
  */
 #include "vmlinux.h"
@@ -26,35 +26,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, MEMORY_MAX_ENTRIES);
-	__type(key, struct memory_key);
-	__type(value, struct memory_value);
-} memory_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, MEMORY_OOM_MAX_ENTRIES);
-	__type(key, struct memory_oom_key);
-	__type(value, struct memory_oom_value);
-} memory_oom SEC(".maps");
-
-/*
- * Folds into memory_oom's overflow key. telagent.h's overflow_folds counts
- * the folds of memory_stats only, so the two sets report their own counts.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} oom_folds SEC(".maps");
-
-static const struct memory_value zero_value;
-static const struct memory_key overflow_key = { .tgid = MEMORY_OVERFLOW_TGID };
-static const struct memory_oom_value oom_zero;
-static const struct memory_oom_key oom_overflow_key = { .cgroup_id = MEMORY_OOM_OVERFLOW_CGROUP_ID };
 
 /* Returns the faulting process's slot of this CPU, or NULL when it is not
  * observed. current is the faulting task: mm_account_fault() runs in it. */
@@ -64,8 +35,7 @@ static __always_inline struct memory_value *fault_slot(void)
 
 	if (!telagent_is_target(key.tgid))
 		return NULL;
-	return telagent_lookup_or_init(&memory_stats, &key, &zero_value, &overflow_key,
-				       bpf_get_current_task_btf());
+	return memory_slot(&key, bpf_get_current_task_btf(), NULL);
 }
 
 SEC("perf_event")
@@ -98,29 +68,13 @@ static __always_inline void on_mark_victim(struct task_struct *victim)
 {
 	struct memory_oom_key key;
 	struct memory_oom_value *val;
-	__u32 slot = 0;
-	__u64 *folds;
-	long err;
 
 	if (!telagent_is_target(BPF_CORE_READ(victim, tgid)))
 		return;
 	key.cgroup_id = BPF_CORE_READ(victim, cgroups, dfl_cgrp, kn, id);
-	val = bpf_map_lookup_elem(&memory_oom, &key);
-	if (!val) {
-		err = bpf_map_update_elem(&memory_oom, &key, &oom_zero, BPF_NOEXIST);
-		if (err == 0 || err == -EEXIST)
-			val = bpf_map_lookup_elem(&memory_oom, &key);
-	}
-	if (!val) {
-		/* Full: the overflow key was created by the agent before attach. */
-		folds = bpf_map_lookup_elem(&oom_folds, &slot);
-		if (folds)
-			*folds += 1;
-		val = bpf_map_lookup_elem(&memory_oom, &oom_overflow_key);
-		if (!val)
-			return;
-	}
-	val->kills++;
+	val = memory_oom_slot(&key, NULL, NULL);
+	if (val)
+		val->kills++;
 }
 
 SEC("tp_btf/mark_victim")

@@ -69,13 +69,6 @@ struct {
 	__type(value, struct thread_state);
 } threads SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, SCHED_MAX_ENTRIES);
-	__type(key, struct sched_key);
-	__type(value, struct sched_value);
-} sched_stats SEC(".maps");
-
 /* Before Linux 5.16 (x86-64, arm64) the CPU was task_struct::cpu. */
 struct task_struct___pre516 {
 	unsigned int cpu;
@@ -88,8 +81,6 @@ static __always_inline __u32 task_cpu(struct task_struct *p)
 	return BPF_CORE_READ((struct task_struct___pre516 *)p, cpu);
 }
 
-static const struct sched_value zero_value;
-static const struct sched_key overflow_key = { .tgid = SCHED_OVERFLOW_TGID };
 
 /*
  * CLOCK_MONOTONIC when the agent loaded this object, set before load.
@@ -157,7 +148,7 @@ static __always_inline void switch_out(struct task_struct *prev, struct thread_s
 	st->runtime_ns += rt;
 
 	key.tgid = prev->tgid;
-	val = telagent_lookup_or_init(&sched_stats, &key, &zero_value, &overflow_key, prev);
+	val = sched_slot(&key, prev, NULL);
 	if (val) {
 		val->voluntary += dv;
 		val->involuntary += div;

@@ -5,8 +5,9 @@
  *
  * Hot path budget (per syscall): entry = one task-storage get + one clock
  * read; exit = one task-storage get + one clock read + one per-CPU hash
- * lookup updated in place. The target check happens once per thread. No atomics: the slot is this CPU's and syscall
- * tracepoints run BPF with preemption disabled.
+ * lookup (this CPU's entry of the node's storage, gen/syscalls.h) updated in
+ * place. The target check happens once per thread. No atomics: the entry is
+ * this CPU's and syscall tracepoints run BPF with preemption disabled.
  */
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
@@ -33,19 +34,6 @@ struct {
 	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, SYSCALLS_MAX_ENTRIES);
-	__type(key, struct syscalls_key);
-	__type(value, struct syscalls_value);
-} syscall_stats SEC(".maps");
-
-static const struct syscalls_value zero_value;
-static const struct syscalls_key overflow_key = {
-	.tgid = SYSCALLS_OVERFLOW_TGID,
-	.nr = SYSCALLS_OVERFLOW_NR,
-};
 
 static __always_inline void on_enter(long id)
 {
@@ -85,7 +73,7 @@ static __always_inline void on_exit(long ret)
 
 	key.tgid = task->tgid;
 	key.nr = in->nr;
-	val = telagent_lookup_or_init(&syscall_stats, &key, &zero_value, &overflow_key, task);
+	val = syscalls_slot(&key, task, NULL);
 	if (!val)
 		return;
 	val->calls++;

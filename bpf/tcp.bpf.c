@@ -62,52 +62,29 @@ struct {
 	__type(value, struct sock_state);
 } socks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, TCP_CONN_MAX_ENTRIES);
-	__type(key, struct tcp_conn_key);
-	__type(value, struct tcp_conn_value);
-} tcp_stats SEC(".maps");
-
-static const struct tcp_conn_value zero_value;
-static const struct tcp_conn_key overflow_key = { .tgid = TCP_CONN_OVERFLOW_TGID, .direction = TCP_CONN_OVERFLOW_DIRECTION };
-
 static __always_inline __u32 current_tgid(void)
 {
 	return bpf_get_current_pid_tgid() >> 32;
 }
 
 /*
- * This CPU's slot of (owner, direction), or NULL when not observed. Unlike
- * telagent_lookup_or_init, the process identity is recorded only when the
- * owner is current: in softirq context current is someone else. Owners
- * are also recorded when they take a socket (own()), in their own context.
+ * This CPU's entry of (owner, direction), or NULL when not observed. The
+ * process identity is recorded only when the owner is current: in softirq
+ * context current is someone else. Owners are also recorded when they take
+ * a socket (own()), in their own context.
  */
 static __always_inline struct tcp_conn_value *slot_of(__u32 tgid, __u32 direction)
 {
 	struct tcp_conn_key key = { .tgid = tgid, .direction = direction };
 	struct tcp_conn_value *val;
-	__u32 zero = 0;
-	__u64 *folds;
-	long err;
+	bool created = false;
 
 	if (tgid == 0 ? filter_targets : !telagent_is_target(tgid))
 		return NULL;
-	val = bpf_map_lookup_elem(&tcp_stats, &key);
-	if (val)
-		return val;
-	if (tgid && tgid == current_tgid())
+	val = tcp_conn_slot(&key, NULL, &created);
+	if (created && tgid && tgid == current_tgid())
 		telagent_note_process(bpf_get_current_task_btf());
-	err = bpf_map_update_elem(&tcp_stats, &key, &zero_value, BPF_NOEXIST);
-	if (err == 0 || err == -EEXIST) {
-		val = bpf_map_lookup_elem(&tcp_stats, &key);
-		if (val)
-			return val;
-	}
-	folds = bpf_map_lookup_elem(&overflow_folds, &zero);
-	if (folds)
-		*folds += 1;
-	return bpf_map_lookup_elem(&tcp_stats, &overflow_key);
+	return val;
 }
 
 static __always_inline struct tcp_conn_value *slot(const struct sock_state *st)

@@ -77,19 +77,7 @@ struct {
 	__type(value, struct callstack);
 } go_calls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, UPROBE_MAX_ENTRIES);
-	__type(key, struct uprobe_key);
-	__type(value, struct uprobe_value);
-} uprobe_stats SEC(".maps");
-
-static const struct uprobe_value zero_value;
 static const struct callstack zero_stack;
-static const struct uprobe_key overflow_key = {
-	.tgid = UPROBE_OVERFLOW_TGID,
-	.fn = UPROBE_OVERFLOW_FN,
-};
 
 static __always_inline __u32 fn_of(void *ctx)
 {
@@ -104,8 +92,7 @@ static __always_inline struct uprobe_value *stats_of(__u32 tgid, __u32 fn)
 {
 	struct uprobe_key key = { .tgid = tgid, .fn = fn };
 
-	return telagent_lookup_or_init(&uprobe_stats, &key, &zero_value, &overflow_key,
-				       bpf_get_current_task_btf());
+	return uprobe_slot(&key, bpf_get_current_task_btf(), NULL);
 }
 
 static __always_inline void count_call(__u32 tgid, __u32 fn)

@@ -392,24 +392,60 @@ var (
 		Attributes:  []attribute.Key{AttrTelagentCgroupID},
 		Entity:      "host",
 	}
-	// MetricTelagentMetricSetOverflows (counter, {update}, development): Updates
-	// added into a metric set's overflow series (otel.metric.overflow=true)
-	// because its map was full; nothing is dropped, but the attribution is lost.
-	MetricTelagentMetricSetOverflows = MetricDesc{
-		Name:        "telagent.metric_set.overflows",
-		Unit:        "{update}",
-		Description: "Updates added into a metric set's overflow series (otel.metric.overflow=true) because its map was full; nothing is dropped, but the attribution is lost.",
+	// MetricTelagentMetricSetEntryFolds (counter, {entry}, development): Drained
+	// storage entries (one tuple's updates on one CPU in one interval) the agent
+	// added into the overflow series because the set already held max_entries
+	// tuples; nothing is dropped, but the attribution is lost.
+	MetricTelagentMetricSetEntryFolds = MetricDesc{
+		Name:        "telagent.metric_set.entry_folds",
+		Unit:        "{entry}",
+		Description: "Drained storage entries (one tuple's updates on one CPU in one interval) the agent added into the overflow series because the set already held max_entries tuples; nothing is dropped, but the attribution is lost.",
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
 		Entity:      "host",
 	}
+	// MetricTelagentMetricSetOverflows (counter, {update}, development): Updates
+	// the BPF programs added into a metric set's overflow series
+	// (otel.metric.overflow=true) because the node's storage hash was full this
+	// interval; nothing is dropped, but the attribution is lost.
+	MetricTelagentMetricSetOverflows = MetricDesc{
+		Name:        "telagent.metric_set.overflows",
+		Unit:        "{update}",
+		Description: "Updates the BPF programs added into a metric set's overflow series (otel.metric.overflow=true) because the node's storage hash was full this interval; nothing is dropped, but the attribution is lost.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
+	// MetricTelagentMetricSetStorageMemory (updowncounter, By, development):
+	// Kernel memory of a metric set's storage as the kernel accounts it (fdinfo
+	// memlock of its hashes, outer map, overflow value and fold counter).
+	MetricTelagentMetricSetStorageMemory = MetricDesc{
+		Name:        "telagent.metric_set.storage.memory",
+		Unit:        "By",
+		Description: "Kernel memory of a metric set's storage as the kernel accounts it (fdinfo memlock of its hashes, outer map, overflow value and fold counter).",
+		Instrument:  InstrumentUpDownCounter,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
+	// MetricTelagentMetricSetStorageUtilization (gauge, 1, development): Fill
+	// ratio of a metric set's kernel storage at the last drain: the most entries
+	// one hash (one NUMA node, one epoch) held, divided by its capacity. At 1
+	// further updates of that interval folded into the overflow series.
+	MetricTelagentMetricSetStorageUtilization = MetricDesc{
+		Name:        "telagent.metric_set.storage.utilization",
+		Unit:        "1",
+		Description: "Fill ratio of a metric set's kernel storage at the last drain: the most entries one hash (one NUMA node, one epoch) held, divided by its capacity. At 1 further updates of that interval folded into the overflow series.",
+		Instrument:  InstrumentGauge,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
 	// MetricTelagentMetricSetUtilization (gauge, 1, development): Fill ratio of a
-	// metric set's map at the last read: live keys divided by the map's
+	// metric set's tuples at the last read: live tuples divided by its
 	// max_entries. At 1 new tuples fold into the overflow series.
 	MetricTelagentMetricSetUtilization = MetricDesc{
 		Name:        "telagent.metric_set.utilization",
 		Unit:        "1",
-		Description: "Fill ratio of a metric set's map at the last read: live keys divided by the map's max_entries. At 1 new tuples fold into the overflow series.",
+		Description: "Fill ratio of a metric set's tuples at the last read: live tuples divided by its max_entries. At 1 new tuples fold into the overflow series.",
 		Instrument:  InstrumentGauge,
 		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
 		Entity:      "host",
@@ -569,7 +605,10 @@ func Metrics() []MetricDesc {
 		MetricTelagentFunctionCalls,
 		MetricTelagentFunctionDuration,
 		MetricTelagentMemoryOOMKills,
+		MetricTelagentMetricSetEntryFolds,
 		MetricTelagentMetricSetOverflows,
+		MetricTelagentMetricSetStorageMemory,
+		MetricTelagentMetricSetStorageUtilization,
 		MetricTelagentMetricSetUtilization,
 		MetricTelagentProbeCount,
 		MetricTelagentSchedMigrations,
@@ -703,20 +742,23 @@ type ValueDesc struct {
 // MetricSetDesc describes a multivariate metric set: one BPF map whose key is
 // a bounded attribute tuple and whose value holds every metric sharing it.
 type MetricSetDesc struct {
-	Name        string
-	Map         string // BPF map name
-	MapType     string // percpu_hash, hash, …
-	MaxEntries  uint32
-	Key         []FieldDesc
-	KeySize     int // bytes
-	Values      []ValueDesc
-	ValueWords  int               // u64 words per value
-	OverflowKey map[string]uint64 // key field name → value of the overflow key
+	Name       string
+	Map        string // BPF map name
+	MapType    string // node_hash: per (node, epoch) hashes of (tuple, CPU) entries
+	MaxEntries uint32
+	Key        []FieldDesc
+	KeySize    int // bytes
+	// EntryKeySize is a storage entry's key: the tuple, the writing CPU
+	// (u32 at offset KeySize) and padding to the tuple's alignment.
+	EntryKeySize int
+	Values       []ValueDesc
+	ValueWords   int               // u64 words per value
+	OverflowKey  map[string]uint64 // key field name → value of the overflow key
 }
 
 // Metric sets declared in the schema.
 var (
-	// MetricSetBlockio (map blockio_stats, percpu_hash, max_entries 10240):
+	// MetricSetBlockio (map blockio_stats, node_hash, max_entries 10240):
 	// Multivariate metric set of the blockio probe: one per-CPU hash entry per
 	// (process, device, direction) holds the bytes, the operations and both
 	// latency histograms; written at the request's completion from the state its
@@ -724,14 +766,15 @@ var (
 	MetricSetBlockio = MetricSetDesc{
 		Name:       "blockio",
 		Map:        "blockio_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "dev", CType: "u32", Attribute: AttrSystemDevice, Bound: 0, Entity: ""},
 			{Name: "direction", CType: "u32", Attribute: AttrDiskIODirection, Bound: 2, Entity: ""},
 		},
-		KeySize: 12,
+		KeySize:      12,
+		EntryKeySize: 16,
 		Values: []ValueDesc{
 			{Field: "bytes", Kind: "counter", Metric: "system.disk.io", Role: "value", Scale: 1, Words: 1, Offset: 0},
 			{Field: "operations", Kind: "counter", Metric: "system.disk.operations", Role: "value", Scale: 1, Words: 1, Offset: 1},
@@ -745,19 +788,20 @@ var (
 		ValueWords:  64,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "dev": 0xffffffff, "direction": 0xffffffff},
 	}
-	// MetricSetMemory (map memory_stats, percpu_hash, max_entries 10240):
+	// MetricSetMemory (map memory_stats, node_hash, max_entries 10240):
 	// Multivariate metric set of the memory probe: one per-CPU hash entry per
 	// process holds its minor and major page faults; the threads of a process add
 	// into its entry.
 	MetricSetMemory = MetricSetDesc{
 		Name:       "memory",
 		Map:        "memory_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 		},
-		KeySize: 4,
+		KeySize:      4,
+		EntryKeySize: 8,
 		Values: []ValueDesc{
 			{Field: "minor_faults", Kind: "counter", Metric: "process.paging.faults", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrSystemPagingFaultType.String("minor")}},
 			{Field: "major_faults", Kind: "counter", Metric: "process.paging.faults", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrSystemPagingFaultType.String("major")}},
@@ -765,38 +809,40 @@ var (
 		ValueWords:  2,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff},
 	}
-	// MetricSetMemoryOOM (map memory_oom, percpu_hash, max_entries 1024): OOM
-	// kills of the memory probe, one per-CPU hash entry per victim cgroup. A
-	// cgroup id is bounded, stable for the boot and joinable with container
-	// metadata, unlike a path or a process (victims are gone by export time).
+	// MetricSetMemoryOOM (map memory_oom, node_hash, max_entries 1024): OOM kills
+	// of the memory probe, one per-CPU hash entry per victim cgroup. A cgroup id
+	// is bounded, stable for the boot and joinable with container metadata, unlike
+	// a path or a process (victims are gone by export time).
 	MetricSetMemoryOOM = MetricSetDesc{
 		Name:       "memory_oom",
 		Map:        "memory_oom",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 1024,
 		Key: []FieldDesc{
 			{Name: "cgroup_id", CType: "u64", Attribute: AttrTelagentCgroupID, Bound: 0, Entity: ""},
 		},
-		KeySize: 8,
+		KeySize:      8,
+		EntryKeySize: 16,
 		Values: []ValueDesc{
 			{Field: "kills", Kind: "counter", Metric: "telagent.memory.oom_kills", Role: "value", Scale: 1, Words: 1, Offset: 0},
 		},
 		ValueWords:  1,
 		OverflowKey: map[string]uint64{"cgroup_id": 0xffffffffffffffff},
 	}
-	// MetricSetSched (map sched_stats, percpu_hash, max_entries 10240):
-	// Multivariate metric set of the sched probe: one per-CPU hash entry per
-	// process holds its context switches by type, on-CPU time, run-queue wait
-	// histogram and migrations; the threads of a process add into its entry.
+	// MetricSetSched (map sched_stats, node_hash, max_entries 10240): Multivariate
+	// metric set of the sched probe: one per-CPU hash entry per process holds its
+	// context switches by type, on-CPU time, run-queue wait histogram and
+	// migrations; the threads of a process add into its entry.
 	MetricSetSched = MetricSetDesc{
 		Name:       "sched",
 		Map:        "sched_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 		},
-		KeySize: 4,
+		KeySize:      4,
+		EntryKeySize: 8,
 		Values: []ValueDesc{
 			{Field: "voluntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("voluntary")}},
 			{Field: "involuntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("involuntary")}},
@@ -809,19 +855,20 @@ var (
 		ValueWords:  35,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff},
 	}
-	// MetricSetSyscalls (map syscall_stats, percpu_hash, max_entries 10240):
+	// MetricSetSyscalls (map syscall_stats, node_hash, max_entries 10240):
 	// Multivariate metric set of the syscalls probe: one per-CPU hash entry per
 	// (process, system call) holds every metric that shares that tuple.
 	MetricSetSyscalls = MetricSetDesc{
 		Name:       "syscalls",
 		Map:        "syscall_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "nr", CType: "u32", Attribute: AttrTelagentSyscallName, Bound: 1024, Entity: ""},
 		},
-		KeySize: 8,
+		KeySize:      8,
+		EntryKeySize: 12,
 		Values: []ValueDesc{
 			{Field: "calls", Kind: "counter", Metric: "telagent.syscall.duration", Role: "count", Scale: 1, Words: 1, Offset: 0},
 			{Field: "errors", Kind: "counter", Metric: "telagent.syscall.errors", Role: "value", Scale: 1, Words: 1, Offset: 1},
@@ -831,25 +878,26 @@ var (
 		ValueWords:  32,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "nr": 0xffffffff},
 	}
-	// MetricSetTCPConn (map tcp_stats, percpu_hash, max_entries 10240):
-	// Multivariate metric set of the tcp probe: one per-CPU hash entry per
-	// (process owning the socket, connection direction) holds its retransmits, RTT
-	// histogram, opens, failures, closes, lifetime histogram and resets. The owner
-	// is the process that called connect() or listen() (accepted connections
-	// inherit their listener's owner); a socket opened before the probe attached
-	// is owned by the first process that sends on it. tgid 0 is the unattributed
-	// series (no owner known yet, or a reset sent for no socket), exported on the
-	// host Resource in whole-host mode.
+	// MetricSetTCPConn (map tcp_stats, node_hash, max_entries 10240): Multivariate
+	// metric set of the tcp probe: one per-CPU hash entry per (process owning the
+	// socket, connection direction) holds its retransmits, RTT histogram, opens,
+	// failures, closes, lifetime histogram and resets. The owner is the process
+	// that called connect() or listen() (accepted connections inherit their
+	// listener's owner); a socket opened before the probe attached is owned by the
+	// first process that sends on it. tgid 0 is the unattributed series (no owner
+	// known yet, or a reset sent for no socket), exported on the host Resource in
+	// whole-host mode.
 	MetricSetTCPConn = MetricSetDesc{
 		Name:       "tcp_conn",
 		Map:        "tcp_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "direction", CType: "u32", Attribute: AttrTelagentTCPConnectionDirection, Bound: 3, Entity: ""},
 		},
-		KeySize: 8,
+		KeySize:      8,
+		EntryKeySize: 12,
 		Values: []ValueDesc{
 			{Field: "retransmits", Kind: "counter", Metric: "telagent.tcp.retransmits", Role: "value", Scale: 1, Words: 1, Offset: 0},
 			{Field: "rtt_samples", Kind: "counter", Metric: "telagent.tcp.rtt", Role: "count", Scale: 1, Words: 1, Offset: 1},
@@ -867,7 +915,7 @@ var (
 		ValueWords:  68,
 		OverflowKey: map[string]uint64{"tgid": 0xffffffff, "direction": 0xffffffff},
 	}
-	// MetricSetUprobe (map uprobe_stats, percpu_hash, max_entries 10240):
+	// MetricSetUprobe (map uprobe_stats, node_hash, max_entries 10240):
 	// Multivariate metric set of the uprobe probe: one per-CPU hash entry per
 	// (process, attached function) holds its calls, paired returns, total and log2
 	// histogram of duration. The function is an index into the agent's table of
@@ -876,13 +924,14 @@ var (
 	MetricSetUprobe = MetricSetDesc{
 		Name:       "uprobe",
 		Map:        "uprobe_stats",
-		MapType:    "percpu_hash",
+		MapType:    "node_hash",
 		MaxEntries: 10240,
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "fn", CType: "u32", Attribute: AttrCodeFunctionName, Bound: 256, Entity: ""},
 		},
-		KeySize: 8,
+		KeySize:      8,
+		EntryKeySize: 12,
 		Values: []ValueDesc{
 			{Field: "calls", Kind: "counter", Metric: "telagent.function.calls", Role: "value", Scale: 1, Words: 1, Offset: 0},
 			{Field: "returns", Kind: "counter", Metric: "telagent.function.duration", Role: "count", Scale: 1, Words: 1, Offset: 1},

@@ -2,9 +2,7 @@ package probes
 
 import (
 	"fmt"
-	"log/slog"
 
-	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 
@@ -13,16 +11,14 @@ import (
 	"github.com/telagent/telagent/export"
 )
 
-// Breakdown splits the value of every key of a per-CPU metric set by where
-// it was counted (a NUMA node, or a CPU) instead of exporting the sum; the
-// schema declares which attribute carries the part and its bound
-// (entity.Breakdowns). It works on the per-node partials the readers
-// compute anyway: a CPU breakdown is a reader topology of one pseudo-node
-// per CPU, so both come out of PerCPUReader.NodeValue.
+// Breakdown splits the value of every key of a metric set by where it was
+// counted (a NUMA node, or a CPU) instead of exporting the sum; the schema
+// declares which attribute carries the part and its bound
+// (entity.Breakdowns). Storage entries carry the CPU that wrote them and
+// are drained node by node, so a part is the entry's node index or CPU.
 type Breakdown struct {
 	Desc  entity.BreakdownDesc
-	topo  aggregator.Topology  // the readers' topology
-	parts []attribute.KeyValue // per reader node: its attribute
+	parts []attribute.KeyValue // per node index (numa_node) or CPU: its attribute
 }
 
 // NewBreakdown prepares desc on the host topology, or fails when the host
@@ -31,14 +27,11 @@ func NewBreakdown(desc entity.BreakdownDesc, host aggregator.Topology) (*Breakdo
 	b := &Breakdown{Desc: desc}
 	switch desc.Over {
 	case "numa_node":
-		b.topo = host
 		for _, n := range host.Nodes {
 			b.parts = append(b.parts, desc.Attribute.Int(n.ID))
 		}
 	case "cpu":
-		b.topo = aggregator.Topology{PossibleCPUs: host.PossibleCPUs}
 		for cpu := range host.PossibleCPUs {
-			b.topo.Nodes = append(b.topo.Nodes, aggregator.Node{ID: cpu, CPUs: []int{cpu}})
 			b.parts = append(b.parts, desc.Attribute.Int(cpu))
 		}
 	default:
@@ -51,44 +44,17 @@ func NewBreakdown(desc entity.BreakdownDesc, host aggregator.Topology) (*Breakdo
 	return b, nil
 }
 
-// ReaderTopology is the topology metric-set readers reduce over: the
-// host's NUMA nodes, or one pseudo-node per CPU under a CPU breakdown.
-func (e Env) ReaderTopology() aggregator.Topology {
-	if e.Breakdown == nil {
-		return e.Topology
-	}
-	return e.Breakdown.topo
-}
-
-// NewSetReader is the reader of one metric set's per-CPU map, on the
-// environment's reader topology.
-func NewSetReader[K any](m *ebpf.Map, desc entity.MetricSetDesc, env Env) (*aggregator.PerCPUReader[K], error) {
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return aggregator.NewPerCPUReader[K](m, desc.KeySize, desc.ValueWords, env.ReaderTopology(), aggregator.WithLogger(log))
-}
-
-// EmitKey adds key i of r's current read (its index in Each's chunk, or
-// in Read's snapshot) on res: its total, or under a
-// breakdown one point per part that counted anything. An overflow key
-// (keyAttrs OverflowAttrs) that nothing folded into yet is left out: it is
-// created in advance, so that the BPF side can always fold into it.
-func EmitKey[K any](e *SetEmitter, b *export.Builder, res *resource.Resource, keyAttrs attribute.Set, r *aggregator.PerCPUReader[K], i int) {
+// EmitPart adds one total's points on res: under a breakdown as the
+// part's point (part is a node index or a CPU, as the storage entry was
+// split; parts that counted nothing are left out), otherwise as the
+// key's.
+func (e *SetEmitter) EmitPart(b *export.Builder, res *resource.Resource, keyAttrs attribute.Set, part int, v []uint64) {
 	if e.breakdown == nil {
-		v := r.Value(i)
-		if keyAttrs.Equals(&OverflowAttrs) && AllZero(v) {
-			return
-		}
 		e.Emit(b, res, keyAttrs, v)
 		return
 	}
-	for n, part := range e.breakdown.parts {
-		v := r.NodeValue(i, n)
-		if AllZero(v) {
-			continue
-		}
-		e.Emit(b, res, e.partAttrs(keyAttrs, n, part), v)
+	if part < 0 || part >= len(e.breakdown.parts) || AllZero(v) {
+		return
 	}
+	e.Emit(b, res, e.partAttrs(keyAttrs, part, e.breakdown.parts[part]), v)
 }

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"fmt"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -48,7 +47,7 @@ func NewSetEmitter(set entity.MetricSetDesc, bd *Breakdown) (*SetEmitter, error)
 		metrics[m.Name] = m
 	}
 	e := &SetEmitter{set: set, sets: map[attribute.Distinct][]attribute.Set{}}
-	if bd != nil && strings.Contains(set.MapType, "percpu") {
+	if bd != nil && set.MapType == "node_hash" {
 		e.breakdown, e.parts = bd, map[partKey]attribute.Set{}
 	}
 	index := map[string]int{}

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/telagent/telagent/aggregator"
@@ -38,14 +39,42 @@ type Env struct {
 	// Breakdown, when set, splits every per-CPU metric set's points by
 	// NUMA node or CPU (--numa-breakdown, --cpu-breakdown).
 	Breakdown *Breakdown
-	Log       *slog.Logger
+	// NodesFromTopology: Topology is not the kernel's (tests fake a
+	// two-node host), so the programs map CPUs to nodes with its table
+	// instead of asking the kernel.
+	NodesFromTopology bool
+	// Storage is each metric set's storage capacity in entries per hash
+	// (one node, one epoch), by set name, as sized from the memory budget
+	// (PlanStorage); a set it lacks gets its schema max_entries.
+	Storage map[string]uint32
+	Log     *slog.Logger
+}
+
+// StorageEntries is the capacity of one storage hash of set.
+func (e Env) StorageEntries(set entity.MetricSetDesc) uint32 {
+	if n := e.Storage[set.Name]; n > 0 {
+		return n
+	}
+	return set.MaxEntries
 }
 
 // CollectionOptions returns the load options that substitute the shared
 // maps into spec, and sets the target filter. The shared maps may be sized
 // differently from the object's defaults (a one-slot target set in
 // whole-host mode), so the spec is made to match them.
-func (e Env) CollectionOptions(spec *ebpf.CollectionSpec) (*ebpf.CollectionOptions, error) {
+//
+// sets are the probe's metric sets, whose storage is created before the
+// object (NewProcessSet) and substituted into it like the shared maps.
+func (e Env) CollectionOptions(spec *ebpf.CollectionSpec, sets ...Replacer) (*ebpf.CollectionOptions, error) {
+	repl := map[string]*ebpf.Map{}
+	for name, m := range e.Shared {
+		repl[name] = m
+	}
+	for _, s := range sets {
+		for name, m := range s.Replacements() {
+			repl[name] = m
+		}
+	}
 	for name, m := range e.Shared {
 		ms, ok := spec.Maps[name]
 		if !ok {
@@ -58,7 +87,17 @@ func (e Env) CollectionOptions(spec *ebpf.CollectionSpec) (*ebpf.CollectionOptio
 			return nil, fmt.Errorf("set target filter: %w", err)
 		}
 	}
-	return &ebpf.CollectionOptions{MapReplacements: e.Shared}, nil
+	if v, ok := spec.Variables["telagent_nodes_from_map"]; ok {
+		if err := v.Set(e.NodesFromTopology); err != nil {
+			return nil, fmt.Errorf("set node source: %w", err)
+		}
+	}
+	return &ebpf.CollectionOptions{MapReplacements: repl}, nil
+}
+
+// Replacer is what provides maps to substitute into an object.
+type Replacer interface {
+	Replacements() map[string]*ebpf.Map
 }
 
 // Collection is one interval's destination for a probe's reads.
@@ -100,11 +139,24 @@ type MetricSetStats struct {
 	// MaxEntries is the map's capacity (0: unknown); Keys/MaxEntries is
 	// the telagent.metric_set.utilization self-metric.
 	MaxEntries int
-	// OverflowFolds counts updates folded into the overflow series because
-	// the map was full.
+	// OverflowFolds counts updates the programs folded into the overflow
+	// series because the node's storage hash was full.
 	OverflowFolds uint64
+	// EntryFolds counts drained entries the agent folded into the
+	// overflow series because the set held MaxEntries tuples.
+	EntryFolds uint64
 	// Evicted counts keys deleted because their process had exited.
 	Evicted uint64
+	Storage StorageStats
+}
+
+// StorageStats describe a set's kernel storage.
+type StorageStats struct {
+	Entries int    // capacity of one hash (one node, one epoch)
+	Peak    int    // most entries one hash held at the last drain
+	Bytes   uint64 // kernel memory of the storage (fdinfo memlock)
+	Nodes   int    // nodes with their own hashes
+	NUMA    bool   // hashes allocated on their nodes
 }
 
 // AttachTracing attaches tp_btf programs in order, appending each link to
@@ -153,4 +205,16 @@ func CloseLinks(links []link.Link) error {
 		errs = append(errs, l.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// RequireStorage checks what every metric set's storage needs: hashes
+// inside an ARRAY_OF_MAPS and per-CPU arrays for the overflow value
+// (drained with batch operations, Linux 5.6+).
+func RequireStorage() error {
+	for _, t := range []ebpf.MapType{ebpf.ArrayOfMaps, ebpf.Hash, ebpf.PerCPUArray} {
+		if err := features.HaveMapType(t); err != nil {
+			return fmt.Errorf("%s maps unavailable: %w", t, err)
+		}
+	}
+	return nil
 }

@@ -11,105 +11,198 @@ import (
 	"github.com/telagent/telagent/entity"
 )
 
-// ProcessSet is the user-space half of one per-CPU metric set whose key
-// starts with a process (tgid): it creates the overflow key, reads the map
-// each interval, turns every key into its process's points, and deletes the
-// keys of exited processes once their final values were exported. Probes
-// only say how a key maps to a tgid and to its data-point attributes.
-//
-// K and V are the bpf2go key and value types of the set's map.
-type ProcessSet[K comparable, V any] struct {
-	desc     entity.MetricSetDesc
-	m, folds *ebpf.Map
-	overflow K
-	tgid     func(K) uint32
-	attrs    func(K) attribute.Set
-
-	reader  *aggregator.PerCPUReader[K]
-	emit    *SetEmitter
-	final   *FinalEvictor[K, V]
-	foldBuf []uint64
-	keys    int
-	evicted uint64
+// SetKeys say how a metric set's tuple maps onto the exported data: its
+// owner and its data-point attributes. Probes give only these.
+type SetKeys[K comparable] struct {
+	// Owner is the process a tuple belongs to; ok false puts the tuple on
+	// the host Resource (tgid 0 of tcp, the OOM set's cgroups).
+	Owner func(K) (tgid uint32, ok bool)
+	// Attrs are the tuple's data-point attributes.
+	Attrs func(K) attribute.Set
 }
 
-// NewProcessSet sets up the set on its loaded map m and the object's fold
-// counter folds (a one-slot per-CPU array). overflow is the set's overflow
-// key, created here so the BPF side can always fold into it.
-func NewProcessSet[K comparable, V any](desc entity.MetricSetDesc, m, folds *ebpf.Map, env Env, overflow K,
-	tgid func(K) uint32, attrs func(K) attribute.Set) (*ProcessSet[K, V], error) {
-	s := &ProcessSet[K, V]{desc: desc, m: m, folds: folds, overflow: overflow, tgid: tgid, attrs: attrs,
-		foldBuf: make([]uint64, env.Topology.PossibleCPUs)}
+// ProcessSet is the user-space half of one metric set (schema map_type
+// node_hash): it creates the set's kernel storage before its object is
+// loaded, drains it each interval into cumulative totals, turns every
+// total into points of its owner's Resource, and forgets the totals of
+// exited processes once their final values were delivered.
+//
+// K, E and V are the bpf2go tuple, entry key and value types of the set.
+type ProcessSet[K comparable, E any, V any] struct {
+	desc     entity.MetricSetDesc
+	store    *aggregator.Store[K, E, V]
+	totals   *aggregator.Totals[K]
+	overflow K
+	keys     SetKeys[K]
+	emit     *SetEmitter
+	limit    int
+
+	cpuNode      []int32    // CPU → index of its node in the storage's nodes
+	lastOverflow [][]uint64 // per CPU: the kernel overflow value last seen
+	delta        []uint64
+	pending      []int // slots of exited processes, removed after delivery
+	userFolds    uint64
+	live         int // live tuples (parts) but the overflow's, at the last Collect
+	evicted      uint64
+}
+
+// NewProcessSet creates the storage of desc for spec (load spec with
+// Env.CollectionOptions(spec, set) afterwards): maxEntries bounds the tuples kept in user
+// space (0: the schema's max_entries), past which tuples fold into
+// overflow; the kernel's hashes get the capacity env assigns the set.
+func NewProcessSet[K comparable, E any, V any](spec *ebpf.CollectionSpec, desc entity.MetricSetDesc, env Env,
+	maxEntries uint32, overflow K, keys SetKeys[K]) (*ProcessSet[K, E, V], error) {
+	if keys.Owner == nil || keys.Attrs == nil {
+		return nil, fmt.Errorf("metric set %s: SetKeys needs Owner and Attrs", desc.Name)
+	}
+	if maxEntries == 0 {
+		maxEntries = desc.MaxEntries
+	}
+	s := &ProcessSet[K, E, V]{desc: desc, overflow: overflow, keys: keys, limit: int(maxEntries),
+		delta: make([]uint64, desc.ValueWords)}
 	var err error
 	if s.emit, err = NewSetEmitter(desc, env.Breakdown); err != nil {
 		return nil, err
 	}
-	if err := m.Update(overflow, make([]V, env.Topology.PossibleCPUs), ebpf.UpdateNoExist); err != nil {
-		return nil, fmt.Errorf("create %s overflow key: %w", desc.Name, err)
-	}
-	if s.reader, err = NewSetReader[K](m, desc, env); err != nil {
+	s.store, err = aggregator.NewStore[K, E, V](spec, desc.Map, desc.KeySize, desc.ValueWords,
+		env.StorageEntries(desc), env.Topology, env.Shared[EpochMap], env.Log)
+	if err != nil {
 		return nil, err
 	}
-	if s.final, err = NewFinalEvictor[K, V](m, desc.ValueWords, env.Topology.PossibleCPUs, &s.overflow); err != nil {
-		s.reader.Close()
+	parts := 1
+	if env.Breakdown != nil {
+		parts = len(env.Breakdown.parts)
+	}
+	if s.totals, err = aggregator.NewTotals[K](desc.ValueWords, s.limit*parts); err != nil {
+		s.store.Close()
 		return nil, err
+	}
+	s.cpuNode = make([]int32, env.Topology.PossibleCPUs)
+	for i, n := range s.store.Nodes() {
+		for _, c := range n.CPUs {
+			if c >= 0 && c < len(s.cpuNode) {
+				s.cpuNode[c] = int32(i)
+			}
+		}
+	}
+	s.lastOverflow = make([][]uint64, env.Topology.PossibleCPUs)
+	for c := range s.lastOverflow {
+		s.lastOverflow[c] = make([]uint64, desc.ValueWords)
 	}
 	return s, nil
 }
 
-// Collect reads the map once and adds every key's points: the overflow
-// series on the host, everything else on its process. Keys of processes
-// found gone are scheduled for eviction.
-func (s *ProcessSet[K, V]) Collect(c *Collection) error {
-	s.final.Reset()
-	// Streamed a chunk at a time: the reader never holds the whole map.
-	err := s.reader.Each(func(i int, k K) error {
-		if k == s.overflow {
-			// EmitKey leaves out the pre-created overflow key until something folded.
-			EmitKey(s.emit, c.Metrics, c.Processes.Host(), OverflowAttrs, s.reader, i)
-			return nil
-		}
-		tgid := s.tgid(k)
-		EmitKey(s.emit, c.Metrics, c.Processes.Process(tgid), s.attrs(k), s.reader, i)
-		if c.Processes.Gone(tgid) {
-			s.final.Add(k, s.reader.Value(i))
-		}
-		return nil
-	})
-	s.keys = s.reader.Len()
-	return err
+// Replacements are the set's storage maps, for loading its object (Env.
+// CollectionOptions takes them).
+func (s *ProcessSet[K, E, V]) Replacements() map[string]*ebpf.Map { return s.store.Replacements() }
+
+// EpochMap is the shared map (bpf/include/telagent.h) holding the epoch.
+const EpochMap = "telagent_epoch"
+
+// part is where a breakdown puts what entry e counted: its node index
+// or its CPU (0 without a breakdown).
+func (s *ProcessSet[K, E, V]) part(cpu uint32, node int) int32 {
+	if s.emit.breakdown == nil {
+		return 0
+	}
+	if s.emit.breakdown.Desc.Over == "cpu" {
+		return int32(cpu)
+	}
+	return int32(node)
 }
 
-// Evict deletes the keys scheduled at the last Collect; call it only after
-// that interval was exported.
-func (s *ProcessSet[K, V]) Evict() error {
-	n, err := s.final.Evict()
-	s.evicted += uint64(n)
-	if err != nil {
-		return fmt.Errorf("evict exited processes from %s: %w", s.desc.Map, err)
+// Collect drains the storage into the totals and adds every total's
+// points: the overflow series on the host, everything else on its owner.
+// Totals of processes found gone are scheduled for removal.
+func (s *ProcessSet[K, E, V]) Collect(c *Collection) error {
+	s.pending = s.pending[:0]
+	var errs []error
+	errs = append(errs, s.store.Drain(func(e *aggregator.Entry[K]) error {
+		return s.add(aggregator.TotalKey[K]{Key: e.Key, Part: s.part(e.CPU, e.Node)}, e.Value)
+	}))
+	errs = append(errs, s.store.Overflow(func(cpu int, v []uint64) {
+		nonzero := false
+		for i, x := range v {
+			s.delta[i] = x - s.lastOverflow[cpu][i]
+			nonzero = nonzero || s.delta[i] != 0
+		}
+		if !nonzero {
+			return
+		}
+		copy(s.lastOverflow[cpu], v)
+		node := 0
+		if cpu < len(s.cpuNode) {
+			node = int(s.cpuNode[cpu])
+		}
+		errs = append(errs, s.totals.AddAlways(aggregator.TotalKey[K]{Key: s.overflow, Part: s.part(uint32(cpu), node)}, s.delta))
+	}))
+	host := c.Processes.Host()
+	s.live = 0
+	errs = append(errs, s.totals.Each(func(slot int, k aggregator.TotalKey[K], v []uint64) error {
+		if k.Key == s.overflow {
+			s.emit.EmitPart(c.Metrics, host, OverflowAttrs, int(k.Part), v)
+			return nil
+		}
+		s.live++
+		tgid, ok := s.keys.Owner(k.Key)
+		if !ok {
+			s.emit.EmitPart(c.Metrics, host, s.keys.Attrs(k.Key), int(k.Part), v)
+			return nil
+		}
+		s.emit.EmitPart(c.Metrics, c.Processes.Process(tgid), s.keys.Attrs(k.Key), int(k.Part), v)
+		if c.Processes.Gone(tgid) {
+			s.pending = append(s.pending, slot)
+		}
+		return nil
+	}))
+	return errors.Join(errs...)
+}
+
+// add adds a drained value to its total, or to the overflow tuple's (and
+// counts the fold) when the totals hold their limit of tuples.
+func (s *ProcessSet[K, E, V]) add(k aggregator.TotalKey[K], v []uint64) error {
+	if k.Key == s.overflow {
+		return s.totals.AddAlways(k, v)
 	}
+	ok, err := s.totals.Add(k, v)
+	if err != nil || ok {
+		return err
+	}
+	s.userFolds++
+	return s.totals.AddAlways(aggregator.TotalKey[K]{Key: s.overflow, Part: k.Part}, v)
+}
+
+// Evict forgets the totals scheduled at the last Collect; call it only
+// after that interval was exported. Nothing is left in the kernel to
+// delete: a drain takes every entry.
+func (s *ProcessSet[K, E, V]) Evict() error {
+	for _, slot := range s.pending {
+		s.totals.Remove(slot)
+	}
+	s.evicted += uint64(len(s.pending))
+	s.pending = s.pending[:0]
 	return nil
 }
 
 // Stats reports the set's health counters.
-func (s *ProcessSet[K, V]) Stats() MetricSetStats {
-	ms := MetricSetStats{Name: s.desc.Name, Keys: s.keys, MaxEntries: int(s.m.MaxEntries()), Evicted: s.evicted}
-	if s.folds.Lookup(uint32(0), s.foldBuf) == nil {
-		for _, f := range s.foldBuf {
-			ms.OverflowFolds += f
-		}
+func (s *ProcessSet[K, E, V]) Stats() MetricSetStats {
+	if s == nil || s.store == nil {
+		return MetricSetStats{Name: s.desc.Name}
 	}
-	return ms
+	_, peak := s.store.LastDrain()
+	return MetricSetStats{Name: s.desc.Name, Keys: s.live, MaxEntries: s.limit, Evicted: s.evicted,
+		OverflowFolds: s.store.Folds(), EntryFolds: s.userFolds,
+		Storage:       StorageStats{Entries: s.store.Capacity(), Peak: peak, Bytes: s.store.Memory(), Nodes: len(s.store.Nodes()), NUMA: s.store.NUMA()}}
 }
 
-// Close stops the reader's node workers. The maps belong to the probe.
-func (s *ProcessSet[K, V]) Close() error {
+// Store is the set's kernel storage (tests, diagnostics).
+func (s *ProcessSet[K, E, V]) Store() *aggregator.Store[K, E, V] { return s.store }
+
+// Close frees the storage hashes and the totals. The object's own maps
+// belong to the probe. A nil set's Close does nothing.
+func (s *ProcessSet[K, E, V]) Close() error {
 	if s == nil {
 		return nil
 	}
-	return errors.Join(s.reader.Close())
+	return errors.Join(s.store.Close(), s.totals.Close())
 }
-
-// Reader is the set's map reader (per-node partials, for tests and the
-// --numa-breakdown path).
-func (s *ProcessSet[K, V]) Reader() *aggregator.PerCPUReader[K] { return s.reader }

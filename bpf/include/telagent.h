@@ -53,15 +53,41 @@ struct {
 } processes SEC(".maps");
 
 /*
- * Folds into the overflow key of this object's metric set(s), one slot per
- * CPU. Read by the agent and exported as a self-metric.
+ * Metric-set storage (map_type node_hash in the schema; the generated
+ * headers declare each set's maps and its <set>_slot()): per NUMA node two
+ * plain hashes, one per epoch, whose entries are keyed by the set's tuple
+ * plus the CPU that writes them. Only that CPU ever writes an entry (the
+ * programs run with migration disabled), so updates need no atomics, and
+ * a node's hashes are written only by its own CPUs. The agent flips the
+ * epoch each interval, waits for a grace period (every program that saw
+ * the old epoch has returned), then reads and deletes the idle hashes and
+ * keeps the cumulative totals itself: the kernel holds what one interval
+ * touched, whatever the number of possible CPUs.
  */
+#define TELAGENT_STORE_MAX_NODES 64 /* default outer size; the agent sizes it */
+#define TELAGENT_STORE_SLOTS (2 * TELAGENT_STORE_MAX_NODES)
+
+/* [0]: the epoch (0 or 1) programs write now. Written only by the agent. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} overflow_folds SEC(".maps");
+	__type(value, __u32);
+} telagent_epoch SEC(".maps");
+
+/*
+ * CPU -> node, used instead of the kernel's own node id only when the
+ * agent was given a topology that is not the kernel's (tests fake a
+ * two-node host this way).
+ */
+volatile const bool telagent_nodes_from_map = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* possible CPUs, set by the agent */
+	__type(key, __u32);
+	__type(value, __u32);
+} telagent_cpu_node SEC(".maps");
 
 static __always_inline bool telagent_is_target(__u32 tgid)
 {
@@ -116,36 +142,60 @@ static __always_inline void telagent_note_process(struct task_struct *task)
 	bpf_map_update_elem(&processes, &tgid, &p, BPF_ANY);
 }
 
-/*
- * Returns this CPU's value slot for key, creating the entry on first use.
- * When the map is full the caller's data goes into the overflow key (created
- * by the agent before attach, so it always exists) and the fold is counted:
- * nothing is dropped silently. The common case is one lookup.
- */
-static __always_inline void *telagent_lookup_or_init(void *map, const void *key,
-						     const void *zero,
-						     const void *overflow_key,
-						     struct task_struct *task)
+/* The storage slot (outer map index) this CPU writes in the current epoch. */
+static __always_inline __u32 telagent_store_index(void)
 {
-	void *val;
-	long err;
-	__u32 slot = 0;
-	__u64 *folds;
+	__u32 zero = 0, node, cpu, *v, *epoch;
 
-	val = bpf_map_lookup_elem(map, key);
-	if (val)
-		return val;
-	telagent_note_process(task);
-	err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
-	if (err == 0 || err == -EEXIST) {
-		val = bpf_map_lookup_elem(map, key);
+	if (telagent_nodes_from_map) {
+		cpu = bpf_get_smp_processor_id();
+		v = bpf_map_lookup_elem(&telagent_cpu_node, &cpu);
+		node = v ? *v : 0;
+	} else {
+		node = bpf_get_numa_node_id();
+	}
+	epoch = bpf_map_lookup_elem(&telagent_epoch, &zero);
+	return 2 * node + (epoch ? (*epoch & 1) : 0);
+}
+
+/*
+ * Returns this CPU's entry of a metric set for ekey (the tuple and this
+ * CPU), creating it on first use in this epoch: the common case is one
+ * hash lookup. task, when set, has its process identity noted when the
+ * entry is created; *created (when set) says whether it was. When the
+ * node's hash is full (or missing) the caller's data goes into the set's
+ * per-CPU overflow value and the fold is counted: nothing is dropped
+ * silently.
+ */
+static __always_inline void *telagent_store_slot(void *outer, void *overflow, void *fold_count,
+						 const void *ekey, const void *zero_value,
+						 struct task_struct *task, bool *created)
+{
+	__u32 idx = telagent_store_index(), slot = 0;
+	void *inner, *val;
+	__u64 *folds;
+	long err;
+
+	inner = bpf_map_lookup_elem(outer, &idx);
+	if (inner) {
+		val = bpf_map_lookup_elem(inner, ekey);
 		if (val)
 			return val;
+		if (task)
+			telagent_note_process(task);
+		if (created)
+			*created = true;
+		err = bpf_map_update_elem(inner, ekey, zero_value, BPF_NOEXIST);
+		if (err == 0 || err == -EEXIST) {
+			val = bpf_map_lookup_elem(inner, ekey);
+			if (val)
+				return val;
+		}
 	}
-	folds = bpf_map_lookup_elem(&overflow_folds, &slot);
+	folds = bpf_map_lookup_elem(fold_count, &slot);
 	if (folds)
 		*folds += 1;
-	return bpf_map_lookup_elem(map, overflow_key);
+	return bpf_map_lookup_elem(overflow, &slot);
 }
 
 #endif /* __TELAGENT_H__ */

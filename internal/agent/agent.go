@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,10 @@ type Config struct {
 	Events export.EventExporter
 	// Breakdown splits per-CPU metric sets by NUMA node or CPU; nil: totals.
 	Breakdown *entity.BreakdownDesc
+	// Storage is each metric set's kernel storage in entries per hash, by
+	// set name (probes.PlanStorage sizes it from the BPF memory budget);
+	// nil: the schema's max_entries.
+	Storage map[string]uint32
 
 	// Export queue (export.Queue): intervals waiting for the exporter
 	// (default 8), the temporality sent (cumulative by default), and the
@@ -110,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 
-	tset, err := shared.Load(topo.PossibleCPUs, len(cfg.Pids) > 0 || len(cfg.Command) > 0 || !cfg.Selectors.Empty())
+	tset, err := shared.Load(topo, len(cfg.Pids) > 0 || len(cfg.Command) > 0 || !cfg.Selectors.Empty())
 	if err != nil {
 		return 0, err
 	}
@@ -124,7 +129,8 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 	resolver.Kernel = tset.Process
-	env := probes.Env{Topology: topo, Log: log, Shared: tset.Replacements(), FilterTargets: tset.Filtering()}
+	env := probes.Env{Topology: topo, Log: log, Shared: tset.Replacements(), FilterTargets: tset.Filtering(),
+		NodesFromTopology: filepath.Clean(cfg.SysRoot) != "/sys", Storage: cfg.Storage}
 	if cfg.Breakdown != nil {
 		if env.Breakdown, err = probes.NewBreakdown(*cfg.Breakdown, topo); err != nil {
 			return 0, err
@@ -204,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	})
 	c := &collector{
 		events: events,
-		probes: running, skipped: skipped, queue: queue, prom: prom, resolver: resolver, log: log,
+		probes: running, skipped: skipped, queue: queue, prom: prom, resolver: resolver, log: log, shared: tset,
 		builder: export.NewBuilder(cfg.Version, start),
 	}
 	loop(ctx, cfg, c, exited, held, sigs)
@@ -386,6 +392,7 @@ type collector struct {
 	builder  *export.Builder
 	log      *slog.Logger
 	events   *eventPipeline // nil without event probes
+	shared   *shared.State  // flips the metric-set storage's epoch
 
 	// lastSeq is the queue's number of the last interval collected;
 	// evicted says its exited processes' keys were deleted.
@@ -425,6 +432,11 @@ func (c *collector) collect(ctx context.Context) {
 	c.builder.Begin(begin)
 	c.events.beforeCollect(c.resolver, c.builder)
 	col := &probes.Collection{Metrics: c.builder, Processes: c.resolver}
+	// One flip and one grace period for every probe's storage: after it
+	// the idle epoch's entries are complete and the agent's to drain.
+	if err := c.shared.Flip(); err != nil {
+		c.log.Warn("collect", "err", err)
+	}
 	for _, p := range c.probes {
 		if err := p.Collect(ctx, col); err != nil {
 			c.log.Warn("collect", "probe", p.Info().Name, "err", err)

@@ -121,9 +121,8 @@ func TestCommandCountedFromFirstInstruction(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("series %v, want exactly %v", got, want)
 	}
-	// Fill ratio: the 8 exported keys plus the pre-created overflow key, in
-	// a map of the set's default size plus the overflow slot.
-	if u, want := utilization(exp.last(), "syscalls"), float64(len(got)+1)/float64(entity.MetricSetSyscalls.MaxEntries+1); u != want {
+	// Fill ratio: the 8 exported tuples of the set's default max_entries.
+	if u, want := utilization(exp.last(), "syscalls"), float64(len(got))/float64(entity.MetricSetSyscalls.MaxEntries); u != want {
 		t.Errorf("telagent.metric_set.utilization{syscalls} = %v, want %v", u, want)
 	}
 }
@@ -164,22 +163,27 @@ func TestOverflowKeepsTotal(t *testing.T) {
 	if len(got)-1 > 3 {
 		t.Errorf("%d named series with max_entries 3", len(got)-1)
 	}
-	// The self-metric counts exactly the updates folded into overflow.
-	var folds int64 = -1
-	for _, rm := range exp.last() {
-		for _, m := range rm.ScopeMetrics[0].Metrics {
-			if m.Name != entity.MetricTelagentMetricSetOverflows.Name {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				if v, _ := dp.Attributes.Value(entity.AttrTelagentMetricSetName); v.AsString() == "syscalls" {
-					folds = dp.Value
+	// The storage had room, so the programs folded nothing; the agent
+	// folded the drained entries of the tuples past max_entries, at least
+	// one for each of the 5 syscalls that found no room, and counted them.
+	folds := func(m entity.MetricDesc) int64 {
+		for _, rm := range exp.last() {
+			for _, md := range rm.ScopeMetrics[0].Metrics {
+				if md.Name != m.Name {
+					continue
+				}
+				for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
+					if v, _ := dp.Attributes.Value(entity.AttrTelagentMetricSetName); v.AsString() == "syscalls" {
+						return dp.Value
+					}
 				}
 			}
 		}
+		return -1
 	}
-	if folds != int64(got[""]) {
-		t.Errorf("%s = %d, overflow series count %d", entity.MetricTelagentMetricSetOverflows.Name, folds, got[""])
+	if k, a := folds(entity.MetricTelagentMetricSetOverflows), folds(entity.MetricTelagentMetricSetEntryFolds); k != 0 || a < 5 {
+		t.Errorf("%s = %d (want 0), %s = %d (want >= 5), overflow series count %d", entity.MetricTelagentMetricSetOverflows.Name, k,
+			entity.MetricTelagentMetricSetEntryFolds.Name, a, got[""])
 	}
 	// Updates were folded because the map was full: its fill ratio is 1.
 	if u := utilization(exp.last(), "syscalls"); u != 1 {

@@ -64,8 +64,13 @@ func (s *selfTelemetry) add(c *collector, d time.Duration) {
 		for _, ms := range p.Stats().MetricSets {
 			a := s.setAttrs(ms.Name)
 			b.Counter(host, entity.MetricTelagentMetricSetOverflows, a, int64(ms.OverflowFolds))
+			b.Counter(host, entity.MetricTelagentMetricSetEntryFolds, a, int64(ms.EntryFolds))
 			if ms.MaxEntries > 0 {
 				b.Gauge(host, entity.MetricTelagentMetricSetUtilization, a, float64(ms.Keys)/float64(ms.MaxEntries))
+			}
+			if st := ms.Storage; st.Entries > 0 {
+				b.Gauge(host, entity.MetricTelagentMetricSetStorageUtilization, a, float64(st.Peak)/float64(st.Entries))
+				b.Counter(host, entity.MetricTelagentMetricSetStorageMemory, a, int64(st.Bytes))
 			}
 		}
 	}

@@ -89,9 +89,10 @@ func buildBreakdown(file string, g yamlGroup, attrs []*Attribute) (*Breakdown, e
 	return b, nil
 }
 
-// PerCPU reports whether the set's map keeps one value per CPU, which is
-// what a breakdown splits.
-func (s *MetricSet) PerCPU() bool { return strings.Contains(s.MapType, "percpu") }
+// PerCPU reports whether the set's storage keeps what each CPU counted
+// apart (node_hash entries carry their CPU), which is what a breakdown
+// splits.
+func (s *MetricSet) PerCPU() bool { return s.MapType == MapTypeNodeHash }
 
 func breakdownIdent(b *Breakdown) string {
 	return "Breakdown" + CamelCase(strings.ReplaceAll(b.Over, "_", "."))

@@ -34,7 +34,7 @@ const constsRegistry = `groups:
         metric_set:
           name: sched
           map: sched_stats
-          map_type: percpu_hash
+          map_type: node_hash
           max_entries: 64
           key:
             - field: tgid

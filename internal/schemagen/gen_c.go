@@ -29,7 +29,9 @@ func (r *Registry) GenerateC() (map[string][]byte, error) {
 		w("#ifndef TELAGENT_HIST_BUCKETS\n#define TELAGENT_HIST_BUCKETS %d\n#endif\n", r.HistBuckets)
 		w("#ifndef TELAGENT_HIST_MIN_SHIFT\n#define TELAGENT_HIST_MIN_SHIFT %d\n#endif\n\n", r.HistMinShift)
 
-		w("/* BPF_MAP_TYPE_%s */\n", strings.ToUpper(s.MapType))
+		w("/* Storage: bpf/include/telagent.h (telagent_store_slot), map_type %s. */\n", s.MapType)
+		w("#include \"telagent.h\"\n\n")
+		w("/* Default entries of one storage hash (one node, one epoch); the agent\n * sizes them from its memory budget. */\n")
 		w("#define %s_MAX_ENTRIES %d\n", up, s.MaxEntries)
 		w("/* Key fields with a finite bound: values must stay below it. */\n")
 		for _, k := range s.Key {
@@ -39,7 +41,8 @@ func (r *Registry) GenerateC() (map[string][]byte, error) {
 		}
 		w("\n")
 
-		w("/* Overflow key: the BPF side adds here when the map is full. */\n")
+		w("/* Overflow key: the tuple under which the agent reports what did not fit\n")
+		w(" * (the storage's per-CPU overflow value, and tuples past max_entries). */\n")
 		for _, k := range s.Key {
 			w("#define %s_OVERFLOW_%s %#x\n", up, strings.ToUpper(k.Field), s.OverflowKey[k.Field])
 		}
@@ -67,6 +70,33 @@ func (r *Registry) GenerateC() (map[string][]byte, error) {
 
 		w("_Static_assert(sizeof(struct %s_key) == %d, \"%s_key layout\");\n", s.Name, s.KeySize, s.Name)
 		w("_Static_assert(sizeof(struct %s_value) == %d, \"%s_value layout\");\n\n", s.Name, 8*s.ValueWords, s.Name)
+
+		w("/* One storage entry's key: the tuple and the CPU that writes it. */\n")
+		w("struct %s_entry_key {\n\tstruct %s_key tuple;\n\t__u32 cpu;\n", s.Name, s.Name)
+		if s.EntryKeySize > s.KeySize+4 {
+			w("\t__u32 _pad; /* explicit: every byte of a hash key is written */\n")
+		}
+		w("};\n\n")
+		w("_Static_assert(sizeof(struct %s_entry_key) == %d, \"%s_entry_key layout\");\n\n", s.Name, s.EntryKeySize, s.Name)
+		w("/* Names the entry key in BTF: the inner map's key would be a bare\n * forward declaration otherwise, which the loader cannot size. */\n")
+		w("const struct %s_entry_key *%s_entry_key_btf __attribute__((unused));\n\n", s.Name, s.Name)
+		w("/* Per (node, epoch) one hash of entries, at index 2 * node + epoch. */\n")
+		w("struct {\n\t__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);\n\t__uint(max_entries, TELAGENT_STORE_SLOTS);\n\t__type(key, __u32);\n")
+		w("\t__array(values, struct {\n\t\t__uint(type, BPF_MAP_TYPE_HASH);\n\t\t__uint(max_entries, %s_MAX_ENTRIES);\n", up)
+		w("\t\t__type(key, struct %s_entry_key);\n\t\t__type(value, struct %s_value);\n\t});\n} %s SEC(\".maps\");\n\n", s.Name, s.Name, s.Map)
+		w("/* What did not fit, per CPU; cumulative, never drained. */\n")
+		w("struct {\n\t__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);\n\t__uint(max_entries, 1);\n\t__type(key, __u32);\n")
+		w("\t__type(value, struct %s_value);\n} %s_overflow SEC(\".maps\");\n\n", s.Name, s.Map)
+		w("/* Updates folded into the overflow value, per CPU: a self-metric. */\n")
+		w("struct {\n\t__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);\n\t__uint(max_entries, 1);\n\t__type(key, __u32);\n")
+		w("\t__type(value, __u64);\n} %s_folds SEC(\".maps\");\n\n", s.Map)
+		w("static const struct %s_value %s_zero_value;\n\n", s.Name, s.Name)
+		w("/*\n * This CPU's entry of key in the current epoch (see telagent_store_slot):\n")
+		w(" * task, when set, has its identity noted when the entry is created.\n */\n")
+		w("static __always_inline struct %s_value *%s_slot(const struct %s_key *key,\n", s.Name, s.Name, s.Name)
+		w("\t\tstruct task_struct *task, bool *created)\n{\n")
+		w("\tstruct %s_entry_key ek = {};\n\n\tek.tuple = *key;\n\tek.cpu = bpf_get_smp_processor_id();\n", s.Name)
+		w("\treturn telagent_store_slot(&%s, &%s_overflow, &%s_folds, &ek, &%s_zero_value, task, created);\n}\n\n", s.Map, s.Map, s.Map, s.Name)
 
 		w("#endif /* %s */\n", guard)
 		out[s.Name+".h"] = b.Bytes()

@@ -84,11 +84,8 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 	w("\n")
 	for _, s := range r.MetricSets {
 		w("### %s\n\n%s\n\n", code(s.Name), cell(s.Brief))
-		perCPU := ""
-		if strings.Contains(s.MapType, "percpu") {
-			perCPU = " per CPU"
-		}
-		w("Key: %d bytes; value: %d u64 words (%d bytes)%s.\n\n", s.KeySize, s.ValueWords, 8*s.ValueWords, perCPU)
+		w("Key: %d bytes (a storage entry's: %d, with the writing CPU); value: %d u64 words (%d bytes) per entry.\n\n",
+			s.KeySize, s.EntryKeySize, s.ValueWords, 8*s.ValueWords)
 		w("| value field | kind | words | offset | metric | role | scale to unit |\n|---|---|---|---|---|---|---|\n")
 		for _, v := range s.Values {
 			kind := v.Kind

@@ -225,10 +225,13 @@ type ValueDesc struct {
 type MetricSetDesc struct {
 	Name        string
 	Map         string // BPF map name
-	MapType     string // percpu_hash, hash, …
+	MapType     string // node_hash: per (node, epoch) hashes of (tuple, CPU) entries
 	MaxEntries  uint32
 	Key         []FieldDesc
 	KeySize     int // bytes
+	// EntryKeySize is a storage entry's key: the tuple, the writing CPU
+	// (u32 at offset KeySize) and padding to the tuple's alignment.
+	EntryKeySize int
 	Values      []ValueDesc
 	ValueWords  int               // u64 words per value
 	OverflowKey map[string]uint64 // key field name → value of the overflow key
@@ -243,7 +246,7 @@ type MetricSetDesc struct {
 		for _, k := range s.Key {
 			w("\t\t\t{Name: %q, CType: %q, Attribute: %s, Bound: %d, Entity: %q},\n", k.Field, k.CType, attrIdent(k.Attribute.ID), k.Bound, k.Entity)
 		}
-		w("\t\t},\n\t\tKeySize: %d,\n", s.KeySize)
+		w("\t\t},\n\t\tKeySize: %d,\n\t\tEntryKeySize: %d,\n", s.KeySize, s.EntryKeySize)
 		w("\t\tValues: []ValueDesc{\n")
 		for _, v := range s.Values {
 			w("\t\t\t{Field: %q, Kind: %q, Metric: %q, Role: %q, Scale: %s, Words: %d, Offset: %d",

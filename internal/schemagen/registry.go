@@ -140,6 +140,12 @@ func (v ValueField) constKey() string {
 	return b.String()
 }
 
+// MapTypeNodeHash is the storage of every metric set: per NUMA node and
+// epoch one plain preallocated hash whose entries are keyed by the tuple
+// and the CPU that writes them (bpf/include/telagent.h). Its kernel
+// memory depends on what one interval touched, not on the possible CPUs.
+const MapTypeNodeHash = "node_hash"
+
 // MetricSet is an attribute_group carrying annotations.telagent.metric_set.
 type MetricSet struct {
 	ID, Name, Map, MapType, Brief, File string
@@ -147,6 +153,10 @@ type MetricSet struct {
 	Attributes                          []*Attribute
 	Key                                 []KeyField
 	KeySize                             int // bytes, C layout
+	// EntryKeySize is the key of one storage entry of a node_hash set:
+	// the tuple, the writing CPU (u32) and explicit padding to the tuple's
+	// alignment (no implicit padding: every key byte is written).
+	EntryKeySize int
 	Values                              []ValueField
 	ValueWords                          int
 	OverflowKey                         map[string]uint64
@@ -602,9 +612,9 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 		return nil, fail("name %q and map %q must be C identifiers", ms.Name, ms.Map)
 	}
 	switch ms.MapType {
-	case "hash", "percpu_hash", "lru_hash", "lru_percpu_hash":
+	case MapTypeNodeHash:
 	default:
-		return nil, fail("map_type %q is not one of hash, percpu_hash, lru_hash, lru_percpu_hash", ms.MapType)
+		return nil, fail("map_type %q is not %s (per-node hashes of (tuple, CPU) entries, drained every interval)", ms.MapType, MapTypeNodeHash)
 	}
 	if ms.MaxEntries == 0 {
 		return nil, fail("max_entries is required")
@@ -664,6 +674,7 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 		ms.Key = append(ms.Key, kf)
 	}
 	ms.KeySize = alignUp(off, align)
+	ms.EntryKeySize = alignUp(ms.KeySize+4, align)
 	for _, a := range attrs {
 		found := false
 		for _, k := range ms.Key {

@@ -32,7 +32,7 @@ func TestSyscallsMetricSet(t *testing.T) {
 	if s == nil {
 		t.Fatalf("no metric set named syscalls")
 	}
-	if s.Name != "syscalls" || s.Map != "syscall_stats" || s.MapType != "percpu_hash" || s.MaxEntries != 10240 {
+	if s.Name != "syscalls" || s.Map != "syscall_stats" || s.MapType != "node_hash" || s.MaxEntries != 10240 {
 		t.Errorf("set header: %+v", s)
 	}
 	if s.KeySize != 8 {
@@ -160,7 +160,7 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown role", "role: sum", "role: total", `role "total" is not valid for kind sum`},
 		{"overflow too wide", "nr: 0xffffffff }", "nr: 0x1ffffffff }", "does not fit u32"},
 		{"unknown metric", "metric: telagent.syscall.errors\n", "metric: telagent.syscall.oops\n", `no metric named "telagent.syscall.oops"`},
-		{"annotation typo", "map_type: percpu_hash", "map_typ: percpu_hash", "field map_typ not found"},
+		{"annotation typo", "map_type: node_hash", "map_typ: node_hash", "field map_typ not found"},
 		{"bound over attribute bound", "bound: 1024\n          overflow_key", "bound: 2048\n          overflow_key", "exceeds the bound 1024"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

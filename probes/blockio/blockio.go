@@ -3,7 +3,7 @@
 // direction), from the block request tracepoints.
 package blockio
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type blockio_key -type blockio_value -type inflight blockio ../../bpf/blockio.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type blockio_key -type blockio_entry_key -type blockio_value -type inflight blockio ../../bpf/blockio.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sys/unix"
@@ -80,7 +79,7 @@ type Probe struct {
 	links  []link.Link
 	attach string
 
-	stats   *probes.ProcessSet[blockioBlockioKey, blockioBlockioValue]
+	stats   *probes.ProcessSet[blockioBlockioKey, blockioBlockioEntryKey, blockioBlockioValue]
 	devices *deviceNames
 	attrs   map[blockioBlockioKey]keyAttrs // per (dev, direction); tgid 0
 	aged    uint64                         // entries the agent aged out
@@ -104,10 +103,8 @@ type objects struct {
 	Complete *ebpf.Program `ebpf:"block_rq_complete"`
 	Merge    *ebpf.Program `ebpf:"block_rq_merge"`
 	Requeue  *ebpf.Program `ebpf:"block_rq_requeue"`
-	Stats    *ebpf.Map     `ebpf:"blockio_stats"`
 	Inflight *ebpf.Map     `ebpf:"blockio_inflight"`
 	Drops    *ebpf.Map     `ebpf:"blockio_drops"`
-	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // rawObjects is the same for the raw_tp fallback.
@@ -117,10 +114,8 @@ type rawObjects struct {
 	Complete *ebpf.Program `ebpf:"raw_block_rq_complete"`
 	Merge    *ebpf.Program `ebpf:"raw_block_rq_merge"`
 	Requeue  *ebpf.Program `ebpf:"raw_block_rq_requeue"`
-	Stats    *ebpf.Map     `ebpf:"blockio_stats"`
 	Inflight *ebpf.Map     `ebpf:"blockio_inflight"`
 	Drops    *ebpf.Map     `ebpf:"blockio_drops"`
-	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // New returns the probe; nothing is loaded until Start.
@@ -144,8 +139,8 @@ func (p *Probe) Supported() error {
 	if err := probes.RequireBTF(); err != nil {
 		return err
 	}
-	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
-		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
+	if err := probes.RequireStorage(); err != nil {
+		return err
 	}
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
@@ -166,10 +161,6 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	if err != nil {
 		return fmt.Errorf("load blockio spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
-	}
 	inflight := p.cfg.InflightMaxEntries
 	if inflight == 0 {
 		inflight = DefaultInflightMaxEntries
@@ -178,27 +169,24 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	if p.maxAge <= 0 {
 		p.maxAge = DefaultMaxAge
 	}
-	// One extra slot holds the overflow key, which must always fit.
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1
 	spec.Maps["blockio_inflight"].MaxEntries = inflight
 	if err := spec.Variables["max_age_ns"].Set(uint64(p.maxAge.Nanoseconds())); err != nil {
 		return fmt.Errorf("set blockio max age: %w", err)
 	}
-	opts, err := env.CollectionOptions(spec)
+	p.devices = newDeviceNames(p.cfg.SysRoot)
+	p.attrs = map[blockioBlockioKey]keyAttrs{}
+	p.stats, err = probes.NewProcessSet[blockioBlockioKey, blockioBlockioEntryKey, blockioBlockioValue](spec, set, env, p.cfg.MaxEntries,
+		blockioBlockioKey{Tgid: uint32(set.OverflowKey["tgid"]), Dev: uint32(set.OverflowKey["dev"]), Direction: uint32(set.OverflowKey["direction"])},
+		probes.SetKeys[blockioBlockioKey]{Owner: func(k blockioBlockioKey) (uint32, bool) { return k.Tgid, true }, Attrs: p.keyAttrs})
 	if err != nil {
+		return err
+	}
+	opts, err := env.CollectionOptions(spec, p.stats)
+	if err != nil {
+		p.Close()
 		return err
 	}
 	if err := p.load(spec, opts); err != nil {
-		return err
-	}
-	// The overflow key exists before any program runs.
-	p.devices = newDeviceNames(p.cfg.SysRoot)
-	p.attrs = map[blockioBlockioKey]keyAttrs{}
-	p.stats, err = probes.NewProcessSet[blockioBlockioKey, blockioBlockioValue](set, p.objs.Stats, p.objs.Folds, env,
-		blockioBlockioKey{Tgid: uint32(set.OverflowKey["tgid"]), Dev: uint32(set.OverflowKey["dev"]), Direction: uint32(set.OverflowKey["direction"])},
-		func(k blockioBlockioKey) uint32 { return k.Tgid },
-		p.keyAttrs)
-	if err != nil {
 		p.Close()
 		return err
 	}
@@ -389,7 +377,7 @@ func (p *Probe) Close() error {
 	p.stats = nil
 	// Closing a nil program or map is a no-op: Close after a failed Start is fine.
 	errs = append(errs, p.objs.Insert.Close(), p.objs.Issue.Close(), p.objs.Complete.Close(), p.objs.Merge.Close(), p.objs.Requeue.Close(),
-		p.objs.Stats.Close(), p.objs.Inflight.Close(), p.objs.Drops.Close(), p.objs.Folds.Close())
+		p.objs.Inflight.Close(), p.objs.Drops.Close())
 	p.objs = objects{}
 	return errors.Join(errs...)
 }

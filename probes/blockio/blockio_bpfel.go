@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type blockioBlockioEntryKey struct {
+	_     structs.HostLayout
+	Tuple blockioBlockioKey
+	Cpu   uint32
+}
+
 type blockioBlockioKey struct {
 	_         structs.HostLayout
 	Tgid      uint32
@@ -52,24 +58,29 @@ type blockioTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	blockioMapBlockioDrops        = "blockio_drops"
-	blockioMapBlockioInflight     = "blockio_inflight"
-	blockioMapBlockioStats        = "blockio_stats"
-	blockioMapOverflowFolds       = "overflow_folds"
-	blockioMapProcesses           = "processes"
-	blockioMapTargets             = "targets"
-	blockioProgBlockRqComplete    = "block_rq_complete"
-	blockioProgBlockRqInsert      = "block_rq_insert"
-	blockioProgBlockRqIssue       = "block_rq_issue"
-	blockioProgBlockRqMerge       = "block_rq_merge"
-	blockioProgBlockRqRequeue     = "block_rq_requeue"
-	blockioProgRawBlockRqComplete = "raw_block_rq_complete"
-	blockioProgRawBlockRqInsert   = "raw_block_rq_insert"
-	blockioProgRawBlockRqIssue    = "raw_block_rq_issue"
-	blockioProgRawBlockRqMerge    = "raw_block_rq_merge"
-	blockioProgRawBlockRqRequeue  = "raw_block_rq_requeue"
-	blockioVarFilterTargets       = "filter_targets"
-	blockioVarMaxAgeNs            = "max_age_ns"
+	blockioMapBlockioDrops         = "blockio_drops"
+	blockioMapBlockioInflight      = "blockio_inflight"
+	blockioMapBlockioStats         = "blockio_stats"
+	blockioMapBlockioStatsFolds    = "blockio_stats_folds"
+	blockioMapBlockioStatsOverflow = "blockio_stats_overflow"
+	blockioMapProcesses            = "processes"
+	blockioMapTargets              = "targets"
+	blockioMapTelagentCpuNode      = "telagent_cpu_node"
+	blockioMapTelagentEpoch        = "telagent_epoch"
+	blockioProgBlockRqComplete     = "block_rq_complete"
+	blockioProgBlockRqInsert       = "block_rq_insert"
+	blockioProgBlockRqIssue        = "block_rq_issue"
+	blockioProgBlockRqMerge        = "block_rq_merge"
+	blockioProgBlockRqRequeue      = "block_rq_requeue"
+	blockioProgRawBlockRqComplete  = "raw_block_rq_complete"
+	blockioProgRawBlockRqInsert    = "raw_block_rq_insert"
+	blockioProgRawBlockRqIssue     = "raw_block_rq_issue"
+	blockioProgRawBlockRqMerge     = "raw_block_rq_merge"
+	blockioProgRawBlockRqRequeue   = "raw_block_rq_requeue"
+	blockioVarBlockioEntryKeyBtf   = "blockio_entry_key_btf"
+	blockioVarFilterTargets        = "filter_targets"
+	blockioVarMaxAgeNs             = "max_age_ns"
+	blockioVarTelagentNodesFromMap = "telagent_nodes_from_map"
 )
 
 // loadBlockio returns the embedded CollectionSpec for blockio.
@@ -130,20 +141,25 @@ type blockioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockioMapSpecs struct {
-	BlockioDrops    *ebpf.MapSpec `ebpf:"blockio_drops"`
-	BlockioInflight *ebpf.MapSpec `ebpf:"blockio_inflight"`
-	BlockioStats    *ebpf.MapSpec `ebpf:"blockio_stats"`
-	OverflowFolds   *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes       *ebpf.MapSpec `ebpf:"processes"`
-	Targets         *ebpf.MapSpec `ebpf:"targets"`
+	BlockioDrops         *ebpf.MapSpec `ebpf:"blockio_drops"`
+	BlockioInflight      *ebpf.MapSpec `ebpf:"blockio_inflight"`
+	BlockioStats         *ebpf.MapSpec `ebpf:"blockio_stats"`
+	BlockioStatsFolds    *ebpf.MapSpec `ebpf:"blockio_stats_folds"`
+	BlockioStatsOverflow *ebpf.MapSpec `ebpf:"blockio_stats_overflow"`
+	Processes            *ebpf.MapSpec `ebpf:"processes"`
+	Targets              *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode      *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch        *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // blockioVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockioVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
-	MaxAgeNs      *ebpf.VariableSpec `ebpf:"max_age_ns"`
+	BlockioEntryKeyBtf   *ebpf.VariableSpec `ebpf:"blockio_entry_key_btf"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	MaxAgeNs             *ebpf.VariableSpec `ebpf:"max_age_ns"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // blockioObjects contains all objects after they have been loaded into the kernel.
@@ -166,12 +182,15 @@ func (o *blockioObjects) Close() error {
 //
 // It can be passed to loadBlockioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockioMaps struct {
-	BlockioDrops    *ebpf.Map `ebpf:"blockio_drops"`
-	BlockioInflight *ebpf.Map `ebpf:"blockio_inflight"`
-	BlockioStats    *ebpf.Map `ebpf:"blockio_stats"`
-	OverflowFolds   *ebpf.Map `ebpf:"overflow_folds"`
-	Processes       *ebpf.Map `ebpf:"processes"`
-	Targets         *ebpf.Map `ebpf:"targets"`
+	BlockioDrops         *ebpf.Map `ebpf:"blockio_drops"`
+	BlockioInflight      *ebpf.Map `ebpf:"blockio_inflight"`
+	BlockioStats         *ebpf.Map `ebpf:"blockio_stats"`
+	BlockioStatsFolds    *ebpf.Map `ebpf:"blockio_stats_folds"`
+	BlockioStatsOverflow *ebpf.Map `ebpf:"blockio_stats_overflow"`
+	Processes            *ebpf.Map `ebpf:"processes"`
+	Targets              *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode      *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch        *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *blockioMaps) Close() error {
@@ -179,9 +198,12 @@ func (m *blockioMaps) Close() error {
 		m.BlockioDrops,
 		m.BlockioInflight,
 		m.BlockioStats,
-		m.OverflowFolds,
+		m.BlockioStatsFolds,
+		m.BlockioStatsOverflow,
 		m.Processes,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -189,8 +211,10 @@ func (m *blockioMaps) Close() error {
 //
 // It can be passed to loadBlockioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockioVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
-	MaxAgeNs      *ebpf.Variable `ebpf:"max_age_ns"`
+	BlockioEntryKeyBtf   *ebpf.Variable `ebpf:"blockio_entry_key_btf"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	MaxAgeNs             *ebpf.Variable `ebpf:"max_age_ns"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // blockioPrograms contains all programs after they have been loaded into the kernel.

@@ -4,7 +4,7 @@
 // oom:mark_victim tracepoint.
 package memory
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type memory_key -type memory_value -type memory_oom_key -type memory_oom_value memory ../../bpf/memory.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type memory_key -type memory_entry_key -type memory_value -type memory_oom_key -type memory_oom_entry_key -type memory_oom_value memory ../../bpf/memory.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -56,12 +56,9 @@ type Probe struct {
 	links  []link.Link // mark_victim
 	attach string
 
-	stats     *probes.ProcessSet[memoryMemoryKey, memoryMemoryValue] // faults per process
-	oomReader *aggregator.PerCPUReader[memoryMemoryOomKey]
-	oomKeys   int
-	oomEmit   *probes.SetEmitter
-	cgroups   map[uint64]attribute.Set // data-point attributes per cgroup id, built once
-	folds     []uint64
+	stats   *probes.ProcessSet[memoryMemoryKey, memoryMemoryEntryKey, memoryMemoryValue]          // faults per process
+	oom     *probes.ProcessSet[memoryMemoryOomKey, memoryMemoryOomEntryKey, memoryMemoryOomValue] // OOM kills per cgroup
+	cgroups map[uint64]attribute.Set                                                              // data-point attributes per cgroup id, built once
 }
 
 // cpuEvent is one software perf event on one CPU with its program linked.
@@ -74,24 +71,16 @@ type cpuEvent struct {
 // objects is the subset of the bpf2go collection the tp_btf attach needs;
 // loading only these leaves the raw_tp variant unverified and unloaded.
 type objects struct {
-	Minor    *ebpf.Program `ebpf:"page_fault_min"`
-	Major    *ebpf.Program `ebpf:"page_fault_maj"`
-	Victim   *ebpf.Program `ebpf:"mark_victim"`
-	Stats    *ebpf.Map     `ebpf:"memory_stats"`
-	OOM      *ebpf.Map     `ebpf:"memory_oom"`
-	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
-	OOMFolds *ebpf.Map     `ebpf:"oom_folds"`
+	Minor  *ebpf.Program `ebpf:"page_fault_min"`
+	Major  *ebpf.Program `ebpf:"page_fault_maj"`
+	Victim *ebpf.Program `ebpf:"mark_victim"`
 }
 
 // rawObjects is the same for the raw_tp fallback.
 type rawObjects struct {
-	Minor    *ebpf.Program `ebpf:"page_fault_min"`
-	Major    *ebpf.Program `ebpf:"page_fault_maj"`
-	Victim   *ebpf.Program `ebpf:"raw_mark_victim"`
-	Stats    *ebpf.Map     `ebpf:"memory_stats"`
-	OOM      *ebpf.Map     `ebpf:"memory_oom"`
-	Folds    *ebpf.Map     `ebpf:"overflow_folds"`
-	OOMFolds *ebpf.Map     `ebpf:"oom_folds"`
+	Minor  *ebpf.Program `ebpf:"page_fault_min"`
+	Major  *ebpf.Program `ebpf:"page_fault_maj"`
+	Victim *ebpf.Program `ebpf:"raw_mark_victim"`
 }
 
 // New returns the probe; nothing is loaded until Start.
@@ -187,31 +176,20 @@ func openFaultEvent(config uint64, cpu int) (int, error) {
 
 // Start implements probes.Probe: load, create the overflow keys, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
-	var err error
-	if p.oomEmit, err = probes.NewSetEmitter(oomSet, env.Breakdown); err != nil {
-		return err
-	}
 	spec, err := loadMemory()
 	if err != nil {
 		return fmt.Errorf("load memory spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
+	if err := p.initSets(spec, env); err != nil {
+		p.Close()
+		return err
 	}
-	// One extra slot per map holds the overflow key, which must always fit.
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1
-	spec.Maps[oomSet.Map].MaxEntries = oomSet.MaxEntries + 1
-	opts, err := env.CollectionOptions(spec)
+	opts, err := env.CollectionOptions(spec, p.stats, p.oom)
 	if err != nil {
+		p.Close()
 		return err
 	}
 	if err := p.loadAndAttachVictim(spec, opts); err != nil {
-		return err
-	}
-	// Overflow keys exist before the fault programs are linked. mark_victim
-	// runs already, but its map is empty: it cannot be full yet.
-	if err := p.initOverflowKeys(env); err != nil {
 		p.Close()
 		return err
 	}
@@ -219,12 +197,6 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	if p.oomReader, err = probes.NewSetReader[memoryMemoryOomKey](p.objs.OOM, oomSet, env); err != nil {
-		p.Close()
-		return err
-	}
-	p.folds = make([]uint64, env.Topology.PossibleCPUs)
-	p.cgroups = map[uint64]attribute.Set{}
 	return nil
 }
 
@@ -242,7 +214,7 @@ func (p *Probe) loadAndAttachVictim(spec *ebpf.CollectionSpec, opts *ebpf.Collec
 				return nil
 			}
 			btfErr = fmt.Errorf("attach tp_btf/mark_victim: %w", err)
-			p.Close()
+			p.closeObjects()
 		}
 	}
 	if p.cfg.Attach == "tp_btf" {
@@ -255,7 +227,7 @@ func (p *Probe) loadAndAttachVictim(spec *ebpf.CollectionSpec, opts *ebpf.Collec
 	p.objs = objects(raw)
 	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "mark_victim", Program: p.objs.Victim})
 	if err != nil {
-		p.Close()
+		p.closeObjects()
 		return fmt.Errorf("attach raw_tp/mark_victim: %w (tp_btf: %v)", err, btfErr)
 	}
 	p.links, p.attach = append(p.links, l), "raw_tp"
@@ -317,42 +289,33 @@ func (p *Probe) attachFaults(env probes.Env) error {
 	return nil
 }
 
-// initOverflowKeys sets up both sets, which creates their overflow keys.
-func (p *Probe) initOverflowKeys(env probes.Env) error {
+// initSets creates the storage of both sets: faults per process, OOM
+// kills per victim cgroup (on the host).
+func (p *Probe) initSets(spec *ebpf.CollectionSpec, env probes.Env) error {
 	noAttrs := *attribute.EmptySet() // the process is the Resource; the fault type is a constant
+	p.cgroups = map[uint64]attribute.Set{}
 	var err error
-	p.stats, err = probes.NewProcessSet[memoryMemoryKey, memoryMemoryValue](set, p.objs.Stats, p.objs.Folds, env,
-		memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])},
-		func(k memoryMemoryKey) uint32 { return k.Tgid },
-		func(memoryMemoryKey) attribute.Set { return noAttrs })
+	p.stats, err = probes.NewProcessSet[memoryMemoryKey, memoryMemoryEntryKey, memoryMemoryValue](spec, set, env, p.cfg.MaxEntries,
+		memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}, probes.SetKeys[memoryMemoryKey]{
+			Owner: func(k memoryMemoryKey) (uint32, bool) { return k.Tgid, true },
+			Attrs: func(memoryMemoryKey) attribute.Set { return noAttrs },
+		})
 	if err != nil {
 		return err
 	}
-	oomKey := memoryMemoryOomKey{CgroupId: oomSet.OverflowKey["cgroup_id"]}
-	if err := p.objs.OOM.Update(oomKey, make([]memoryMemoryOomValue, env.Topology.PossibleCPUs), ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("create %s overflow key: %w", oomSet.Map, err)
-	}
-	return nil
+	p.oom, err = probes.NewProcessSet[memoryMemoryOomKey, memoryMemoryOomEntryKey, memoryMemoryOomValue](spec, oomSet, env, 0,
+		memoryMemoryOomKey{CgroupId: oomSet.OverflowKey["cgroup_id"]}, probes.SetKeys[memoryMemoryOomKey]{
+			Owner: func(memoryMemoryOomKey) (uint32, bool) { return 0, false },
+			Attrs: func(k memoryMemoryOomKey) attribute.Set { return p.cgroupAttrs(k.CgroupId) },
+		})
+	return err
 }
 
-// Collect implements probes.Probe: one batch read of each map; each process
-// key becomes a minor and a major fault point of its process, each cgroup
-// key an OOM kill point on the host.
+// Collect implements probes.Probe: both sets drained; each process total
+// becomes a minor and a major fault point of its process, each cgroup's
+// an OOM kill point on the host.
 func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	if err := p.stats.Collect(c); err != nil {
-		return err
-	}
-	overflowCgroup := oomSet.OverflowKey["cgroup_id"]
-	err := p.oomReader.Each(func(i int, k memoryMemoryOomKey) error {
-		attrs := probes.OverflowAttrs // EmitKey leaves it out until something folded
-		if k.CgroupId != overflowCgroup {
-			attrs = p.cgroupAttrs(k.CgroupId)
-		}
-		probes.EmitKey(p.oomEmit, c.Metrics, c.Processes.Host(), attrs, p.oomReader, i)
-		return nil
-	})
-	p.oomKeys = p.oomReader.Len()
-	return err
+	return errors.Join(p.stats.Collect(c), p.oom.Collect(c))
 }
 
 // cgroupAttrs caches the attribute set of a cgroup id: the map holds at
@@ -375,20 +338,9 @@ func (p *Probe) Evict() error { return p.stats.Evict() }
 func (p *Probe) Stats() probes.Stats {
 	st := probes.Stats{Attach: "perf_event+" + p.attach}
 	if p.stats != nil {
-		oom := probes.MetricSetStats{Name: oomSet.Name, Keys: p.oomKeys, OverflowFolds: p.sumFolds(p.objs.OOMFolds)}
-		st.MetricSets = []probes.MetricSetStats{p.stats.Stats(), oom}
+		st.MetricSets = []probes.MetricSetStats{p.stats.Stats(), p.oom.Stats()}
 	}
 	return st
-}
-
-func (p *Probe) sumFolds(m *ebpf.Map) uint64 {
-	var n uint64
-	if m != nil && p.folds != nil && m.Lookup(uint32(0), p.folds) == nil {
-		for _, f := range p.folds {
-			n += f
-		}
-	}
-	return n
 }
 
 // Close implements probes.Probe: detach first so nothing writes into maps
@@ -404,11 +356,15 @@ func (p *Probe) Close() error {
 	p.events = nil
 	errs = append(errs, probes.CloseLinks(p.links))
 	p.links = nil
-	// The readers own pinned worker threads and off-heap buffers.
-	errs = append(errs, p.stats.Close(), p.oomReader.Close())
-	p.stats, p.oomReader = nil, nil
-	errs = append(errs, p.objs.Minor.Close(), p.objs.Major.Close(), p.objs.Victim.Close(),
-		p.objs.Stats.Close(), p.objs.OOM.Close(), p.objs.Folds.Close(), p.objs.OOMFolds.Close())
-	p.objs = objects{}
+	errs = append(errs, p.closeObjects(), p.stats.Close(), p.oom.Close())
+	p.stats, p.oom = nil, nil
 	return errors.Join(errs...)
+}
+
+// closeObjects closes the loaded programs, keeping the storage (a failed
+// tp_btf attempt retries with raw_tp on the same storage).
+func (p *Probe) closeObjects() error {
+	err := errors.Join(p.objs.Minor.Close(), p.objs.Major.Close(), p.objs.Victim.Close())
+	p.objs = objects{}
+	return err
 }

@@ -13,9 +13,22 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type memoryMemoryEntryKey struct {
+	_     structs.HostLayout
+	Tuple memoryMemoryKey
+	Cpu   uint32
+}
+
 type memoryMemoryKey struct {
 	_    structs.HostLayout
 	Tgid uint32
+}
+
+type memoryMemoryOomEntryKey struct {
+	_     structs.HostLayout
+	Tuple memoryMemoryOomKey
+	Cpu   uint32
+	Pad   uint32
 }
 
 type memoryMemoryOomKey struct {
@@ -44,17 +57,24 @@ type memoryTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	memoryMapMemoryOom      = "memory_oom"
-	memoryMapMemoryStats    = "memory_stats"
-	memoryMapOomFolds       = "oom_folds"
-	memoryMapOverflowFolds  = "overflow_folds"
-	memoryMapProcesses      = "processes"
-	memoryMapTargets        = "targets"
-	memoryProgMarkVictim    = "mark_victim"
-	memoryProgPageFaultMaj  = "page_fault_maj"
-	memoryProgPageFaultMin  = "page_fault_min"
-	memoryProgRawMarkVictim = "raw_mark_victim"
-	memoryVarFilterTargets  = "filter_targets"
+	memoryMapMemoryOom            = "memory_oom"
+	memoryMapMemoryOomFolds       = "memory_oom_folds"
+	memoryMapMemoryOomOverflow    = "memory_oom_overflow"
+	memoryMapMemoryStats          = "memory_stats"
+	memoryMapMemoryStatsFolds     = "memory_stats_folds"
+	memoryMapMemoryStatsOverflow  = "memory_stats_overflow"
+	memoryMapProcesses            = "processes"
+	memoryMapTargets              = "targets"
+	memoryMapTelagentCpuNode      = "telagent_cpu_node"
+	memoryMapTelagentEpoch        = "telagent_epoch"
+	memoryProgMarkVictim          = "mark_victim"
+	memoryProgPageFaultMaj        = "page_fault_maj"
+	memoryProgPageFaultMin        = "page_fault_min"
+	memoryProgRawMarkVictim       = "raw_mark_victim"
+	memoryVarFilterTargets        = "filter_targets"
+	memoryVarMemoryEntryKeyBtf    = "memory_entry_key_btf"
+	memoryVarMemoryOomEntryKeyBtf = "memory_oom_entry_key_btf"
+	memoryVarTelagentNodesFromMap = "telagent_nodes_from_map"
 )
 
 // loadMemory returns the embedded CollectionSpec for memory.
@@ -109,19 +129,26 @@ type memoryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memoryMapSpecs struct {
-	MemoryOom     *ebpf.MapSpec `ebpf:"memory_oom"`
-	MemoryStats   *ebpf.MapSpec `ebpf:"memory_stats"`
-	OomFolds      *ebpf.MapSpec `ebpf:"oom_folds"`
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
+	MemoryOom           *ebpf.MapSpec `ebpf:"memory_oom"`
+	MemoryOomFolds      *ebpf.MapSpec `ebpf:"memory_oom_folds"`
+	MemoryOomOverflow   *ebpf.MapSpec `ebpf:"memory_oom_overflow"`
+	MemoryStats         *ebpf.MapSpec `ebpf:"memory_stats"`
+	MemoryStatsFolds    *ebpf.MapSpec `ebpf:"memory_stats_folds"`
+	MemoryStatsOverflow *ebpf.MapSpec `ebpf:"memory_stats_overflow"`
+	Processes           *ebpf.MapSpec `ebpf:"processes"`
+	Targets             *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode     *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch       *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // memoryVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memoryVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	MemoryEntryKeyBtf    *ebpf.VariableSpec `ebpf:"memory_entry_key_btf"`
+	MemoryOomEntryKeyBtf *ebpf.VariableSpec `ebpf:"memory_oom_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // memoryObjects contains all objects after they have been loaded into the kernel.
@@ -144,22 +171,30 @@ func (o *memoryObjects) Close() error {
 //
 // It can be passed to loadMemoryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memoryMaps struct {
-	MemoryOom     *ebpf.Map `ebpf:"memory_oom"`
-	MemoryStats   *ebpf.Map `ebpf:"memory_stats"`
-	OomFolds      *ebpf.Map `ebpf:"oom_folds"`
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	Targets       *ebpf.Map `ebpf:"targets"`
+	MemoryOom           *ebpf.Map `ebpf:"memory_oom"`
+	MemoryOomFolds      *ebpf.Map `ebpf:"memory_oom_folds"`
+	MemoryOomOverflow   *ebpf.Map `ebpf:"memory_oom_overflow"`
+	MemoryStats         *ebpf.Map `ebpf:"memory_stats"`
+	MemoryStatsFolds    *ebpf.Map `ebpf:"memory_stats_folds"`
+	MemoryStatsOverflow *ebpf.Map `ebpf:"memory_stats_overflow"`
+	Processes           *ebpf.Map `ebpf:"processes"`
+	Targets             *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode     *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch       *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *memoryMaps) Close() error {
 	return _MemoryClose(
 		m.MemoryOom,
+		m.MemoryOomFolds,
+		m.MemoryOomOverflow,
 		m.MemoryStats,
-		m.OomFolds,
-		m.OverflowFolds,
+		m.MemoryStatsFolds,
+		m.MemoryStatsOverflow,
 		m.Processes,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -167,7 +202,10 @@ func (m *memoryMaps) Close() error {
 //
 // It can be passed to loadMemoryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memoryVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	MemoryEntryKeyBtf    *ebpf.Variable `ebpf:"memory_entry_key_btf"`
+	MemoryOomEntryKeyBtf *ebpf.Variable `ebpf:"memory_oom_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // memoryPrograms contains all programs after they have been loaded into the kernel.

@@ -42,12 +42,13 @@ type Options struct {
 	Filter    bool                 // observe only targets the test adds
 	Topology  *aggregator.Topology // nil: the machine's
 	Breakdown *entity.BreakdownDesc
+	Storage   map[string]uint32 // storage entries per hash, by set (nil: the schema's)
 }
 
 // StartWith is Start with every option, a breakdown among them.
 func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
 	t.Helper()
-	filter, topo := o.Filter, o.Topology
+	filter, topo, fake := o.Filter, o.Topology, o.Topology != nil
 	testutil.RequireRoot(t)
 	if err := p.Supported(); err != nil {
 		t.Skipf("kernel lacks what the %s probe needs: %v", p.Info().Name, err)
@@ -59,7 +60,7 @@ func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
 		}
 		topo = &real
 	}
-	st, err := shared.Load(topo.PossibleCPUs, filter)
+	st, err := shared.Load(*topo, filter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,8 @@ func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
 			t.Error(err)
 		}
 	})
-	env := probes.Env{Topology: *topo, Shared: st.Replacements(), FilterTargets: filter}
+	env := probes.Env{Topology: *topo, Shared: st.Replacements(), FilterTargets: filter, NodesFromTopology: fake,
+		Storage: o.Storage}
 	if o.Breakdown != nil {
 		if env.Breakdown, err = probes.NewBreakdown(*o.Breakdown, *topo); err != nil {
 			t.Fatal(err)
@@ -90,11 +92,15 @@ func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
 	return &Harness{T: t, Probe: p, State: st, Builder: export.NewBuilder("test", time.Now()), Resolver: res}
 }
 
-// CollectAll runs one interval and returns its data.
+// CollectAll runs one interval, as the agent does (flip the storage
+// epoch, then collect), and returns its data.
 func (h *Harness) CollectAll() []metricdata.ResourceMetrics {
 	h.T.Helper()
 	h.Resolver.NextGeneration(10)
 	h.Builder.Begin(time.Now())
+	if err := h.State.Flip(); err != nil {
+		h.T.Fatal(err)
+	}
 	if err := h.Probe.Collect(context.Background(), &probes.Collection{Metrics: h.Builder, Processes: h.Resolver}); err != nil {
 		h.T.Fatal(err)
 	}

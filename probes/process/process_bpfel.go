@@ -89,26 +89,28 @@ type processTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapCpuNode          = "cpu_node"
-	processMapDrops            = "drops"
-	processMapExitsReported    = "exits_reported"
-	processMapOverflowFolds    = "overflow_folds"
-	processMapPathScratch      = "path_scratch"
-	processMapProcesses        = "processes"
-	processMapRings            = "rings"
-	processMapTargets          = "targets"
-	processProgProcessExec     = "process_exec"
-	processProgProcessExit     = "process_exit"
-	processProgProcessExitTask = "process_exit_task"
-	processProgProcessFork     = "process_fork"
-	processProgProcessOom      = "process_oom"
-	processVarCpuNodeFromMap   = "cpu_node_from_map"
-	processVarFilterTargets    = "filter_targets"
-	processVarForkEvents       = "fork_events"
-	processVarUnusedExecEvent  = "unused_exec_event"
-	processVarUnusedExitEvent  = "unused_exit_event"
-	processVarUnusedForkEvent  = "unused_fork_event"
-	processVarUnusedOomEvent   = "unused_oom_event"
+	processMapCpuNode              = "cpu_node"
+	processMapDrops                = "drops"
+	processMapExitsReported        = "exits_reported"
+	processMapPathScratch          = "path_scratch"
+	processMapProcesses            = "processes"
+	processMapRings                = "rings"
+	processMapTargets              = "targets"
+	processMapTelagentCpuNode      = "telagent_cpu_node"
+	processMapTelagentEpoch        = "telagent_epoch"
+	processProgProcessExec         = "process_exec"
+	processProgProcessExit         = "process_exit"
+	processProgProcessExitTask     = "process_exit_task"
+	processProgProcessFork         = "process_fork"
+	processProgProcessOom          = "process_oom"
+	processVarCpuNodeFromMap       = "cpu_node_from_map"
+	processVarFilterTargets        = "filter_targets"
+	processVarForkEvents           = "fork_events"
+	processVarTelagentNodesFromMap = "telagent_nodes_from_map"
+	processVarUnusedExecEvent      = "unused_exec_event"
+	processVarUnusedExitEvent      = "unused_exit_event"
+	processVarUnusedForkEvent      = "unused_fork_event"
+	processVarUnusedOomEvent       = "unused_oom_event"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -164,27 +166,29 @@ type processProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processMapSpecs struct {
-	CpuNode       *ebpf.MapSpec `ebpf:"cpu_node"`
-	Drops         *ebpf.MapSpec `ebpf:"drops"`
-	ExitsReported *ebpf.MapSpec `ebpf:"exits_reported"`
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	PathScratch   *ebpf.MapSpec `ebpf:"path_scratch"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	Rings         *ebpf.MapSpec `ebpf:"rings"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
+	CpuNode         *ebpf.MapSpec `ebpf:"cpu_node"`
+	Drops           *ebpf.MapSpec `ebpf:"drops"`
+	ExitsReported   *ebpf.MapSpec `ebpf:"exits_reported"`
+	PathScratch     *ebpf.MapSpec `ebpf:"path_scratch"`
+	Processes       *ebpf.MapSpec `ebpf:"processes"`
+	Rings           *ebpf.MapSpec `ebpf:"rings"`
+	Targets         *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch   *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // processVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
-	CpuNodeFromMap  *ebpf.VariableSpec `ebpf:"cpu_node_from_map"`
-	FilterTargets   *ebpf.VariableSpec `ebpf:"filter_targets"`
-	ForkEvents      *ebpf.VariableSpec `ebpf:"fork_events"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedOomEvent  *ebpf.VariableSpec `ebpf:"unused_oom_event"`
+	CpuNodeFromMap       *ebpf.VariableSpec `ebpf:"cpu_node_from_map"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	ForkEvents           *ebpf.VariableSpec `ebpf:"fork_events"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
+	UnusedExecEvent      *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExitEvent      *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent      *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedOomEvent       *ebpf.VariableSpec `ebpf:"unused_oom_event"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -207,14 +211,15 @@ func (o *processObjects) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processMaps struct {
-	CpuNode       *ebpf.Map `ebpf:"cpu_node"`
-	Drops         *ebpf.Map `ebpf:"drops"`
-	ExitsReported *ebpf.Map `ebpf:"exits_reported"`
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	PathScratch   *ebpf.Map `ebpf:"path_scratch"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	Rings         *ebpf.Map `ebpf:"rings"`
-	Targets       *ebpf.Map `ebpf:"targets"`
+	CpuNode         *ebpf.Map `ebpf:"cpu_node"`
+	Drops           *ebpf.Map `ebpf:"drops"`
+	ExitsReported   *ebpf.Map `ebpf:"exits_reported"`
+	PathScratch     *ebpf.Map `ebpf:"path_scratch"`
+	Processes       *ebpf.Map `ebpf:"processes"`
+	Rings           *ebpf.Map `ebpf:"rings"`
+	Targets         *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch   *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *processMaps) Close() error {
@@ -222,11 +227,12 @@ func (m *processMaps) Close() error {
 		m.CpuNode,
 		m.Drops,
 		m.ExitsReported,
-		m.OverflowFolds,
 		m.PathScratch,
 		m.Processes,
 		m.Rings,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -234,13 +240,14 @@ func (m *processMaps) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
-	CpuNodeFromMap  *ebpf.Variable `ebpf:"cpu_node_from_map"`
-	FilterTargets   *ebpf.Variable `ebpf:"filter_targets"`
-	ForkEvents      *ebpf.Variable `ebpf:"fork_events"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedOomEvent  *ebpf.Variable `ebpf:"unused_oom_event"`
+	CpuNodeFromMap       *ebpf.Variable `ebpf:"cpu_node_from_map"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	ForkEvents           *ebpf.Variable `ebpf:"fork_events"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
+	UnusedExecEvent      *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExitEvent      *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent      *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedOomEvent       *ebpf.Variable `ebpf:"unused_oom_event"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.

@@ -74,15 +74,11 @@ type started struct {
 func start(t *testing.T, cfg Config, filter bool) *started {
 	t.Helper()
 	testutil.RequireRoot(t)
-	ncpu, err := ebpf.PossibleCPU()
-	if err != nil {
-		t.Fatal(err)
-	}
 	topo, err := aggregator.DiscoverTopology("/sys")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tset, err := shared.Load(ncpu, filter)
+	tset, err := shared.Load(topo, filter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,15 +360,11 @@ func (s *slowSink) Deliver(ev probes.Event) bool {
 func TestRingFullCounted(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.BuildC(t, "forkbomb.c", "-O2", "-nostdlib", "-static", "-fno-stack-protector", "-fno-pie", "-no-pie")
-	ncpu, err := ebpf.PossibleCPU()
-	if err != nil {
-		t.Fatal(err)
-	}
 	topo, err := aggregator.DiscoverTopology("/sys")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tset, err := shared.Load(ncpu, true)
+	tset, err := shared.Load(topo, true)
 	if err != nil {
 		t.Fatal(err)
 	}

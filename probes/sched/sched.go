@@ -5,7 +5,7 @@
 // process.
 package sched
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type sched_key -type sched_value sched ../../bpf/sched.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type sched_key -type sched_entry_key -type sched_value sched ../../bpf/sched.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -44,7 +44,7 @@ type Probe struct {
 	objs   objects
 	links  []link.Link
 	attach string
-	stats  *probes.ProcessSet[schedSchedKey, schedSchedValue]
+	stats  *probes.ProcessSet[schedSchedKey, schedSchedEntryKey, schedSchedValue]
 }
 
 // objects is what the tp_btf attach needs; loading only these leaves the
@@ -54,8 +54,6 @@ type objects struct {
 	Wakeup    *ebpf.Program `ebpf:"sched_wakeup"`
 	WakeupNew *ebpf.Program `ebpf:"sched_wakeup_new"`
 	Migrate   *ebpf.Program `ebpf:"sched_migrate_task"`
-	Stats     *ebpf.Map     `ebpf:"sched_stats"`
-	Folds     *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // rawObjects is the raw_tp fallback: no sched_migrate_task program (the
@@ -65,8 +63,6 @@ type rawObjects struct {
 	Switch    *ebpf.Program `ebpf:"raw_sched_switch"`
 	Wakeup    *ebpf.Program `ebpf:"raw_sched_wakeup"`
 	WakeupNew *ebpf.Program `ebpf:"raw_sched_wakeup_new"`
-	Stats     *ebpf.Map     `ebpf:"sched_stats"`
-	Folds     *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // hooks are the tracepoints, in the order of the programs in objects.
@@ -121,14 +117,20 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err != nil {
 		return fmt.Errorf("load sched spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
-	}
-	// One extra slot holds the overflow key, which must always fit.
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1
-	opts, err := env.CollectionOptions(spec)
+	// The key is the process itself: its points carry no attributes of
+	// their own beyond the constant context-switch type.
+	none := *attribute.EmptySet()
+	p.stats, err = probes.NewProcessSet[schedSchedKey, schedSchedEntryKey, schedSchedValue](spec, set, env,
+		p.cfg.MaxEntries, schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}, probes.SetKeys[schedSchedKey]{
+			Owner: func(k schedSchedKey) (uint32, bool) { return k.Tgid, true },
+			Attrs: func(schedSchedKey) attribute.Set { return none },
+		})
 	if err != nil {
+		return err
+	}
+	opts, err := env.CollectionOptions(spec, p.stats)
+	if err != nil {
+		p.Close()
 		return err
 	}
 	// Threads started after this instant are counted from birth, exactly
@@ -142,19 +144,10 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		return errors.New("sched object lacks loaded_at_ns")
 	}
 	if err := v.Set(uint64(ts.Nano())); err != nil {
+		p.Close()
 		return fmt.Errorf("set loaded_at_ns: %w", err)
 	}
 	if err := p.loadAndAttach(spec, opts); err != nil {
-		return err
-	}
-	// The key is the process itself: its points carry no attributes of
-	// their own beyond the constant context-switch type.
-	none := *attribute.EmptySet()
-	p.stats, err = probes.NewProcessSet[schedSchedKey, schedSchedValue](set, p.objs.Stats, p.objs.Folds, env,
-		schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])},
-		func(k schedSchedKey) uint32 { return k.Tgid },
-		func(schedSchedKey) attribute.Set { return none })
-	if err != nil {
 		p.Close()
 		return err
 	}
@@ -174,7 +167,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 			p.attach = "tp_btf"
 			return nil
 		}
-		p.Close()
+		p.closeObjects()
 	}
 	if p.cfg.Attach == "tp_btf" {
 		return fmt.Errorf("load sched programs: tp_btf: %w", btfErr)
@@ -183,7 +176,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 	if err := spec.LoadAndAssign(&raw, opts); err != nil {
 		return fmt.Errorf("load sched programs: tp_btf: %v; raw_tp: %w", btfErr, err)
 	}
-	p.objs = objects{Switch: raw.Switch, Wakeup: raw.Wakeup, WakeupNew: raw.WakeupNew, Stats: raw.Stats, Folds: raw.Folds}
+	p.objs = objects{Switch: raw.Switch, Wakeup: raw.Wakeup, WakeupNew: raw.WakeupNew}
 	if err := probes.AttachRawTracepoints(&p.links, hooks[:3], raw.Switch, raw.Wakeup, raw.WakeupNew); err != nil {
 		p.Close()
 		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
@@ -221,12 +214,17 @@ func (p *Probe) Stats() probes.Stats {
 // raw_tp maps were never assigned to Go: they are held by the programs
 // only and go with them.
 func (p *Probe) Close() error {
+	errs := []error{p.closeObjects(), p.stats.Close()}
+	p.stats = nil
+	return errors.Join(errs...)
+}
+
+// closeObjects detaches and closes what was loaded, keeping the storage
+// (a failed tp_btf attempt retries with raw_tp on the same storage).
+func (p *Probe) closeObjects() error {
 	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
-	errs = append(errs, p.stats.Close()) // stops its reader's node workers
-	p.stats = nil
-	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(),
-		p.objs.Migrate.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
+	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(), p.objs.Migrate.Close())
 	p.objs = objects{}
 	return errors.Join(errs...)
 }

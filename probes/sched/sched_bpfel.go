@@ -20,6 +20,12 @@ type schedCpuSlot struct {
 	HasWait uint32
 }
 
+type schedSchedEntryKey struct {
+	_     structs.HostLayout
+	Tuple schedSchedKey
+	Cpu   uint32
+}
+
 type schedSchedKey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -60,22 +66,27 @@ type schedThreadState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	schedMapOverflowFolds      = "overflow_folds"
-	schedMapProcesses          = "processes"
-	schedMapRawCpu             = "raw_cpu"
-	schedMapRawRunnable        = "raw_runnable"
-	schedMapSchedStats         = "sched_stats"
-	schedMapTargets            = "targets"
-	schedMapThreads            = "threads"
-	schedProgRawSchedSwitch    = "raw_sched_switch"
-	schedProgRawSchedWakeup    = "raw_sched_wakeup"
-	schedProgRawSchedWakeupNew = "raw_sched_wakeup_new"
-	schedProgSchedMigrateTask  = "sched_migrate_task"
-	schedProgSchedSwitch       = "sched_switch"
-	schedProgSchedWakeup       = "sched_wakeup"
-	schedProgSchedWakeupNew    = "sched_wakeup_new"
-	schedVarFilterTargets      = "filter_targets"
-	schedVarLoadedAtNs         = "loaded_at_ns"
+	schedMapProcesses            = "processes"
+	schedMapRawCpu               = "raw_cpu"
+	schedMapRawRunnable          = "raw_runnable"
+	schedMapSchedStats           = "sched_stats"
+	schedMapSchedStatsFolds      = "sched_stats_folds"
+	schedMapSchedStatsOverflow   = "sched_stats_overflow"
+	schedMapTargets              = "targets"
+	schedMapTelagentCpuNode      = "telagent_cpu_node"
+	schedMapTelagentEpoch        = "telagent_epoch"
+	schedMapThreads              = "threads"
+	schedProgRawSchedSwitch      = "raw_sched_switch"
+	schedProgRawSchedWakeup      = "raw_sched_wakeup"
+	schedProgRawSchedWakeupNew   = "raw_sched_wakeup_new"
+	schedProgSchedMigrateTask    = "sched_migrate_task"
+	schedProgSchedSwitch         = "sched_switch"
+	schedProgSchedWakeup         = "sched_wakeup"
+	schedProgSchedWakeupNew      = "sched_wakeup_new"
+	schedVarFilterTargets        = "filter_targets"
+	schedVarLoadedAtNs           = "loaded_at_ns"
+	schedVarSchedEntryKeyBtf     = "sched_entry_key_btf"
+	schedVarTelagentNodesFromMap = "telagent_nodes_from_map"
 )
 
 // loadSched returns the embedded CollectionSpec for sched.
@@ -133,21 +144,26 @@ type schedProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedMapSpecs struct {
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	RawCpu        *ebpf.MapSpec `ebpf:"raw_cpu"`
-	RawRunnable   *ebpf.MapSpec `ebpf:"raw_runnable"`
-	SchedStats    *ebpf.MapSpec `ebpf:"sched_stats"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
-	Threads       *ebpf.MapSpec `ebpf:"threads"`
+	Processes          *ebpf.MapSpec `ebpf:"processes"`
+	RawCpu             *ebpf.MapSpec `ebpf:"raw_cpu"`
+	RawRunnable        *ebpf.MapSpec `ebpf:"raw_runnable"`
+	SchedStats         *ebpf.MapSpec `ebpf:"sched_stats"`
+	SchedStatsFolds    *ebpf.MapSpec `ebpf:"sched_stats_folds"`
+	SchedStatsOverflow *ebpf.MapSpec `ebpf:"sched_stats_overflow"`
+	Targets            *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode    *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch      *ebpf.MapSpec `ebpf:"telagent_epoch"`
+	Threads            *ebpf.MapSpec `ebpf:"threads"`
 }
 
 // schedVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
-	LoadedAtNs    *ebpf.VariableSpec `ebpf:"loaded_at_ns"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	LoadedAtNs           *ebpf.VariableSpec `ebpf:"loaded_at_ns"`
+	SchedEntryKeyBtf     *ebpf.VariableSpec `ebpf:"sched_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // schedObjects contains all objects after they have been loaded into the kernel.
@@ -170,23 +186,29 @@ func (o *schedObjects) Close() error {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedMaps struct {
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	RawCpu        *ebpf.Map `ebpf:"raw_cpu"`
-	RawRunnable   *ebpf.Map `ebpf:"raw_runnable"`
-	SchedStats    *ebpf.Map `ebpf:"sched_stats"`
-	Targets       *ebpf.Map `ebpf:"targets"`
-	Threads       *ebpf.Map `ebpf:"threads"`
+	Processes          *ebpf.Map `ebpf:"processes"`
+	RawCpu             *ebpf.Map `ebpf:"raw_cpu"`
+	RawRunnable        *ebpf.Map `ebpf:"raw_runnable"`
+	SchedStats         *ebpf.Map `ebpf:"sched_stats"`
+	SchedStatsFolds    *ebpf.Map `ebpf:"sched_stats_folds"`
+	SchedStatsOverflow *ebpf.Map `ebpf:"sched_stats_overflow"`
+	Targets            *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode    *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch      *ebpf.Map `ebpf:"telagent_epoch"`
+	Threads            *ebpf.Map `ebpf:"threads"`
 }
 
 func (m *schedMaps) Close() error {
 	return _SchedClose(
-		m.OverflowFolds,
 		m.Processes,
 		m.RawCpu,
 		m.RawRunnable,
 		m.SchedStats,
+		m.SchedStatsFolds,
+		m.SchedStatsOverflow,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 		m.Threads,
 	)
 }
@@ -195,8 +217,10 @@ func (m *schedMaps) Close() error {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
-	LoadedAtNs    *ebpf.Variable `ebpf:"loaded_at_ns"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	LoadedAtNs           *ebpf.Variable `ebpf:"loaded_at_ns"`
+	SchedEntryKeyBtf     *ebpf.Variable `ebpf:"sched_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // schedPrograms contains all programs after they have been loaded into the kernel.

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/probes"
 )
 
@@ -24,12 +25,11 @@ const nsPerTick = 10_000_000
 // State is the loaded shared maps, and in filter mode the followers.
 type State struct {
 	objs struct {
-		Targets     *ebpf.Map     `ebpf:"targets"`
-		Processes   *ebpf.Map     `ebpf:"processes"`
-		TargetDrops *ebpf.Map     `ebpf:"target_drops"`
-		FollowFork  *ebpf.Program `ebpf:"follow_fork_btf"`
-		ForgetExit  *ebpf.Program `ebpf:"forget_exit_btf"`
+		storeMaps
+		FollowFork *ebpf.Program `ebpf:"follow_fork_btf"`
+		ForgetExit *ebpf.Program `ebpf:"forget_exit_btf"`
 	}
+	epoch  uint32 // the epoch programs write now (the agent is its only writer)
 	filter bool
 	spec   *ebpf.CollectionSpec // in filter mode, to load the forgetter again (RunForgetLast)
 	links  []link.Link
@@ -37,29 +37,39 @@ type State struct {
 	match  *matcher // exec selectors (match.go), nil without
 }
 
-// Load creates the shared maps. With filter, only processes added with Add
-// (and their descendants) are observed; otherwise the whole host is, and no
+// storeMaps are the shared maps, with or without followers.
+type storeMaps struct {
+	Targets     *ebpf.Map `ebpf:"targets"`
+	Processes   *ebpf.Map `ebpf:"processes"`
+	TargetDrops *ebpf.Map `ebpf:"target_drops"`
+	Epoch       *ebpf.Map `ebpf:"telagent_epoch"`
+	CPUNode     *ebpf.Map `ebpf:"telagent_cpu_node"`
+}
+
+// Load creates the shared maps for a host of topo (the CPU → node table
+// that probes use instead of the kernel's node ids when the topology is
+// not the kernel's). With filter, only processes added with Add (and
+// their descendants) are observed; otherwise the whole host is, and no
 // follower program is loaded.
-func Load(possibleCPUs int, filter bool) (*State, error) {
-	s := &State{filter: filter, drops: make([]uint64, possibleCPUs)}
+func Load(topo aggregator.Topology, filter bool) (*State, error) {
+	s := &State{filter: filter, drops: make([]uint64, topo.PossibleCPUs)}
 	spec, err := loadShared()
 	if err != nil {
 		return nil, fmt.Errorf("load shared spec: %w", err)
 	}
+	spec.Maps["telagent_cpu_node"].MaxEntries = uint32(max(1, topo.PossibleCPUs))
 	if !filter {
 		spec.Maps["targets"].MaxEntries = 1
 		delete(spec.Programs, "follow_fork_btf")
 		delete(spec.Programs, "forget_exit_btf")
 		delete(spec.Programs, "forget_exit_task")
-		var maps struct {
-			Targets     *ebpf.Map `ebpf:"targets"`
-			Processes   *ebpf.Map `ebpf:"processes"`
-			TargetDrops *ebpf.Map `ebpf:"target_drops"`
-		}
-		if err := spec.LoadAndAssign(&maps, nil); err != nil {
+		if err := spec.LoadAndAssign(&s.objs.storeMaps, nil); err != nil {
 			return nil, fmt.Errorf("create shared maps: %w", err)
 		}
-		s.objs.Targets, s.objs.Processes, s.objs.TargetDrops = maps.Targets, maps.Processes, maps.TargetDrops
+		if err := s.fillCPUNodes(topo); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	// group_dead is sched_process_exit's second argument on newer kernels only.
@@ -70,6 +80,10 @@ func Load(possibleCPUs int, filter bool) (*State, error) {
 		return nil, fmt.Errorf("load target followers: %w", err)
 	}
 	s.spec = spec
+	if err := s.fillCPUNodes(topo); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := probes.AttachTracing(&s.links, s.objs.FollowFork, s.objs.ForgetExit); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("target followers: %w", err)
@@ -77,12 +91,39 @@ func Load(possibleCPUs int, filter bool) (*State, error) {
 	return s, nil
 }
 
+func (s *State) fillCPUNodes(topo aggregator.Topology) error {
+	for _, n := range topo.Nodes {
+		for _, c := range n.CPUs {
+			if err := s.objs.CPUNode.Update(uint32(c), uint32(n.ID), ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("map CPU %d to node %d: %w", c, n.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Flip makes the programs write the other epoch's storage and waits until
+// every program that could still write the old one has returned: after
+// it, the previous epoch's storage (Idle) is the agent's alone to drain.
+func (s *State) Flip() error {
+	next := s.epoch ^ 1
+	if err := s.objs.Epoch.Update(uint32(0), next, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("flip storage epoch: %w", err)
+	}
+	s.epoch = next
+	return aggregator.GracePeriod()
+}
+
+// Idle is the epoch the programs do not write: the one a drain reads.
+func (s *State) Idle() uint32 { return s.epoch ^ 1 }
+
 // Filtering reports whether only targets are observed.
 func (s *State) Filtering() bool { return s.filter }
 
 // Replacements are the maps to substitute into every probe's collection.
 func (s *State) Replacements() map[string]*ebpf.Map {
-	return map[string]*ebpf.Map{"targets": s.objs.Targets, "processes": s.objs.Processes}
+	return map[string]*ebpf.Map{"targets": s.objs.Targets, "processes": s.objs.Processes,
+		"telagent_epoch": s.objs.Epoch, "telagent_cpu_node": s.objs.CPUNode}
 }
 
 // Add makes tgid a target; its future children follow it.
@@ -139,6 +180,7 @@ func (s *State) Close() error {
 	errs = append(errs, s.match.close())
 	s.match = nil
 	errs = append(errs, s.objs.FollowFork.Close(), s.objs.ForgetExit.Close(),
-		s.objs.Targets.Close(), s.objs.Processes.Close(), s.objs.TargetDrops.Close())
+		s.objs.Targets.Close(), s.objs.Processes.Close(), s.objs.TargetDrops.Close(),
+		s.objs.Epoch.Close(), s.objs.CPUNode.Close())
 	return errors.Join(errs...)
 }

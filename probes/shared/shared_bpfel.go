@@ -35,19 +35,21 @@ type sharedTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sharedMapMatchCgroup     = "match_cgroup"
-	sharedMapMatchComm       = "match_comm"
-	sharedMapMatchDrops      = "match_drops"
-	sharedMapMatchExe        = "match_exe"
-	sharedMapOverflowFolds   = "overflow_folds"
-	sharedMapProcesses       = "processes"
-	sharedMapTargetDrops     = "target_drops"
-	sharedMapTargets         = "targets"
-	sharedProgFollowForkBtf  = "follow_fork_btf"
-	sharedProgForgetExitBtf  = "forget_exit_btf"
-	sharedProgForgetExitTask = "forget_exit_task"
-	sharedProgMatchExecBtf   = "match_exec_btf"
-	sharedVarFilterTargets   = "filter_targets"
+	sharedMapMatchCgroup          = "match_cgroup"
+	sharedMapMatchComm            = "match_comm"
+	sharedMapMatchDrops           = "match_drops"
+	sharedMapMatchExe             = "match_exe"
+	sharedMapProcesses            = "processes"
+	sharedMapTargetDrops          = "target_drops"
+	sharedMapTargets              = "targets"
+	sharedMapTelagentCpuNode      = "telagent_cpu_node"
+	sharedMapTelagentEpoch        = "telagent_epoch"
+	sharedProgFollowForkBtf       = "follow_fork_btf"
+	sharedProgForgetExitBtf       = "forget_exit_btf"
+	sharedProgForgetExitTask      = "forget_exit_task"
+	sharedProgMatchExecBtf        = "match_exec_btf"
+	sharedVarFilterTargets        = "filter_targets"
+	sharedVarTelagentNodesFromMap = "telagent_nodes_from_map"
 )
 
 // loadShared returns the embedded CollectionSpec for shared.
@@ -102,21 +104,23 @@ type sharedProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sharedMapSpecs struct {
-	MatchCgroup   *ebpf.MapSpec `ebpf:"match_cgroup"`
-	MatchComm     *ebpf.MapSpec `ebpf:"match_comm"`
-	MatchDrops    *ebpf.MapSpec `ebpf:"match_drops"`
-	MatchExe      *ebpf.MapSpec `ebpf:"match_exe"`
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	TargetDrops   *ebpf.MapSpec `ebpf:"target_drops"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
+	MatchCgroup     *ebpf.MapSpec `ebpf:"match_cgroup"`
+	MatchComm       *ebpf.MapSpec `ebpf:"match_comm"`
+	MatchDrops      *ebpf.MapSpec `ebpf:"match_drops"`
+	MatchExe        *ebpf.MapSpec `ebpf:"match_exe"`
+	Processes       *ebpf.MapSpec `ebpf:"processes"`
+	TargetDrops     *ebpf.MapSpec `ebpf:"target_drops"`
+	Targets         *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch   *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // sharedVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sharedVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // sharedObjects contains all objects after they have been loaded into the kernel.
@@ -139,14 +143,15 @@ func (o *sharedObjects) Close() error {
 //
 // It can be passed to loadSharedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sharedMaps struct {
-	MatchCgroup   *ebpf.Map `ebpf:"match_cgroup"`
-	MatchComm     *ebpf.Map `ebpf:"match_comm"`
-	MatchDrops    *ebpf.Map `ebpf:"match_drops"`
-	MatchExe      *ebpf.Map `ebpf:"match_exe"`
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	TargetDrops   *ebpf.Map `ebpf:"target_drops"`
-	Targets       *ebpf.Map `ebpf:"targets"`
+	MatchCgroup     *ebpf.Map `ebpf:"match_cgroup"`
+	MatchComm       *ebpf.Map `ebpf:"match_comm"`
+	MatchDrops      *ebpf.Map `ebpf:"match_drops"`
+	MatchExe        *ebpf.Map `ebpf:"match_exe"`
+	Processes       *ebpf.Map `ebpf:"processes"`
+	TargetDrops     *ebpf.Map `ebpf:"target_drops"`
+	Targets         *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch   *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *sharedMaps) Close() error {
@@ -155,10 +160,11 @@ func (m *sharedMaps) Close() error {
 		m.MatchComm,
 		m.MatchDrops,
 		m.MatchExe,
-		m.OverflowFolds,
 		m.Processes,
 		m.TargetDrops,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -166,7 +172,8 @@ func (m *sharedMaps) Close() error {
 //
 // It can be passed to loadSharedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sharedVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // sharedPrograms contains all programs after they have been loaded into the kernel.

@@ -77,60 +77,68 @@ func getppidOnCPU(t *testing.T, cpu, n int) {
 	}
 }
 
-// getppidIndex finds this process's getppid key in the reader's last Read.
-func getppidIndex(r *aggregator.PerCPUReader[syscallsSyscallsKey]) int {
-	want := syscallsSyscallsKey{Tgid: uint32(os.Getpid()), Nr: unix.SYS_GETPPID}
-	for i := range r.Len() {
-		if r.Key(i) == want {
-			return i
-		}
+// drainGetppid flips the epoch and drains the storage itself (as a
+// collection would, bypassing the totals): this process's getppid entries.
+func drainGetppid(t *testing.T, h *harness) []aggregator.Entry[syscallsSyscallsKey] {
+	t.Helper()
+	if err := h.State.Flip(); err != nil {
+		t.Fatal(err)
 	}
-	return -1
+	want := syscallsSyscallsKey{Tgid: uint32(os.Getpid()), Nr: unix.SYS_GETPPID}
+	var out []aggregator.Entry[syscallsSyscallsKey]
+	err := h.probe.stats.Store().Drain(func(e *aggregator.Entry[syscallsSyscallsKey]) error {
+		if e.Key == want {
+			c := *e
+			c.Value = append([]uint64(nil), e.Value...)
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestNodeBreakdownOfPinnedWorkload loads the probe with CPU 0 and CPU 1 on
-// different (fake) nodes and makes every getppid call on CPU 1: node 1's
-// partial has them all, node 0's none, and the total and the exported
-// histogram count match the workload exactly.
+// different (fake) nodes and makes every getppid call on CPU 1: they are
+// all in node 1's storage, in CPU 1's entry, none in node 0's, and the
+// exported histogram count of a second such workload matches it exactly.
 func TestNodeBreakdownOfPinnedWorkload(t *testing.T) {
 	topo := splitTopology(t)
 	h := startTopology(t, topo)
 	const n = 50000
 	getppidOnCPU(t, 1, n)
 
-	r := h.probe.stats.Reader()
-	if err := r.Read(); err != nil {
-		t.Fatal(err)
-	}
-	if nodes := r.Nodes(); len(nodes) != 2 || nodes[1].ID != 1 || nodes[1].CPUs[0] != 1 {
+	st := h.probe.stats.Store()
+	if nodes := st.Nodes(); len(nodes) != 2 || nodes[1].ID != 1 || nodes[1].CPUs[0] != 1 {
 		t.Fatalf("Nodes() = %+v", nodes)
 	}
-	i := getppidIndex(r)
-	if i < 0 {
-		t.Fatal("no getppid key for this process")
-	}
+	entries := drainGetppid(t, h)
 	w := callsWord(t)
-	if got := r.NodeValue(i, 0)[w]; got != 0 {
-		t.Errorf("node 0 (CPU 0's) partial counts %d getppid calls, want 0", got)
+	var onNode1 uint64
+	for _, e := range entries {
+		if e.Node != 1 || e.CPU != 1 {
+			t.Errorf("entry %+v: written on CPU %d into node index %d, want CPU 1, node 1", e.Key, e.CPU, e.Node)
+		}
+		onNode1 += e.Value[w]
 	}
-	if got := r.NodeValue(i, 1)[w]; got != n {
-		t.Errorf("node 1 (CPU 1's) partial counts %d getppid calls, want %d", got, n)
+	if onNode1 != n {
+		t.Errorf("node 1 storage counts %d getppid calls, want %d", onNode1, n)
 	}
-	if got := r.Value(i)[w]; got != n {
-		t.Errorf("total getppid calls %d, want %d", got, n)
-	}
+	getppidOnCPU(t, 1, n)
 	hist, _ := h.collect()
 	if got := hist["getppid"].Count; got != n {
 		t.Errorf("exported getppid count %d, want %d", got, n)
 	}
 }
 
-// TestReadWhileCounting reads the map over and over while a getppid loop
-// runs, moving between CPU 0 and CPU 1 (two fake nodes): the total and
-// each node's partial only ever grow between reads, the partials always
-// add up to the total, and once the loop is done the total is exactly the
-// number of calls made: reading concurrently loses nothing.
-func TestReadWhileCounting(t *testing.T) {
+// TestDrainWhileCounting collects over and over, each collection a flip
+// and a drain, while a getppid loop runs, moving between CPU 0 and CPU 1
+// (two fake nodes): the exported total only ever grows, and once the loop
+// is done it is exactly the number of calls made. No update is lost or
+// counted twice at an epoch flip, whichever CPU it was made on.
+func TestDrainWhileCounting(t *testing.T) {
 	topo := splitTopology(t)
 	h := startTopology(t, topo)
 	const rounds, perRound = 40, 5000
@@ -154,49 +162,25 @@ func TestReadWhileCounting(t *testing.T) {
 		}
 	}()
 
-	r := h.probe.stats.Reader()
-	w := callsWord(t)
-	var prevTotal uint64
-	prevNode := make([]uint64, 2)
+	var prev uint64
 	reads := 0
 	deadline := time.Now().Add(time.Minute)
 	for done := false; !done; {
-		done = made.Load() == rounds*perRound // this read then sees every call
+		done = made.Load() == rounds*perRound // this collection then sees every call
 		if !done && time.Now().After(deadline) {
 			t.Fatalf("the getppid loop made %d of %d calls in a minute", made.Load(), rounds*perRound)
 		}
-		if err := r.Read(); err != nil {
-			t.Fatal(err)
-		}
+		hist, _ := h.collect()
 		reads++
-		i := getppidIndex(r)
-		if i < 0 {
-			continue // no call counted yet
+		total := hist["getppid"].Count
+		if total < prev {
+			t.Fatalf("collection %d: total went down from %d to %d", reads, prev, total)
 		}
-		total := r.Value(i)[w]
-		if total < prevTotal {
-			t.Fatalf("read %d: total went down from %d to %d", reads, prevTotal, total)
-		}
-		var sum uint64
-		for node := range 2 {
-			v := r.NodeValue(i, node)[w]
-			if v < prevNode[node] {
-				t.Fatalf("read %d: node %d partial went down from %d to %d", reads, node, prevNode[node], v)
-			}
-			prevNode[node] = v
-			sum += v
-		}
-		if sum != total {
-			t.Fatalf("read %d: node partials add up to %d, total %d", reads, sum, total)
-		}
-		prevTotal = total
+		prev = total
 	}
 	wg.Wait()
-	if prevTotal != rounds*perRound {
-		t.Errorf("final total %d, want exactly %d", prevTotal, rounds*perRound)
+	if prev != rounds*perRound {
+		t.Errorf("final total %d, want exactly %d", prev, rounds*perRound)
 	}
-	if prevNode[0] == 0 || prevNode[1] == 0 {
-		t.Errorf("calls by node %v: the loop ran on both CPUs, so both nodes should count some", prevNode)
-	}
-	t.Logf("%d reads during %d calls; by node %v", reads, rounds*perRound, prevNode)
+	t.Logf("%d collections during %d calls", reads, rounds*perRound)
 }

@@ -3,7 +3,7 @@
 // tracepoints, kept in one per-CPU multivariate map.
 package syscalls
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type syscalls_key -type syscalls_value syscalls ../../bpf/syscalls.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type syscalls_key -type syscalls_entry_key -type syscalls_value syscalls ../../bpf/syscalls.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -40,7 +40,7 @@ type Probe struct {
 	objs   objects
 	links  []link.Link
 	attach string
-	stats  *probes.ProcessSet[syscallsSyscallsKey, syscallsSyscallsValue]
+	stats  *probes.ProcessSet[syscallsSyscallsKey, syscallsSyscallsEntryKey, syscallsSyscallsValue]
 	names  []attribute.Set // data-point attributes per syscall number, built once
 }
 
@@ -49,16 +49,12 @@ type Probe struct {
 type objects struct {
 	Enter *ebpf.Program `ebpf:"sys_enter"`
 	Exit  *ebpf.Program `ebpf:"sys_exit"`
-	Stats *ebpf.Map     `ebpf:"syscall_stats"`
-	Folds *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // rawObjects is the same for the raw_tp fallback.
 type rawObjects struct {
 	Enter *ebpf.Program `ebpf:"raw_sys_enter"`
 	Exit  *ebpf.Program `ebpf:"raw_sys_exit"`
-	Stats *ebpf.Map     `ebpf:"syscall_stats"`
-	Folds *ebpf.Map     `ebpf:"overflow_folds"`
 }
 
 // nrBoundOf is the declared bound of the syscall-number key field: numbers
@@ -103,10 +99,7 @@ func (p *Probe) Supported() error {
 	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
 		return fmt.Errorf("BPF task storage unavailable (needs Linux 5.11+): %w", err)
 	}
-	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
-		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
-	}
-	return nil
+	return probes.RequireStorage()
 }
 
 // Start implements probes.Probe: load, create the overflow key, attach.
@@ -119,29 +112,25 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err != nil {
 		return fmt.Errorf("load syscalls spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
-	}
-	// One extra slot holds the overflow key, which must always fit.
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1
-	opts, err := env.CollectionOptions(spec)
-	if err != nil {
-		return err
-	}
-
-	if err := p.loadAndAttach(spec, opts); err != nil {
-		return err
-	}
 	p.names = make([]attribute.Set, bound)
 	for nr := range p.names {
 		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(syscallName(uint32(nr), bound)))
 	}
 	overflow := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
-	p.stats, err = probes.NewProcessSet[syscallsSyscallsKey, syscallsSyscallsValue](set, p.objs.Stats, p.objs.Folds, env, overflow,
-		func(k syscallsSyscallsKey) uint32 { return k.Tgid },
-		func(k syscallsSyscallsKey) attribute.Set { return p.names[min(k.Nr, bound-1)] })
+	p.stats, err = probes.NewProcessSet[syscallsSyscallsKey, syscallsSyscallsEntryKey, syscallsSyscallsValue](spec, set, env,
+		p.cfg.MaxEntries, overflow, probes.SetKeys[syscallsSyscallsKey]{
+			Owner: func(k syscallsSyscallsKey) (uint32, bool) { return k.Tgid, true },
+			Attrs: func(k syscallsSyscallsKey) attribute.Set { return p.names[min(k.Nr, bound-1)] },
+		})
 	if err != nil {
+		return err
+	}
+	opts, err := env.CollectionOptions(spec, p.stats)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	if err := p.loadAndAttach(spec, opts); err != nil {
 		p.Close()
 		return err
 	}
@@ -160,7 +149,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 			p.attach = "tp_btf"
 			return nil
 		}
-		p.Close()
+		p.closeObjects()
 	}
 	if p.cfg.Attach == "tp_btf" {
 		return fmt.Errorf("load syscalls programs: tp_btf: %w", btfErr)
@@ -169,7 +158,7 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 	if err := spec.LoadAndAssign(&raw, opts); err != nil {
 		return fmt.Errorf("load syscalls programs: tp_btf: %v; raw_tp: %w", btfErr, err)
 	}
-	p.objs = objects{Enter: raw.Enter, Exit: raw.Exit, Stats: raw.Stats, Folds: raw.Folds}
+	p.objs = objects(raw)
 	if err := probes.AttachRawTracepoints(&p.links, []string{"sys_enter", "sys_exit"}, raw.Enter, raw.Exit); err != nil {
 		p.Close()
 		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
@@ -203,9 +192,17 @@ func (p *Probe) Stats() probes.Stats {
 // Close implements probes.Probe: detach first so nothing writes into maps
 // being freed, then release every kernel object.
 func (p *Probe) Close() error {
+	errs := []error{p.closeObjects(), p.stats.Close()}
+	p.stats = nil
+	return errors.Join(errs...)
+}
+
+// closeObjects detaches and closes what was loaded, keeping the storage
+// (a failed tp_btf attempt retries with raw_tp on the same storage).
+func (p *Probe) closeObjects() error {
 	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
-	errs = append(errs, p.stats.Close(), p.objs.Enter.Close(), p.objs.Exit.Close(), p.objs.Stats.Close(), p.objs.Folds.Close())
-	p.objs, p.stats = objects{}, nil
+	errs = append(errs, p.objs.Enter.Close(), p.objs.Exit.Close())
+	p.objs = objects{}
 	return errors.Join(errs...)
 }

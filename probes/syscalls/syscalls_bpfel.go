@@ -20,6 +20,12 @@ type syscallsInflight struct {
 	Pad     uint32
 }
 
+type syscallsSyscallsEntryKey struct {
+	_     structs.HostLayout
+	Tuple syscallsSyscallsKey
+	Cpu   uint32
+}
+
 type syscallsSyscallsKey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -44,16 +50,21 @@ type syscallsTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	syscallsMapInflight      = "inflight"
-	syscallsMapOverflowFolds = "overflow_folds"
-	syscallsMapProcesses     = "processes"
-	syscallsMapSyscallStats  = "syscall_stats"
-	syscallsMapTargets       = "targets"
-	syscallsProgRawSysEnter  = "raw_sys_enter"
-	syscallsProgRawSysExit   = "raw_sys_exit"
-	syscallsProgSysEnter     = "sys_enter"
-	syscallsProgSysExit      = "sys_exit"
-	syscallsVarFilterTargets = "filter_targets"
+	syscallsMapInflight             = "inflight"
+	syscallsMapProcesses            = "processes"
+	syscallsMapSyscallStats         = "syscall_stats"
+	syscallsMapSyscallStatsFolds    = "syscall_stats_folds"
+	syscallsMapSyscallStatsOverflow = "syscall_stats_overflow"
+	syscallsMapTargets              = "targets"
+	syscallsMapTelagentCpuNode      = "telagent_cpu_node"
+	syscallsMapTelagentEpoch        = "telagent_epoch"
+	syscallsProgRawSysEnter         = "raw_sys_enter"
+	syscallsProgRawSysExit          = "raw_sys_exit"
+	syscallsProgSysEnter            = "sys_enter"
+	syscallsProgSysExit             = "sys_exit"
+	syscallsVarFilterTargets        = "filter_targets"
+	syscallsVarSyscallsEntryKeyBtf  = "syscalls_entry_key_btf"
+	syscallsVarTelagentNodesFromMap = "telagent_nodes_from_map"
 )
 
 // loadSyscalls returns the embedded CollectionSpec for syscalls.
@@ -108,18 +119,23 @@ type syscallsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsMapSpecs struct {
-	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	SyscallStats  *ebpf.MapSpec `ebpf:"syscall_stats"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
+	Inflight             *ebpf.MapSpec `ebpf:"inflight"`
+	Processes            *ebpf.MapSpec `ebpf:"processes"`
+	SyscallStats         *ebpf.MapSpec `ebpf:"syscall_stats"`
+	SyscallStatsFolds    *ebpf.MapSpec `ebpf:"syscall_stats_folds"`
+	SyscallStatsOverflow *ebpf.MapSpec `ebpf:"syscall_stats_overflow"`
+	Targets              *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode      *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch        *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // syscallsVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	SyscallsEntryKeyBtf  *ebpf.VariableSpec `ebpf:"syscalls_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // syscallsObjects contains all objects after they have been loaded into the kernel.
@@ -142,20 +158,26 @@ func (o *syscallsObjects) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsMaps struct {
-	Inflight      *ebpf.Map `ebpf:"inflight"`
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	SyscallStats  *ebpf.Map `ebpf:"syscall_stats"`
-	Targets       *ebpf.Map `ebpf:"targets"`
+	Inflight             *ebpf.Map `ebpf:"inflight"`
+	Processes            *ebpf.Map `ebpf:"processes"`
+	SyscallStats         *ebpf.Map `ebpf:"syscall_stats"`
+	SyscallStatsFolds    *ebpf.Map `ebpf:"syscall_stats_folds"`
+	SyscallStatsOverflow *ebpf.Map `ebpf:"syscall_stats_overflow"`
+	Targets              *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode      *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch        *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *syscallsMaps) Close() error {
 	return _SyscallsClose(
 		m.Inflight,
-		m.OverflowFolds,
 		m.Processes,
 		m.SyscallStats,
+		m.SyscallStatsFolds,
+		m.SyscallStatsOverflow,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -163,7 +185,9 @@ func (m *syscallsMaps) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	SyscallsEntryKeyBtf  *ebpf.Variable `ebpf:"syscalls_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // syscallsPrograms contains all programs after they have been loaded into the kernel.

@@ -211,12 +211,48 @@ func TestOverflowSeries(t *testing.T) {
 	if ours+over.Count < 600 {
 		t.Errorf("named %d + overflow %d < 600 calls made: %v", ours, over.Count, counts(hist))
 	}
-	// The runtime keeps folding while we read: the fold counter read between
-	// two collections is sandwiched by the overflow series' counts.
-	folds := h.probe.Stats().MetricSets[0].OverflowFolds
-	hist, _ = h.collect()
-	if folds < over.Count || folds > hist[""].Count {
-		t.Errorf("fold counter %d not within overflow series counts [%d, %d]", folds, over.Count, hist[""].Count)
+	// The tuples past max_entries were folded by the agent, and counted:
+	// at least one drained entry per syscall that found no room.
+	st := h.probe.Stats().MetricSets[0]
+	if st.EntryFolds == 0 || st.Keys > maxEntries {
+		t.Errorf("entry folds %d, live tuples %d (max %d): the folds went uncounted", st.EntryFolds, st.Keys, maxEntries)
+	}
+}
+
+// TestStorageFullFoldsExactly gives the kernel storage room for only two
+// entries per hash: the programs fold whatever finds no room into the
+// overflow value and count each update, and named series plus overflow
+// still hold every call made, exactly.
+func TestStorageFullFoldsExactly(t *testing.T) {
+	p := New(Config{})
+	h := &harness{Harness: probetest.StartWith(t, p, probetest.Options{Filter: true,
+		Storage: map[string]uint32{set.Name: 2}}), probe: p}
+	if err := h.State.Add(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	h.collect() // what the test process did before
+	const n = 1000
+	runtime.LockOSThread()
+	for range n {
+		unix.Getppid()
+		unix.Getuid()
+		unix.Getgid()
+	}
+	runtime.UnlockOSThread()
+	hist, _ := h.collect()
+	st := h.probe.Stats().MetricSets[0]
+	if st.OverflowFolds == 0 || st.Storage.Entries != 2 {
+		t.Fatalf("storage of %d entries folded %d updates; want 2 entries and some folds", st.Storage.Entries, st.OverflowFolds)
+	}
+	// Calls folded are the overflow series' count; ours are the named
+	// series plus some of the overflow (the runtime folds too).
+	over := hist[""].Count
+	named := hist["getppid"].Count + hist["getuid"].Count + hist["getgid"].Count
+	if named+over < 3*n {
+		t.Errorf("named %d + overflow %d < %d calls made", named, over, 3*n)
+	}
+	if over > st.OverflowFolds {
+		t.Errorf("overflow series counts %d calls, more than the %d updates folded", over, st.OverflowFolds)
 	}
 }
 

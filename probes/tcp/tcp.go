@@ -5,7 +5,7 @@
 // processes.
 package tcp
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type tcp_conn_key -type tcp_conn_value tcp ../../bpf/tcp.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type tcp_conn_key -type tcp_conn_entry_key -type tcp_conn_value tcp ../../bpf/tcp.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/probes"
 )
@@ -58,14 +57,8 @@ type Probe struct {
 	// claimProg is tcp_sendmsg_locked, loaded only where the kernel has it.
 	claimProg *ebpf.Program
 
-	reader   *aggregator.PerCPUReader[tcpTcpConnKey]
-	emit     *probes.SetEmitter
-	final    *probes.FinalEvictor[tcpTcpConnKey, tcpTcpConnValue]
-	overflow tcpTcpConnKey
+	stats    *probes.ProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue]
 	attrs    [3]attribute.Set // per direction value
-	foldBuf  []uint64
-	keys     int
-	evicted  uint64
 }
 
 // objects are the bpf2go programs and maps the probe loads; the sendmsg
@@ -77,8 +70,6 @@ type objects struct {
 	Probe      *ebpf.Program `ebpf:"tcp_probe"`
 	SendReset  *ebpf.Program `ebpf:"tcp_send_reset"`
 	RecvReset  *ebpf.Program `ebpf:"tcp_receive_reset"`
-	Stats      *ebpf.Map     `ebpf:"tcp_stats"`
-	Folds      *ebpf.Map     `ebpf:"overflow_folds"`
 	Socks      *ebpf.Map     `ebpf:"socks"`
 }
 
@@ -138,19 +129,17 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err != nil {
 		return fmt.Errorf("load tcp spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
-	}
-	// One extra slot holds the overflow key, which must always fit.
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1
 	// tcp_retransmit_skb has its err argument (sk, skb, err) only on
 	// recent kernels; before, it fired only for err == 0 (sk, skb).
 	if err := probes.UseProgramVariant(spec, "tcp_retransmit_skb", "tcp_retransmit_skb_noerr", "tcp_retransmit_skb", 3); err != nil {
 		return fmt.Errorf("tcp probe: %w", err)
 	}
-	opts, err := env.CollectionOptions(spec)
+	if err := p.initSet(spec, env); err != nil {
+		return err
+	}
+	opts, err := env.CollectionOptions(spec, p.stats)
 	if err != nil {
+		p.Close()
 		return err
 	}
 	kernel, err := btf.LoadKernelSpec()
@@ -175,10 +164,6 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return fmt.Errorf("load tcp programs: %w", err)
 	}
-	if err := p.initSet(env); err != nil {
-		p.Close()
-		return err
-	}
 	progs := []*ebpf.Program{p.objs.SetState, p.objs.Retransmit, p.objs.RetransSyn, p.objs.Probe, p.objs.SendReset, p.objs.RecvReset}
 	if p.claimProg != nil {
 		progs = append(progs, p.claimProg)
@@ -190,81 +175,39 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	return nil
 }
 
-// initSet creates the overflow key and the reader, emitter and evictor of
-// the tcp set, and the data-point attributes of each direction.
-func (p *Probe) initSet(env probes.Env) error {
-	var err error
-	if p.emit, err = probes.NewSetEmitter(set, env.Breakdown); err != nil {
-		return err
-	}
-	p.overflow = tcpTcpConnKey{Tgid: uint32(set.OverflowKey["tgid"]), Direction: uint32(set.OverflowKey["direction"])}
-	if err := p.objs.Stats.Update(p.overflow, make([]tcpTcpConnValue, env.Topology.PossibleCPUs), ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("create %s overflow key: %w", set.Map, err)
-	}
-	if p.reader, err = probes.NewSetReader[tcpTcpConnKey](p.objs.Stats, set, env); err != nil {
-		return err
-	}
-	if p.final, err = probes.NewFinalEvictor[tcpTcpConnKey, tcpTcpConnValue](p.objs.Stats, set.ValueWords, env.Topology.PossibleCPUs, &p.overflow); err != nil {
-		return err
-	}
+// initSet creates the tcp set's storage and the data-point attributes of
+// each direction: every tuple is its owner's, tgid 0 (no owner known) the
+// host's.
+func (p *Probe) initSet(spec *ebpf.CollectionSpec, env probes.Env) error {
 	p.attrs = [3]attribute.Set{
 		dirUnknown:  *attribute.EmptySet(),
 		dirOutbound: attribute.NewSet(entity.AttrTelagentTCPConnectionDirection.String("outbound")),
 		dirInbound:  attribute.NewSet(entity.AttrTelagentTCPConnectionDirection.String("inbound")),
 	}
-	p.foldBuf = make([]uint64, env.Topology.PossibleCPUs)
-	return nil
-}
-
-// Collect implements probes.Probe: one batch read of the map. Each key is
-// its owner's points; tgid 0 (no owner known) and the overflow key go on
-// the host. Keys of processes found gone are evicted after export.
-func (p *Probe) Collect(_ context.Context, c *probes.Collection) error {
-	p.final.Reset()
-	err := p.reader.Each(func(i int, k tcpTcpConnKey) error {
-		switch {
-		case k == p.overflow:
-			probes.EmitKey(p.emit, c.Metrics, c.Processes.Host(), probes.OverflowAttrs, p.reader, i)
-			return nil
-		case k.Direction >= uint32(len(p.attrs)):
-			return fmt.Errorf("%s: key %+v has a direction out of its bound", set.Map, k)
-		case k.Tgid == 0:
-			probes.EmitKey(p.emit, c.Metrics, c.Processes.Host(), p.attrs[k.Direction], p.reader, i)
-			return nil
-		}
-		probes.EmitKey(p.emit, c.Metrics, c.Processes.Process(k.Tgid), p.attrs[k.Direction], p.reader, i)
-		if c.Processes.Gone(k.Tgid) {
-			p.final.Add(k, p.reader.Value(i))
-		}
-		return nil
-	})
-	p.keys = p.reader.Len()
+	overflow := tcpTcpConnKey{Tgid: uint32(set.OverflowKey["tgid"]), Direction: uint32(set.OverflowKey["direction"])}
+	var err error
+	p.stats, err = probes.NewProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue](spec, set, env, p.cfg.MaxEntries, overflow,
+		probes.SetKeys[tcpTcpConnKey]{
+			Owner: func(k tcpTcpConnKey) (uint32, bool) { return k.Tgid, k.Tgid != 0 },
+			Attrs: func(k tcpTcpConnKey) attribute.Set { return p.attrs[min(k.Direction, uint32(len(p.attrs)-1))] },
+		})
 	return err
 }
 
+// Collect implements probes.Probe: the set drained and every total turned
+// into its owner's points. Totals of processes found gone are forgotten
+// after export.
+func (p *Probe) Collect(_ context.Context, c *probes.Collection) error { return p.stats.Collect(c) }
+
 // Evict implements probes.Probe.
-func (p *Probe) Evict() error {
-	n, err := p.final.Evict()
-	p.evicted += uint64(n)
-	if err != nil {
-		return fmt.Errorf("evict exited processes from %s: %w", set.Map, err)
-	}
-	return nil
-}
+func (p *Probe) Evict() error { return p.stats.Evict() }
 
 // Stats implements probes.Probe.
 func (p *Probe) Stats() probes.Stats {
 	st := probes.Stats{Attach: "tp_btf"}
-	if p.reader == nil {
-		return st
+	if p.stats != nil {
+		st.MetricSets = []probes.MetricSetStats{p.stats.Stats()}
 	}
-	ms := probes.MetricSetStats{Name: set.Name, Keys: p.keys, Evicted: p.evicted}
-	if p.objs.Folds.Lookup(uint32(0), p.foldBuf) == nil {
-		for _, f := range p.foldBuf {
-			ms.OverflowFolds += f
-		}
-	}
-	st.MetricSets = []probes.MetricSetStats{ms}
 	return st
 }
 
@@ -278,13 +221,11 @@ func (p *Probe) Claims() bool { return p.claim }
 func (p *Probe) Close() error {
 	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
-	if p.reader != nil {
-		errs = append(errs, p.reader.Close())
-		p.reader = nil
-	}
+	errs = append(errs, p.stats.Close())
+	p.stats = nil
 	errs = append(errs, p.objs.SetState.Close(), p.objs.Retransmit.Close(), p.objs.RetransSyn.Close(),
 		p.objs.Probe.Close(), p.objs.SendReset.Close(), p.objs.RecvReset.Close(), p.claimProg.Close(),
-		p.objs.Stats.Close(), p.objs.Folds.Close(), p.objs.Socks.Close())
+		p.objs.Socks.Close())
 	p.objs, p.claimProg = objects{}, nil
 	return errors.Join(errs...)
 }

@@ -22,6 +22,12 @@ type tcpSockState struct {
 	Pad           [2]uint8
 }
 
+type tcpTcpConnEntryKey struct {
+	_     structs.HostLayout
+	Tuple tcpTcpConnKey
+	Cpu   uint32
+}
+
 type tcpTcpConnKey struct {
 	_         structs.HostLayout
 	Tgid      uint32
@@ -54,11 +60,14 @@ type tcpTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	tcpMapOverflowFolds          = "overflow_folds"
 	tcpMapProcesses              = "processes"
 	tcpMapSocks                  = "socks"
 	tcpMapTargets                = "targets"
 	tcpMapTcpStats               = "tcp_stats"
+	tcpMapTcpStatsFolds          = "tcp_stats_folds"
+	tcpMapTcpStatsOverflow       = "tcp_stats_overflow"
+	tcpMapTelagentCpuNode        = "telagent_cpu_node"
+	tcpMapTelagentEpoch          = "telagent_epoch"
 	tcpProgInetSockSetState      = "inet_sock_set_state"
 	tcpProgTcpProbe              = "tcp_probe"
 	tcpProgTcpReceiveReset       = "tcp_receive_reset"
@@ -68,6 +77,8 @@ const (
 	tcpProgTcpSendReset          = "tcp_send_reset"
 	tcpProgTcpSendmsgLocked      = "tcp_sendmsg_locked"
 	tcpVarFilterTargets          = "filter_targets"
+	tcpVarTcpConnEntryKeyBtf     = "tcp_conn_entry_key_btf"
+	tcpVarTelagentNodesFromMap   = "telagent_nodes_from_map"
 )
 
 // loadTcp returns the embedded CollectionSpec for tcp.
@@ -126,18 +137,23 @@ type tcpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpMapSpecs struct {
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	Socks         *ebpf.MapSpec `ebpf:"socks"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
-	TcpStats      *ebpf.MapSpec `ebpf:"tcp_stats"`
+	Processes        *ebpf.MapSpec `ebpf:"processes"`
+	Socks            *ebpf.MapSpec `ebpf:"socks"`
+	Targets          *ebpf.MapSpec `ebpf:"targets"`
+	TcpStats         *ebpf.MapSpec `ebpf:"tcp_stats"`
+	TcpStatsFolds    *ebpf.MapSpec `ebpf:"tcp_stats_folds"`
+	TcpStatsOverflow *ebpf.MapSpec `ebpf:"tcp_stats_overflow"`
+	TelagentCpuNode  *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch    *ebpf.MapSpec `ebpf:"telagent_epoch"`
 }
 
 // tcpVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	TcpConnEntryKeyBtf   *ebpf.VariableSpec `ebpf:"tcp_conn_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
 }
 
 // tcpObjects contains all objects after they have been loaded into the kernel.
@@ -160,20 +176,26 @@ func (o *tcpObjects) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpMaps struct {
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	Socks         *ebpf.Map `ebpf:"socks"`
-	Targets       *ebpf.Map `ebpf:"targets"`
-	TcpStats      *ebpf.Map `ebpf:"tcp_stats"`
+	Processes        *ebpf.Map `ebpf:"processes"`
+	Socks            *ebpf.Map `ebpf:"socks"`
+	Targets          *ebpf.Map `ebpf:"targets"`
+	TcpStats         *ebpf.Map `ebpf:"tcp_stats"`
+	TcpStatsFolds    *ebpf.Map `ebpf:"tcp_stats_folds"`
+	TcpStatsOverflow *ebpf.Map `ebpf:"tcp_stats_overflow"`
+	TelagentCpuNode  *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch    *ebpf.Map `ebpf:"telagent_epoch"`
 }
 
 func (m *tcpMaps) Close() error {
 	return _TcpClose(
-		m.OverflowFolds,
 		m.Processes,
 		m.Socks,
 		m.Targets,
 		m.TcpStats,
+		m.TcpStatsFolds,
+		m.TcpStatsOverflow,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 	)
 }
 
@@ -181,7 +203,9 @@ func (m *tcpMaps) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	TcpConnEntryKeyBtf   *ebpf.Variable `ebpf:"tcp_conn_entry_key_btf"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
 }
 
 // tcpPrograms contains all programs after they have been loaded into the kernel.

@@ -12,7 +12,7 @@
 // bpf/uprobe.bpf.c for the pairing by stack depth.
 package uprobe
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type uprobe_key -type uprobe_value uprobe ../../bpf/uprobe.bpf.c -- -I../../bpf/include
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type uprobe_key -type uprobe_entry_key -type uprobe_value uprobe ../../bpf/uprobe.bpf.c -- -I../../bpf/include
 
 import (
 	"context"
@@ -51,7 +51,7 @@ type Probe struct {
 	cfg   Config
 	objs  objects
 	links []link.Link
-	stats *probes.ProcessSet[uprobeUprobeKey, uprobeUprobeValue]
+	stats *probes.ProcessSet[uprobeUprobeKey, uprobeUprobeEntryKey, uprobeUprobeValue]
 	names []attribute.Set // data-point attributes per function id, built once
 	count int             // attachments made
 }
@@ -63,8 +63,6 @@ type objects struct {
 	NativeReturn  *ebpf.Program `ebpf:"native_return"`
 	GoEntry       *ebpf.Program `ebpf:"go_entry"`
 	GoReturn      *ebpf.Program `ebpf:"go_return"`
-	UprobeStats   *ebpf.Map     `ebpf:"uprobe_stats"`
-	OverflowFolds *ebpf.Map     `ebpf:"overflow_folds"`
 	ThreadCalls   *ebpf.Map     `ebpf:"thread_calls"`
 	GoCalls       *ebpf.Map     `ebpf:"go_calls"`
 }
@@ -116,18 +114,6 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if err != nil {
 		return fmt.Errorf("load uprobe spec: %w", err)
 	}
-	maxEntries := p.cfg.MaxEntries
-	if maxEntries == 0 {
-		maxEntries = set.MaxEntries
-	}
-	spec.Maps[set.Map].MaxEntries = maxEntries + 1 // + the overflow key
-	opts, err := env.CollectionOptions(spec)
-	if err != nil {
-		return err
-	}
-	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
-		return fmt.Errorf("load uprobe programs: %w", err)
-	}
 	p.names = make([]attribute.Set, MaxFunctions)
 	for i := range p.names {
 		name := "_OTHER"
@@ -137,14 +123,23 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.names[i] = attribute.NewSet(entity.AttrCodeFunctionName.String(name))
 	}
 	overflow := uprobeUprobeKey{Tgid: uint32(set.OverflowKey["tgid"]), Fn: uint32(set.OverflowKey["fn"])}
-	p.stats, err = probes.NewProcessSet[uprobeUprobeKey, uprobeUprobeValue](set, p.objs.UprobeStats, p.objs.OverflowFolds, env, overflow,
-		func(k uprobeUprobeKey) uint32 { return k.Tgid },
-		func(k uprobeUprobeKey) attribute.Set { return p.names[min(int(k.Fn), len(p.names)-1)] })
+	p.stats, err = probes.NewProcessSet[uprobeUprobeKey, uprobeUprobeEntryKey, uprobeUprobeValue](spec, set, env,
+		p.cfg.MaxEntries, overflow, probes.SetKeys[uprobeUprobeKey]{
+			Owner: func(k uprobeUprobeKey) (uint32, bool) { return k.Tgid, true },
+			Attrs: func(k uprobeUprobeKey) attribute.Set { return p.names[min(int(k.Fn), len(p.names)-1)] },
+		})
+	if err != nil {
+		return err
+	}
+	opts, err := env.CollectionOptions(spec, p.stats)
 	if err != nil {
 		p.Close()
 		return err
 	}
-	// The overflow key exists before the first program can run.
+	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
+		p.Close()
+		return fmt.Errorf("load uprobe programs: %w", err)
+	}
 	for id, fn := range p.cfg.Functions {
 		if err := p.attach(uint64(id), fn); err != nil {
 			p.Close()
@@ -228,7 +223,7 @@ func (p *Probe) Close() error {
 	p.links = nil
 	o := p.objs
 	errs = append(errs, p.stats.Close(), o.NativeEntry.Close(), o.NativeReturn.Close(), o.GoEntry.Close(), o.GoReturn.Close(),
-		o.UprobeStats.Close(), o.OverflowFolds.Close(), o.ThreadCalls.Close(), o.GoCalls.Close())
+		o.ThreadCalls.Close(), o.GoCalls.Close())
 	p.objs, p.stats = objects{}, nil
 	return errors.Join(errs...)
 }

@@ -39,6 +39,12 @@ type uprobeTelagentProcess struct {
 	Comm            [16]int8
 }
 
+type uprobeUprobeEntryKey struct {
+	_     structs.HostLayout
+	Tuple uprobeUprobeKey
+	Cpu   uint32
+}
+
 type uprobeUprobeKey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -57,17 +63,22 @@ type uprobeUprobeValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	uprobeMapGoCalls       = "go_calls"
-	uprobeMapOverflowFolds = "overflow_folds"
-	uprobeMapProcesses     = "processes"
-	uprobeMapTargets       = "targets"
-	uprobeMapThreadCalls   = "thread_calls"
-	uprobeMapUprobeStats   = "uprobe_stats"
-	uprobeProgGoEntry      = "go_entry"
-	uprobeProgGoReturn     = "go_return"
-	uprobeProgNativeEntry  = "native_entry"
-	uprobeProgNativeReturn = "native_return"
-	uprobeVarFilterTargets = "filter_targets"
+	uprobeMapGoCalls              = "go_calls"
+	uprobeMapProcesses            = "processes"
+	uprobeMapTargets              = "targets"
+	uprobeMapTelagentCpuNode      = "telagent_cpu_node"
+	uprobeMapTelagentEpoch        = "telagent_epoch"
+	uprobeMapThreadCalls          = "thread_calls"
+	uprobeMapUprobeStats          = "uprobe_stats"
+	uprobeMapUprobeStatsFolds     = "uprobe_stats_folds"
+	uprobeMapUprobeStatsOverflow  = "uprobe_stats_overflow"
+	uprobeProgGoEntry             = "go_entry"
+	uprobeProgGoReturn            = "go_return"
+	uprobeProgNativeEntry         = "native_entry"
+	uprobeProgNativeReturn        = "native_return"
+	uprobeVarFilterTargets        = "filter_targets"
+	uprobeVarTelagentNodesFromMap = "telagent_nodes_from_map"
+	uprobeVarUprobeEntryKeyBtf    = "uprobe_entry_key_btf"
 )
 
 // loadUprobe returns the embedded CollectionSpec for uprobe.
@@ -122,19 +133,24 @@ type uprobeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type uprobeMapSpecs struct {
-	GoCalls       *ebpf.MapSpec `ebpf:"go_calls"`
-	OverflowFolds *ebpf.MapSpec `ebpf:"overflow_folds"`
-	Processes     *ebpf.MapSpec `ebpf:"processes"`
-	Targets       *ebpf.MapSpec `ebpf:"targets"`
-	ThreadCalls   *ebpf.MapSpec `ebpf:"thread_calls"`
-	UprobeStats   *ebpf.MapSpec `ebpf:"uprobe_stats"`
+	GoCalls             *ebpf.MapSpec `ebpf:"go_calls"`
+	Processes           *ebpf.MapSpec `ebpf:"processes"`
+	Targets             *ebpf.MapSpec `ebpf:"targets"`
+	TelagentCpuNode     *ebpf.MapSpec `ebpf:"telagent_cpu_node"`
+	TelagentEpoch       *ebpf.MapSpec `ebpf:"telagent_epoch"`
+	ThreadCalls         *ebpf.MapSpec `ebpf:"thread_calls"`
+	UprobeStats         *ebpf.MapSpec `ebpf:"uprobe_stats"`
+	UprobeStatsFolds    *ebpf.MapSpec `ebpf:"uprobe_stats_folds"`
+	UprobeStatsOverflow *ebpf.MapSpec `ebpf:"uprobe_stats_overflow"`
 }
 
 // uprobeVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type uprobeVariableSpecs struct {
-	FilterTargets *ebpf.VariableSpec `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
+	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
+	UprobeEntryKeyBtf    *ebpf.VariableSpec `ebpf:"uprobe_entry_key_btf"`
 }
 
 // uprobeObjects contains all objects after they have been loaded into the kernel.
@@ -157,22 +173,28 @@ func (o *uprobeObjects) Close() error {
 //
 // It can be passed to loadUprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type uprobeMaps struct {
-	GoCalls       *ebpf.Map `ebpf:"go_calls"`
-	OverflowFolds *ebpf.Map `ebpf:"overflow_folds"`
-	Processes     *ebpf.Map `ebpf:"processes"`
-	Targets       *ebpf.Map `ebpf:"targets"`
-	ThreadCalls   *ebpf.Map `ebpf:"thread_calls"`
-	UprobeStats   *ebpf.Map `ebpf:"uprobe_stats"`
+	GoCalls             *ebpf.Map `ebpf:"go_calls"`
+	Processes           *ebpf.Map `ebpf:"processes"`
+	Targets             *ebpf.Map `ebpf:"targets"`
+	TelagentCpuNode     *ebpf.Map `ebpf:"telagent_cpu_node"`
+	TelagentEpoch       *ebpf.Map `ebpf:"telagent_epoch"`
+	ThreadCalls         *ebpf.Map `ebpf:"thread_calls"`
+	UprobeStats         *ebpf.Map `ebpf:"uprobe_stats"`
+	UprobeStatsFolds    *ebpf.Map `ebpf:"uprobe_stats_folds"`
+	UprobeStatsOverflow *ebpf.Map `ebpf:"uprobe_stats_overflow"`
 }
 
 func (m *uprobeMaps) Close() error {
 	return _UprobeClose(
 		m.GoCalls,
-		m.OverflowFolds,
 		m.Processes,
 		m.Targets,
+		m.TelagentCpuNode,
+		m.TelagentEpoch,
 		m.ThreadCalls,
 		m.UprobeStats,
+		m.UprobeStatsFolds,
+		m.UprobeStatsOverflow,
 	)
 }
 
@@ -180,7 +202,9 @@ func (m *uprobeMaps) Close() error {
 //
 // It can be passed to loadUprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type uprobeVariables struct {
-	FilterTargets *ebpf.Variable `ebpf:"filter_targets"`
+	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
+	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`
+	UprobeEntryKeyBtf    *ebpf.Variable `ebpf:"uprobe_entry_key_btf"`
 }
 
 // uprobePrograms contains all programs after they have been loaded into the kernel.

@@ -419,7 +419,8 @@ func TestNoBPFObjectOutlives(t *testing.T) {
 		progs = append(progs, id)
 	}
 	var maps []ebpf.MapID
-	for _, m := range []*ebpf.Map{p.objs.UprobeStats, p.objs.OverflowFolds, p.objs.ThreadCalls, p.objs.GoCalls} {
+	storage := p.stats.Store().Hashes()
+	for _, m := range append(storage, p.objs.ThreadCalls, p.objs.GoCalls) {
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)

@@ -12,11 +12,16 @@
 #define TELAGENT_HIST_MIN_SHIFT 10
 #endif
 
-/* BPF_MAP_TYPE_PERCPU_HASH */
+/* Storage: bpf/include/telagent.h (telagent_store_slot), map_type node_hash. */
+#include "telagent.h"
+
+/* Default entries of one storage hash (one node, one epoch); the agent
+ * sizes them from its memory budget. */
 #define MEMORY_MAX_ENTRIES 10240
 /* Key fields with a finite bound: values must stay below it. */
 
-/* Overflow key: the BPF side adds here when the map is full. */
+/* Overflow key: the tuple under which the agent reports what did not fit
+ * (the storage's per-CPU overflow value, and tuples past max_entries). */
 #define MEMORY_OVERFLOW_TGID 0xffffffff
 
 struct memory_key {
@@ -30,5 +35,62 @@ struct memory_value {
 
 _Static_assert(sizeof(struct memory_key) == 4, "memory_key layout");
 _Static_assert(sizeof(struct memory_value) == 16, "memory_value layout");
+
+/* One storage entry's key: the tuple and the CPU that writes it. */
+struct memory_entry_key {
+	struct memory_key tuple;
+	__u32 cpu;
+};
+
+_Static_assert(sizeof(struct memory_entry_key) == 8, "memory_entry_key layout");
+
+/* Names the entry key in BTF: the inner map's key would be a bare
+ * forward declaration otherwise, which the loader cannot size. */
+const struct memory_entry_key *memory_entry_key_btf __attribute__((unused));
+
+/* Per (node, epoch) one hash of entries, at index 2 * node + epoch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, TELAGENT_STORE_SLOTS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(max_entries, MEMORY_MAX_ENTRIES);
+		__type(key, struct memory_entry_key);
+		__type(value, struct memory_value);
+	});
+} memory_stats SEC(".maps");
+
+/* What did not fit, per CPU; cumulative, never drained. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct memory_value);
+} memory_stats_overflow SEC(".maps");
+
+/* Updates folded into the overflow value, per CPU: a self-metric. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} memory_stats_folds SEC(".maps");
+
+static const struct memory_value memory_zero_value;
+
+/*
+ * This CPU's entry of key in the current epoch (see telagent_store_slot):
+ * task, when set, has its identity noted when the entry is created.
+ */
+static __always_inline struct memory_value *memory_slot(const struct memory_key *key,
+		struct task_struct *task, bool *created)
+{
+	struct memory_entry_key ek = {};
+
+	ek.tuple = *key;
+	ek.cpu = bpf_get_smp_processor_id();
+	return telagent_store_slot(&memory_stats, &memory_stats_overflow, &memory_stats_folds, &ek, &memory_zero_value, task, created);
+}
 
 #endif /* TELAGENT_GEN_MEMORY_H */

@@ -12,11 +12,16 @@
 #define TELAGENT_HIST_MIN_SHIFT 10
 #endif
 
-/* BPF_MAP_TYPE_PERCPU_HASH */
+/* Storage: bpf/include/telagent.h (telagent_store_slot), map_type node_hash. */
+#include "telagent.h"
+
+/* Default entries of one storage hash (one node, one epoch); the agent
+ * sizes them from its memory budget. */
 #define MEMORY_OOM_MAX_ENTRIES 1024
 /* Key fields with a finite bound: values must stay below it. */
 
-/* Overflow key: the BPF side adds here when the map is full. */
+/* Overflow key: the tuple under which the agent reports what did not fit
+ * (the storage's per-CPU overflow value, and tuples past max_entries). */
 #define MEMORY_OOM_OVERFLOW_CGROUP_ID 0xffffffffffffffff
 
 struct memory_oom_key {
@@ -29,5 +34,63 @@ struct memory_oom_value {
 
 _Static_assert(sizeof(struct memory_oom_key) == 8, "memory_oom_key layout");
 _Static_assert(sizeof(struct memory_oom_value) == 8, "memory_oom_value layout");
+
+/* One storage entry's key: the tuple and the CPU that writes it. */
+struct memory_oom_entry_key {
+	struct memory_oom_key tuple;
+	__u32 cpu;
+	__u32 _pad; /* explicit: every byte of a hash key is written */
+};
+
+_Static_assert(sizeof(struct memory_oom_entry_key) == 16, "memory_oom_entry_key layout");
+
+/* Names the entry key in BTF: the inner map's key would be a bare
+ * forward declaration otherwise, which the loader cannot size. */
+const struct memory_oom_entry_key *memory_oom_entry_key_btf __attribute__((unused));
+
+/* Per (node, epoch) one hash of entries, at index 2 * node + epoch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, TELAGENT_STORE_SLOTS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(max_entries, MEMORY_OOM_MAX_ENTRIES);
+		__type(key, struct memory_oom_entry_key);
+		__type(value, struct memory_oom_value);
+	});
+} memory_oom SEC(".maps");
+
+/* What did not fit, per CPU; cumulative, never drained. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct memory_oom_value);
+} memory_oom_overflow SEC(".maps");
+
+/* Updates folded into the overflow value, per CPU: a self-metric. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} memory_oom_folds SEC(".maps");
+
+static const struct memory_oom_value memory_oom_zero_value;
+
+/*
+ * This CPU's entry of key in the current epoch (see telagent_store_slot):
+ * task, when set, has its identity noted when the entry is created.
+ */
+static __always_inline struct memory_oom_value *memory_oom_slot(const struct memory_oom_key *key,
+		struct task_struct *task, bool *created)
+{
+	struct memory_oom_entry_key ek = {};
+
+	ek.tuple = *key;
+	ek.cpu = bpf_get_smp_processor_id();
+	return telagent_store_slot(&memory_oom, &memory_oom_overflow, &memory_oom_folds, &ek, &memory_oom_zero_value, task, created);
+}
 
 #endif /* TELAGENT_GEN_MEMORY_OOM_H */
