@@ -127,15 +127,13 @@ func NewStore[K comparable, E any, V any](spec *ebpf.CollectionSpec, outerName s
 	if len(topo.Nodes) == 0 || topo.PossibleCPUs <= 0 {
 		return nil, fmt.Errorf("storage %s: topology has no node", outerName)
 	}
-	maxID := 0
 	for _, n := range topo.Nodes {
 		if n.ID < 0 || n.ID > 1<<16 {
 			return nil, fmt.Errorf("storage %s: NUMA node id %d out of range", outerName, n.ID)
 		}
-		maxID = max(maxID, n.ID)
 	}
 	s := &Store[K, E, V]{name: outerName, words: words, keySize: keySize, capacity: capacity,
-		slots: 2 * (maxID + 1), log: log,
+		slots: StorageSlots(topo), log: log,
 		overflowV: make([]V, topo.PossibleCPUs), foldsV: make([]uint64, topo.PossibleCPUs)}
 	inner.MaxEntries = capacity
 	// The kernel requires every inner map to have the template's flags, so

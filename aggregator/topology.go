@@ -35,9 +35,10 @@ func SingleNode(possibleCPUs int) Topology {
 
 // DiscoverTopology reads the CPU and NUMA layout below sysRoot (normally
 // "/sys"; tests pass a fake tree). A kernel without NUMA support has no node
-// directory and yields one node. Possible CPUs that no node lists (holes, or
-// CPUs of memory-less configurations) are put on node 0 so that no per-CPU
-// slot is ever left out of a sum.
+// directory and yields one node. A node's cpulist shows its online CPUs
+// only: a possible CPU that is offline but present is placed by its own
+// cpuN/nodeM link; one the kernel has no device for (not present, or a
+// hole) goes to node 0, so that no per-CPU slot is ever left out of a sum.
 func DiscoverTopology(sysRoot string) (Topology, error) {
 	possible, err := readCPUList(filepath.Join(sysRoot, "devices/system/cpu/possible"))
 	if err != nil {
@@ -78,6 +79,31 @@ func DiscoverTopology(sysRoot string) (Topology, error) {
 			topo.Nodes = append(topo.Nodes, Node{ID: id, CPUs: mine})
 		}
 	}
+	// Offline CPUs: the node link of their own device directory.
+	byID := map[int]int{}
+	for i, nd := range topo.Nodes {
+		byID[nd.ID] = i
+	}
+	for c, o := range owner {
+		if o >= 0 {
+			continue
+		}
+		id, ok := cpuNodeLink(sysRoot, c)
+		if !ok {
+			continue
+		}
+		i, ok := byID[id]
+		if !ok {
+			i = len(topo.Nodes)
+			byID[id] = i
+			topo.Nodes = append(topo.Nodes, Node{ID: id})
+		}
+		topo.Nodes[i].CPUs = append(topo.Nodes[i].CPUs, c)
+		owner[c] = id
+	}
+	for i := range topo.Nodes {
+		sort.Ints(topo.Nodes[i].CPUs)
+	}
 	sort.Slice(topo.Nodes, func(i, j int) bool { return topo.Nodes[i].ID < topo.Nodes[j].ID })
 	var orphans []int
 	for c, o := range owner {
@@ -93,6 +119,18 @@ func DiscoverTopology(sysRoot string) (Topology, error) {
 		sort.Ints(topo.Nodes[0].CPUs)
 	}
 	return topo, nil
+}
+
+// cpuNodeLink is the node of CPU c from its sysfs device's nodeN link,
+// which present CPUs have whether online or not.
+func cpuNodeLink(sysRoot string, c int) (int, bool) {
+	links, _ := filepath.Glob(filepath.Join(sysRoot, fmt.Sprintf("devices/system/cpu/cpu%d/node[0-9]*", c)))
+	for _, l := range links {
+		if id, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(l), "node")); err == nil {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // readCPUList parses the kernel's cpulist format ("0-3,8,10-11").

@@ -136,6 +136,39 @@ func TestDiscoverTopologyOrphansWithoutNode0(t *testing.T) {
 	checkInvariants(t, got)
 }
 
+// TestDiscoverTopologyOfflineCPUs: node cpulists show online CPUs only
+// (a 255-possible-CPU host with 2 online, two nodes); offline CPUs that
+// the kernel has a device for are placed by their cpuN/nodeM link, not
+// all on node 0; CPUs without a device (not present) go to node 0.
+func TestDiscoverTopologyOfflineCPUs(t *testing.T) {
+	files := map[string]string{
+		"devices/system/cpu/possible":       "0-254\n",
+		"devices/system/node/node0/cpulist": "0\n",
+		"devices/system/node/node1/cpulist": "1\n",
+	}
+	// As QEMU's -numa node,cpus=0,cpus=2-127 / cpus=1,cpus=128-254 lays
+	// them out; CPUs 250-254 are not present (no device).
+	for c := 2; c < 250; c++ {
+		node := 0
+		if c >= 128 {
+			node = 1
+		}
+		files[fmt.Sprintf("devices/system/cpu/cpu%d/node%d/cpulist", c, node)] = ""
+	}
+	got, err := DiscoverTopology(sysTree(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Topology{PossibleCPUs: 255, Nodes: []Node{
+		{ID: 0, CPUs: append(append([]int{0}, seq(2, 127)...), seq(250, 254)...)},
+		{ID: 1, CPUs: append([]int{1}, seq(128, 249)...)},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	checkInvariants(t, got)
+}
+
 // TestDiscoverTopologyNumericOrder: with ten nodes or more, directory
 // order (node1, node10, node11, node2, …) is not id order.
 func TestDiscoverTopologyNumericOrder(t *testing.T) {

@@ -95,7 +95,7 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 	switch {
 	case e != nil && ok && start == e.startTicks:
 		e.alive = true // the same process
-	case e != nil && (!ok || e.alive):
+	case e != nil && e.alive:
 		// Gone, or replaced by a new process since the last check: this
 		// interval's points are the old process's final ones (the keys are
 		// then evicted); the new process is described from the next one.
@@ -104,8 +104,13 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 		e = &processEntry{startTicks: start, res: r.describe(pid, start), alive: true}
 		r.cache[pid] = e
 	default:
-		e = &processEntry{res: r.describeGone(pid), created: r.gen}
-		r.cache[pid] = e
+		// Not in /proc. Still the process last seen, unless the kernel's
+		// record says the pid has had a new owner since, gone already too.
+		k := r.kernelRecord(pid)
+		if e == nil || k.ok && k.start != e.startTicks {
+			e = &processEntry{startTicks: k.start, res: r.describeGone(pid, k), created: r.gen}
+			r.cache[pid] = e
+		}
 	}
 	e.checked, e.lastUsed = r.gen, r.gen
 	return e.res
@@ -148,15 +153,28 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 	return resource.NewSchemaless(attrs...)
 }
 
+// kernelProcess is what the kernel recorded of a pid's process.
+type kernelProcess struct {
+	start uint64
+	comm  string
+	ok    bool
+}
+
+func (r *ProcessResolver) kernelRecord(pid uint32) kernelProcess {
+	if r.Kernel == nil {
+		return kernelProcess{}
+	}
+	start, comm, ok := r.Kernel(pid)
+	return kernelProcess{start, comm, ok}
+}
+
 // describeGone is the identity of a process that exited before /proc was
 // read: from the kernel's record when there is one, else the pid alone.
-func (r *ProcessResolver) describeGone(pid uint32) *resource.Resource {
+func (r *ProcessResolver) describeGone(pid uint32, k kernelProcess) *resource.Resource {
 	attrs := append(r.host[:len(r.host):len(r.host)], AttrProcessPID.Int64(int64(pid)))
-	if r.Kernel != nil {
-		if start, comm, ok := r.Kernel(pid); ok {
-			attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(start)),
-				AttrProcessExecutableName.String(kernelString([]byte(comm), maxCommLen)))
-		}
+	if k.ok {
+		attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(k.start)),
+			AttrProcessExecutableName.String(kernelString([]byte(k.comm), maxCommLen)))
 	}
 	return resource.NewSchemaless(attrs...)
 }

@@ -36,7 +36,7 @@ func (r *ProcessResolver) MarkExited(pid uint32, startTicks uint64, comm string)
 
 func (r *ProcessResolver) describeExited(pid uint32, startTicks uint64, comm string) *resource.Resource {
 	if startTicks == 0 {
-		return r.describeGone(pid)
+		return r.describeGone(pid, r.kernelRecord(pid))
 	}
 	attrs := append(r.host[:len(r.host):len(r.host)],
 		AttrProcessPID.Int64(int64(pid)),

@@ -26,6 +26,9 @@ type Info struct {
 	Hooks    string   // kernel hooks it attaches to
 	Requires string   // kernel features it needs
 	Metrics  []string // metric names, from the schema
+	// Sets are the probe's metric sets, whose storage the BPF memory
+	// budget sizes (PlanStorage).
+	Sets []entity.MetricSetDesc
 }
 
 // Env is what the agent hands every probe at start.

@@ -192,7 +192,7 @@ func (s *ProcessSet[K, E, V]) Stats() MetricSetStats {
 	_, peak := s.store.LastDrain()
 	return MetricSetStats{Name: s.desc.Name, Keys: s.live, MaxEntries: s.limit, Evicted: s.evicted,
 		OverflowFolds: s.store.Folds(), EntryFolds: s.userFolds,
-		Storage:       StorageStats{Entries: s.store.Capacity(), Peak: peak, Bytes: s.store.Memory(), Nodes: len(s.store.Nodes()), NUMA: s.store.NUMA()}}
+		Storage: StorageStats{Entries: s.store.Capacity(), Peak: peak, Bytes: s.store.Memory(), Nodes: len(s.store.Nodes()), NUMA: s.store.NUMA()}}
 }
 
 // Store is the set's kernel storage (tests, diagnostics).

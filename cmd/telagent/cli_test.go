@@ -133,6 +133,28 @@ func TestCLIErrors(t *testing.T) {
 			want: "telagent: --duration -1s: must not be negative",
 		},
 		{
+			name: "bpf memory not a size",
+			args: []string{"run", "--bpf-memory", "lots"},
+			want: `telagent: --bpf-memory "lots": not a size, e.g. 48MiB`,
+		},
+		{
+			name: "bpf memory unit",
+			args: []string{"run", "--bpf-memory", "64MB"},
+			want: `telagent: --bpf-memory "64MB": unknown unit "MB" (B, KiB, MiB, GiB), e.g. 48MiB`,
+		},
+		{
+			name:   "bpf memory too small",
+			args:   []string{"run", "--bpf-memory", "100KiB"},
+			want:   "telagent: --bpf-memory 100 KiB: too small for the 7 metric sets of the selected probes on this host (",
+			substr: true,
+		},
+		{
+			name:   "bpf memory too small for one probe",
+			args:   []string{"run", "--probes", "syscalls", "--bpf-memory", "1KiB"},
+			want:   "telagent: --bpf-memory 1 KiB: too small for the 1 metric sets of the selected probes on this host (",
+			substr: true,
+		},
+		{
 			name: "syscalls max entries zero",
 			args: []string{"run", "--syscalls-max-entries", "0"},
 			want: "telagent: --syscalls-max-entries 0: must be between 1 and 1048576",
@@ -212,6 +234,9 @@ func TestProbesCommand(t *testing.T) {
 	}
 	found := false
 	for _, l := range lines[1:] {
+		if l == "" {
+			break // the storage table follows
+		}
 		f := strings.Fields(l)
 		if len(f) >= 2 && f[0] == "syscalls" {
 			found = true

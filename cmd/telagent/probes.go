@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
@@ -38,9 +39,41 @@ func probesCommand() *cli.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", info.Name, status, info.Measures, info.Hooks, info.Requires)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return writeStorageTable(c.App.Writer, all.New(all.Options{}))
 		},
 	}
+}
+
+// writeStorageTable prints what the default --bpf-memory gives each
+// metric set on this host: entries per hash, hashes, kernel memory.
+func writeStorageTable(out io.Writer, ps []probes.Probe) error {
+	topo, err := aggregator.DiscoverTopology("/sys")
+	if err != nil {
+		return fmt.Errorf("CPU topology: %w", err)
+	}
+	var sets []entity.MetricSetDesc
+	owner := map[string]string{}
+	for _, p := range ps {
+		for _, s := range p.Info().Sets {
+			sets = append(sets, s)
+			owner[s.Name] = p.Info().Name
+		}
+	}
+	plan, err := probes.PlanStorage(probes.DefaultBPFMemory, sets, topo)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nMetric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, %d NUMA nodes): %s in all\n",
+		probes.FormatBytes(plan.Budget), topo.PossibleCPUs, plan.Nodes, probes.FormatBytes(plan.Total))
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "METRIC SET\tPROBE\tENTRIES PER HASH\tHASHES\tKERNEL MEMORY")
+	for _, s := range sets {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, probes.FormatBytes(plan.Bytes[s.Name]))
+	}
+	return w.Flush()
 }
 
 // writeProbesMarkdown writes docs/probes.md: every probe's Info and, for

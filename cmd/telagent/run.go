@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/telagent/telagent/aggregator"
+	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/probes"
@@ -45,6 +48,7 @@ func runCommand() *cli.Command {
 			&cli.UintFlag{Name: "memory-max-entries", Value: 10240, Usage: "bound of processes in the memory probe's page-fault set; more go to the overflow series"},
 			&cli.UintFlag{Name: "blockio-max-entries", Value: 10240, Usage: "bound of (process, disk, direction) tuples in the blockio probe's set; more go to the overflow series"},
 			&cli.UintFlag{Name: "tcp-max-entries", Value: 10240, Usage: "bound of (process, connection direction) tuples in the tcp probe's set; more go to the overflow series"},
+			&cli.StringFlag{Name: "bpf-memory", Value: fmt.Sprintf("%dMiB", probes.DefaultBPFMemory>>20), Usage: "kernel memory the metric sets' storage may use (B, KiB, MiB, GiB); each set's capacity is sized from it on this host at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug | info | warn | error"},
 			capsKeepFlag, // caps.go
 		}, append(breakdownFlags(), exportFlags()...)...), // breakdown.go, exportflags.go
@@ -79,6 +83,11 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	storage, err := planStorage(c, selected, map[string]uint32{"syscalls": bounds[0], "sched": bounds[1], "memory": bounds[2], "blockio": bounds[3], "tcp_conn": bounds[4]})
+	if err != nil {
+		return err
+	}
+	log.Debug("metric-set storage", "budget", probes.FormatBytes(storage.Budget), "planned", probes.FormatBytes(storage.Total), "entries", storage.Entries)
 	command := c.Args().Slice()
 	if len(command) > 0 {
 		if _, err := exec.LookPath(command[0]); err != nil {
@@ -115,7 +124,7 @@ func runAction(c *cli.Context) error {
 	code, err := agent.Run(c.Context, agent.Config{
 		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
 		Probes: selected, Pids: pids, Command: command,
-		Selectors: sel, Events: events, Breakdown: breakdown,
+		Selectors: sel, Events: events, Breakdown: breakdown, Storage: storage.Entries,
 		Interval: interval, Duration: c.Duration("duration"),
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
@@ -146,6 +155,66 @@ func parseTargets(c *cli.Context, example string) (time.Duration, []uint32, agen
 	}
 	sel, err := parseSelectors(c) // targets.go
 	return interval, pids, sel, err
+}
+
+// planStorage sizes every metric set of the selected probes from
+// --bpf-memory on this host's topology, each weighted by its series bound
+// (bounds by set name, the schema's where absent).
+func planStorage(c *cli.Context, selected []probes.Probe, bounds map[string]uint32) (probes.StoragePlan, error) {
+	budget, err := parseBytes(c.String("bpf-memory"))
+	if err != nil {
+		return probes.StoragePlan{}, usagef("--bpf-memory %q: %v, e.g. 48MiB", c.String("bpf-memory"), err)
+	}
+	topo, err := aggregator.DiscoverTopology("/sys")
+	if err != nil {
+		return probes.StoragePlan{}, fmt.Errorf("CPU topology: %w", err)
+	}
+	var sets []entity.MetricSetDesc
+	for _, p := range selected {
+		for _, s := range p.Info().Sets {
+			if b := bounds[s.Name]; b > 0 {
+				s.MaxEntries = b
+			}
+			sets = append(sets, s)
+		}
+	}
+	plan, err := probes.PlanStorage(budget, sets, topo)
+	var small *probes.BudgetError
+	if errors.As(err, &small) {
+		return plan, usagef("--bpf-memory %s: too small for the %d metric sets of the selected probes on this host "+
+			"(%d possible CPUs, %d NUMA nodes): they need at least %s; raise it or select fewer probes",
+			probes.FormatBytes(budget), small.Sets, small.PossibleCPUs, small.Nodes, probes.FormatBytes(small.Need))
+	}
+	return plan, err
+}
+
+// parseBytes reads a size: a whole number of bytes with an optional
+// binary unit (B, KiB, MiB, GiB, or Ki, Mi, Gi, K, M, G).
+func parseBytes(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, errors.New("not a size")
+	}
+	n, err := strconv.ParseUint(t[:i], 10, 64)
+	if err != nil {
+		return 0, errors.New("not a size")
+	}
+	shift := map[string]uint{"": 0, "B": 0, "K": 10, "KI": 10, "KIB": 10, "M": 20, "MI": 20, "MIB": 20, "G": 30, "GI": 30, "GIB": 30}
+	sh, ok := shift[strings.ToUpper(strings.TrimSpace(t[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (B, KiB, MiB, GiB)", strings.TrimSpace(t[i:]))
+	}
+	if n > math.MaxUint64>>sh {
+		return 0, errors.New("too large")
+	}
+	if n<<sh == 0 {
+		return 0, errors.New("must be positive")
+	}
+	return n << sh, nil
 }
 
 // maxEntries is the --<probe>-max-entries bound of a probe's metric set.

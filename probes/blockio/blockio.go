@@ -131,6 +131,7 @@ func (p *Probe) Info() probes.Info {
 		Metrics: []string{entity.MetricSystemDiskIO.Name, entity.MetricSystemDiskOperations.Name,
 			entity.MetricTelagentDiskOperationDuration.Name, entity.MetricTelagentDiskQueueDuration.Name,
 			entity.MetricTelagentDiskRequestDrops.Name},
+		Sets: []entity.MetricSetDesc{set},
 	}
 }
 

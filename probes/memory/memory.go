@@ -94,6 +94,7 @@ func (p *Probe) Info() probes.Info {
 		Hooks:    "software perf events page-faults-min/maj on every online CPU; tracepoint oom:mark_victim (tp_btf, raw_tp fallback)",
 		Requires: "BTF (/sys/kernel/btf/vmlinux), CPU-wide software perf events (CAP_PERFMON or perf_event_paranoid <= 0), BPF perf links (Linux 5.15+)",
 		Metrics:  []string{entity.MetricProcessPagingFaults.Name, entity.MetricTelagentMemoryOOMKills.Name},
+		Sets:     []entity.MetricSetDesc{set, oomSet},
 	}
 }
 

@@ -82,6 +82,7 @@ func (p *Probe) Info() probes.Info {
 			entity.MetricProcessContextSwitches.Name, entity.MetricTelagentSchedOncpuTime.Name,
 			entity.MetricTelagentSchedRunqueueDuration.Name, entity.MetricTelagentSchedMigrations.Name,
 		},
+		Sets: []entity.MetricSetDesc{set},
 	}
 }
 

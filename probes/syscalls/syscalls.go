@@ -88,6 +88,7 @@ func (p *Probe) Info() probes.Info {
 		Hooks:    "tracepoints raw_syscalls:sys_enter and sys_exit (tp_btf, raw_tp fallback)",
 		Requires: "BTF (/sys/kernel/btf/vmlinux), BPF task storage (Linux 5.11+), tracing programs",
 		Metrics:  []string{entity.MetricTelagentSyscallDuration.Name, entity.MetricTelagentSyscallErrors.Name},
+		Sets:     []entity.MetricSetDesc{set},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -309,4 +310,74 @@ func counts(hist map[string]metricdata.HistogramDataPoint[float64]) map[string]u
 		m[k] = v.Count
 	}
 	return m
+}
+
+// runWithPid runs cmd as pid (free again: its last owner was reaped), by
+// setting the kernel's last allocated pid just below it; another fork on
+// the host can take it first, so it tries again a few times.
+func runWithPid(t *testing.T, pid int, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	for range 50 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot choose the next pid (/proc/sys/kernel/ns_last_pid): %v", err)
+		}
+		cmd := exec.Command(name, args...)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Process.Pid == pid {
+			return cmd
+		}
+	}
+	t.Fatalf("pid %d was not reused in 50 tries", pid)
+	return nil
+}
+
+// TestPidReuseKeepsCountsApart: a process exits and its final values are
+// collected; before they are delivered (and its totals forgotten) its pid
+// goes to a new process. The first interval after the eviction exports
+// exactly the new process's calls, on a Resource with its own creation
+// time: nothing of the old one is carried over, nothing of the new lost.
+func TestPidReuseKeepsCountsApart(t *testing.T) {
+	h := start(t, Config{})
+	first := exec.Command(testutil.Rawsys(t), "getppid", "1000")
+	if err := first.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := first.Process.Pid
+	find := func(rms []metricdata.ResourceMetrics) (getppid uint64, created string) {
+		for _, rm := range rms {
+			if p, _ := rm.Resource.Set().Value(entity.AttrProcessPID); p.AsInt64() != int64(pid) {
+				continue
+			}
+			ct, _ := rm.Resource.Set().Value(entity.AttrProcessCreationTime)
+			created = ct.AsString()
+			for _, m := range rm.ScopeMetrics[0].Metrics {
+				if hd, ok := m.Data.(metricdata.Histogram[float64]); ok {
+					for _, dp := range hd.DataPoints {
+						if v, _ := dp.Attributes.Value(entity.AttrTelagentSyscallName); v.AsString() == "getppid" {
+							getppid = dp.Count
+						}
+					}
+				}
+			}
+		}
+		return getppid, created
+	}
+	n, oldCreated := find(h.CollectAll())
+	if n != 1000 {
+		t.Fatalf("first process (pid %d): getppid %d, want 1000", pid, n)
+	}
+	time.Sleep(20 * time.Millisecond) // a creation time of its own (10 ms ticks)
+	runWithPid(t, pid, testutil.Rawsys(t), "getppid", "300")
+	if err := h.probe.Evict(); err != nil { // the interval above was delivered
+		t.Fatal(err)
+	}
+	n, newCreated := find(h.CollectAll())
+	if n != 300 {
+		t.Errorf("second process with the reused pid %d: getppid %d, want exactly 300", pid, n)
+	}
+	if newCreated == "" || newCreated == oldCreated {
+		t.Errorf("second process's creation time %q, the first's %q: want its own", newCreated, oldCreated)
+	}
 }

@@ -57,8 +57,8 @@ type Probe struct {
 	// claimProg is tcp_sendmsg_locked, loaded only where the kernel has it.
 	claimProg *ebpf.Program
 
-	stats    *probes.ProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue]
-	attrs    [3]attribute.Set // per direction value
+	stats *probes.ProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue]
+	attrs [3]attribute.Set // per direction value
 }
 
 // objects are the bpf2go programs and maps the probe loads; the sendmsg
@@ -92,6 +92,7 @@ func (p *Probe) Info() probes.Info {
 			entity.MetricTelagentTCPConnectionCloses.Name, entity.MetricTelagentTCPConnectionDuration.Name,
 			entity.MetricTelagentTCPResets.Name,
 		},
+		Sets: []entity.MetricSetDesc{set},
 	}
 }
 

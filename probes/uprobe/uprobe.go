@@ -59,12 +59,12 @@ type Probe struct {
 // objects is the probe's part of the bpf2go collection: the shared maps
 // (targets, processes) belong to the agent and are not closed here.
 type objects struct {
-	NativeEntry   *ebpf.Program `ebpf:"native_entry"`
-	NativeReturn  *ebpf.Program `ebpf:"native_return"`
-	GoEntry       *ebpf.Program `ebpf:"go_entry"`
-	GoReturn      *ebpf.Program `ebpf:"go_return"`
-	ThreadCalls   *ebpf.Map     `ebpf:"thread_calls"`
-	GoCalls       *ebpf.Map     `ebpf:"go_calls"`
+	NativeEntry  *ebpf.Program `ebpf:"native_entry"`
+	NativeReturn *ebpf.Program `ebpf:"native_return"`
+	GoEntry      *ebpf.Program `ebpf:"go_entry"`
+	GoReturn     *ebpf.Program `ebpf:"go_return"`
+	ThreadCalls  *ebpf.Map     `ebpf:"thread_calls"`
+	GoCalls      *ebpf.Map     `ebpf:"go_calls"`
 }
 
 // New returns the probe; nothing is loaded until Start.
@@ -78,6 +78,7 @@ func (p *Probe) Info() probes.Info {
 		Hooks:    "uprobe at each function's entry; uretprobe (native code) or uprobes at every RET (Go)",
 		Requires: "x86-64, uprobe perf events, BPF cookies and perf links (Linux 5.15+), BPF task storage (5.11+)",
 		Metrics:  []string{entity.MetricTelagentFunctionCalls.Name, entity.MetricTelagentFunctionDuration.Name},
+		Sets:     []entity.MetricSetDesc{set},
 	}
 }
 
