@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 	./export:FuzzOTLPProtoEncode \
 	./export:FuzzOTLPLogsEncode
 
-.PHONY: all build run test fuzz test-deps test-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
+.PHONY: all build run test fuzz test-deps test-kernels bench-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
 
 all: build
 
@@ -106,6 +106,16 @@ bench: build bench-deps
 	$(GO) run ./bench/blockbench -agent ./$(BIN)
 	$(GO) run ./bench/tcpbench -agent ./$(BIN)
 	$(GO) run ./bench/readbench
+	$(GO) test -run '^$$' -bench BenchmarkStorage -benchtime 20x ./aggregator
+	@$(MAKE) --no-print-directory bench-kernels
+
+## bench-kernels: the metric-set storage's read cost and kernel memory,
+## today's layout beside the per-CPU one, in Debian 6.12 guests with 2 and
+## with 255 possible CPUs (two NUMA nodes): large hosts are emulated, so
+## compare ratios (TCG), not times.
+bench-kernels: test-kernels-deps
+	$(GO) run ./internal/kernelmatrix/cmd/kernelmatrix -pkgs ./aggregator -bench BenchmarkStorage \
+		-kernels debian:linux-image-6.12-cloud-amd64,debian:linux-image-6.12-cloud-amd64@numa255
 
 ## soak: the agent for 10 minutes, whole host, every probe, under process
 ## churn, disk and loopback TCP traffic, exporting over OTLP to a Collector

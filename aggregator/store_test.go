@@ -3,6 +3,8 @@ package aggregator
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -29,7 +31,7 @@ func storeSpec() *ebpf.CollectionSpec {
 	}}
 }
 
-func newEpoch(t *testing.T) *ebpf.Map {
+func newEpoch(t testing.TB) *ebpf.Map {
 	t.Helper()
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
@@ -186,5 +188,61 @@ func TestMemoryFormulas(t *testing.T) {
 		if d := int64(got) - int64(want); d < -5*256 || d > 5*256 {
 			t.Errorf("%d entries: kernel accounts %d bytes, formula %d (%+d)", entries, got, want, d)
 		}
+	}
+}
+
+// nodeMemFree is a node's free memory in bytes (its meminfo).
+func nodeMemFree(t *testing.T, node int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/node/node%d/meminfo", node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var n int
+		var kb int64
+		if _, err := fmt.Sscanf(l, "Node %d MemFree: %d kB", &n, &kb); err == nil {
+			return kb << 10
+		}
+	}
+	t.Fatalf("node %d meminfo has no MemFree", node)
+	return 0
+}
+
+// TestStoreMemoryOnItsNode creates storage for the last node only, ~36
+// MiB of hashes, on a host with two nodes that have memory (the kernel
+// matrix's numa255 guest): that node's free memory drops by about that
+// much, the other node's does not. The oracle is the kernel's per-node
+// meminfo, not the flag the agent passed.
+func TestStoreMemoryOnItsNode(t *testing.T) {
+	requireRoot(t)
+	topo, err := DiscoverTopology("/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Nodes) < 2 {
+		t.Skipf("this host has %d NUMA node(s) with CPUs; needs two (make test-kernels runs a two-node guest)", len(topo.Nodes))
+	}
+	first, last := topo.Nodes[0], topo.Nodes[len(topo.Nodes)-1]
+	const entries = 180_000 // 2 hashes × 180k × (48 + 16 + 16 bytes) + buckets ≈ 36 MiB
+	spec := storeSpec()
+	beforeFirst, beforeLast := nodeMemFree(t, first.ID), nodeMemFree(t, last.ID)
+	st, err := NewStore[testTuple, testEntryKey, storeValue](spec, "s", 8, 2, entries,
+		Topology{PossibleCPUs: topo.PossibleCPUs, Nodes: []Node{last}}, newEpoch(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.NUMA() {
+		t.Fatalf("node %d's hashes were not bound to it", last.ID)
+	}
+	size := int64(st.Memory())
+	dropFirst, dropLast := beforeFirst-nodeMemFree(t, first.ID), beforeLast-nodeMemFree(t, last.ID)
+	t.Logf("storage %d MiB; free memory dropped %d MiB on node %d, %d MiB on node %d", size>>20, dropLast>>20, last.ID, dropFirst>>20, first.ID)
+	if dropLast < size*8/10 {
+		t.Errorf("node %d lost %d MiB for %d MiB of its storage: not allocated there", last.ID, dropLast>>20, size>>20)
+	}
+	if dropFirst > size/4 {
+		t.Errorf("node %d lost %d MiB while only node %d's storage (%d MiB) was made", first.ID, dropFirst>>20, last.ID, size>>20)
 	}
 }

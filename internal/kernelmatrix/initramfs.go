@@ -32,6 +32,7 @@ type Guest struct {
 	Tools     []string     // host programs the tests exec (ip, nft), with their libraries
 	Timeout   time.Duration
 	Run       string // -test.run, "" for all
+	Bench     string // -test.bench (and no tests), "" for none
 	ScratchMB int    // size of the ext2 /tmp
 }
 
@@ -85,9 +86,13 @@ func initScript(g Guest, modules []string) string {
 	w("chmod 1777 /tmp")
 	for _, t := range g.Tests {
 		w("cd /pkgs/%s && echo %s%s >$out", t.Rel, markBegin, t.ImportPath)
+		quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 		run := ""
 		if g.Run != "" {
-			run = " -test.run='" + strings.ReplaceAll(g.Run, "'", `'\''`) + "'"
+			run = " -test.run=" + quote(g.Run)
+		}
+		if g.Bench != "" {
+			run = " -test.run='^$' -test.benchtime=20x -test.bench=" + quote(g.Bench)
 		}
 		w("./%s -test.v=test2json -test.timeout=%s%s >$out 2>&1", path.Base(t.Rel)+".test", g.Timeout, run)
 		w("echo %s%s $? >$out", markEnd, t.ImportPath)

@@ -25,6 +25,49 @@ type Kernel struct {
 	// Unavailable says why this kernel cannot be booted here (the table
 	// lists it with this reason instead of results).
 	Unavailable string
+	// Shape is the guest's CPU and NUMA layout (the zero Shape: the
+	// matrix's CPU count, one node).
+	Shape Shape
+}
+
+// Shape is an emulated host layout: a large host is emulated, not assumed.
+type Shape struct {
+	Name     string
+	QEMU     []string // -smp and -numa arguments, replacing -smp N
+	Cmdline  string   // kernel parameters it needs
+	MemoryMB int      // guest memory (0: the matrix's)
+}
+
+// Shapes are the layouts a -kernels entry can ask for with @NAME.
+//
+// numa255 is 255 possible CPUs with 2 online, on two NUMA nodes with 2 GiB
+// each, CPU 0 on node 0 and CPU 1 on node 1 (ARCHITECTURE.md's recipe):
+// the per-CPU cost of a layout shows at 255 possible CPUs, and node-local
+// storage and rings show on two real nodes. -smp 255 with maxcpus=2 makes
+// all 255 present (so offline CPUs have sysfs devices and node links);
+// Linux 6.1 needs -smp 2,maxcpus=255 instead (CPUs not present). One CPU
+// per socket: CPUs 0 and 1 sharing a last-level cache across two nodes
+// is a topology the kernel warns about. Under TCG a guest of this size
+// spends most of a minute in boot-time loops (freeing init memory), which
+// the soft-lockup watchdog reports: off here (oopses and panics still end
+// the run).
+var Shapes = map[string]Shape{
+	"numa255": {
+		Name: "numa255",
+		QEMU: []string{"-smp", "255,sockets=255,cores=1,threads=1",
+			"-object", "memory-backend-ram,id=m0,size=2048M", "-numa", "node,nodeid=0,cpus=0,cpus=2-127,memdev=m0",
+			"-object", "memory-backend-ram,id=m1,size=2048M", "-numa", "node,nodeid=1,cpus=1,cpus=128-254,memdev=m1"},
+		Cmdline:  "maxcpus=2 nosoftlockup",
+		MemoryMB: 4096,
+	},
+	"numa255-notpresent": {
+		Name: "numa255-notpresent",
+		QEMU: []string{"-smp", "2,maxcpus=255,sockets=255,cores=1,threads=1",
+			"-object", "memory-backend-ram,id=m0,size=2048M", "-numa", "node,nodeid=0,cpus=0,cpus=2-127,memdev=m0",
+			"-object", "memory-backend-ram,id=m1,size=2048M", "-numa", "node,nodeid=1,cpus=1,cpus=128-254,memdev=m1"},
+		Cmdline:  "nosoftlockup",
+		MemoryMB: 4096,
+	},
 }
 
 // Resolve turns one -kernels entry into a Kernel:
@@ -36,6 +79,18 @@ type Kernel struct {
 //	<path to vmlinuz>  a kernel image, with modules from a lib/modules
 //	                   directory next to it, if any
 func Resolve(spec, cache string) (Kernel, error) {
+	if base, shape, ok := strings.Cut(spec, "@"); ok {
+		sh, known := Shapes[shape]
+		if !known {
+			return Kernel{}, fmt.Errorf("kernel %q: no guest shape %q (known: numa255, numa255-notpresent)", spec, shape)
+		}
+		k, err := Resolve(base, cache)
+		k.Shape = sh
+		if k.Name != "" {
+			k.Name += "@" + shape
+		}
+		return k, err
+	}
 	switch {
 	case strings.HasPrefix(spec, "debian:"):
 		return debianKernel(strings.TrimPrefix(spec, "debian:"), cache)

@@ -33,6 +33,7 @@ type Config struct {
 	BootTimeout time.Duration // per kernel
 	TestTimeout time.Duration // per test binary (-test.timeout)
 	Run         string        // -test.run for every binary, "" for all tests
+	Bench       string        // -test.bench for every binary instead of the tests, "" for none
 	Cmdline     string        // extra kernel command line
 	Log         io.Writer     // progress
 }
@@ -109,7 +110,7 @@ func Run(ctx context.Context, c Config) ([]KernelRun, error) {
 		}
 		tools = append(tools, p)
 	}
-	g := Guest{Busybox: busybox, Tests: tests, Prebuilt: prebuiltDir, Workloads: prebuilt, Tools: tools, Timeout: c.TestTimeout, Run: c.Run, ScratchMB: 256}
+	g := Guest{Busybox: busybox, Tests: tests, Prebuilt: prebuiltDir, Workloads: prebuilt, Tools: tools, Timeout: c.TestTimeout, Run: c.Run, Bench: c.Bench, ScratchMB: 256}
 
 	accel, why := c.Accel, "chosen with -accel"
 	if accel == "auto" {
@@ -141,7 +142,7 @@ func Run(ctx context.Context, c Config) ([]KernelRun, error) {
 			logf("kernel %s: no module file for %s (built in or absent)", k.Name, strings.Join(missing, ", "))
 		}
 		b := Boot{Image: k.Image, Initrd: initrd, Accel: accel, MemoryMB: c.MemoryMB, CPUs: c.CPUs,
-			Timeout: c.BootTimeout, Console: base + ".console.log", Results: base + ".results.log", Cmdline: c.Cmdline}
+			Timeout: c.BootTimeout, Console: base + ".console.log", Results: base + ".results.log", Cmdline: c.Cmdline, Shape: k.Shape}
 		logf("kernel %s: booting (%s, console log %s)", k.Name, accel, b.Console)
 		start := time.Now()
 		berr := b.Run(ctx)
@@ -153,6 +154,7 @@ func Run(ctx context.Context, c Config) ([]KernelRun, error) {
 		if err != nil && berr == nil {
 			return nil, err
 		}
+		run.Bench = benchLines(stream)
 		run.Release, run.Setup, run.Packages, err = ParseResults(stream, pkgs, test2json)
 		if err != nil {
 			return nil, err

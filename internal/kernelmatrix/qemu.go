@@ -22,6 +22,7 @@ type Boot struct {
 	Console       string // file for the kernel console (ttyS0)
 	Results       string // file for the test output (ttyS1)
 	Cmdline       string // appended to the kernel command line
+	Shape         Shape  // CPU and NUMA layout (zero: CPUs on one node)
 }
 
 // KernelError is a guest kernel that reported a soft lockup, an oops or a
@@ -51,9 +52,17 @@ func (b Boot) Run(ctx context.Context) error {
 	if b.Accel == "kvm" {
 		accel, cpu = "kvm", "host"
 	}
-	args := []string{
-		"-accel", accel, "-cpu", cpu,
-		"-m", strconv.Itoa(b.MemoryMB), "-smp", strconv.Itoa(b.CPUs),
+	smp := []string{"-smp", strconv.Itoa(b.CPUs)}
+	mem := b.MemoryMB
+	if len(b.Shape.QEMU) > 0 {
+		smp = b.Shape.QEMU
+	}
+	if b.Shape.MemoryMB > 0 {
+		mem = b.Shape.MemoryMB
+	}
+	args := []string{"-accel", accel, "-cpu", cpu, "-m", strconv.Itoa(mem)}
+	args = append(args, smp...)
+	args = append(args,
 		"-kernel", b.Image, "-initrd", b.Initrd,
 		// loglevel=5 prints the backtraces of kernel warnings and lockups
 		// (default message level) but not informational chatter;
@@ -63,11 +72,11 @@ func (b Boot) Run(ctx context.Context) error {
 		// HPET while the scheduler's clock stays on the TSC; the two
 		// drift apart by several percent and the sched probe's exact
 		// comparisons with schedstat fail for the emulator's sake.
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=5 tsc=reliable rdinit=/init " + b.Cmdline),
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=5 tsc=reliable rdinit=/init "+b.Shape.Cmdline+" "+b.Cmdline),
 		"-no-reboot", "-display", "none", "-vga", "none", "-monitor", "none",
 		"-nic", "none",
-		"-serial", "file:" + b.Console, "-serial", "file:" + b.Results,
-	}
+		"-serial", "file:"+b.Console, "-serial", "file:"+b.Results,
+	)
 	watch, stop := context.WithCancel(ctx)
 	defer stop()
 	var out strings.Builder

@@ -70,7 +70,20 @@ type KernelRun struct {
 	Packages []PackageResult
 	Setup    []string // setup steps and modules that failed in the guest
 	Seconds  float64
-	Err      string // boot failure or timeout
+	Err      string   // boot failure or timeout
+	Bench    []string // benchmark result lines, with -bench
+}
+
+// benchLines are the benchmark results in a guest's output stream.
+func benchLines(stream []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(stream), "\n") {
+		l = strings.TrimLeft(strings.TrimRight(l, "\r"), "\x16 \t")
+		if strings.HasPrefix(l, "Benchmark") && strings.Contains(l, "ns/op") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // section is the raw test2json-framed output of one package.

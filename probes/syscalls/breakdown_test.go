@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,5 +91,52 @@ func TestCPUBreakdownBound(t *testing.T) {
 	}
 	if _, err := probes.NewBreakdown(entity.BreakdownCPU, aggregator.SingleNode(int(entity.BreakdownCPU.Bound))); err != nil {
 		t.Errorf("exactly the bound refused: %v", err)
+	}
+}
+
+// TestKernelNUMANodeAttribution is TestNUMABreakdownExport on a host with
+// real NUMA nodes (the kernel matrix's numa255 guest): no fake topology,
+// so the programs ask the kernel (bpf_get_numa_node_id) where they run.
+// Every getppid call made on the first online CPU of the second node is
+// exported under that node only, exactly, and every node's storage was
+// allocated on it.
+func TestKernelNUMANodeAttribution(t *testing.T) {
+	topo, err := aggregator.DiscoverTopology("/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	online, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := aggregator.ParseCPUList(string(online))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, node := -1, -1
+	for _, n := range topo.Nodes[min(1, len(topo.Nodes)-1):] {
+		for _, c := range n.CPUs {
+			if cpu < 0 && len(topo.Nodes) > 1 && slices.Contains(up, c) {
+				cpu, node = c, n.ID
+			}
+		}
+	}
+	if cpu < 0 {
+		t.Skipf("this host has %d NUMA node(s) with online CPUs; needs two (make test-kernels runs a two-node guest)", len(topo.Nodes))
+	}
+	p := New(Config{})
+	h := probetest.StartWith(t, p, probetest.Options{Filter: true, Breakdown: &entity.BreakdownNUMANode})
+	if err := h.State.Add(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	if !p.stats.Store().NUMA() {
+		t.Errorf("the storage hashes were not allocated on their nodes (BPF_F_NUMA_NODE refused)")
+	}
+	h.CollectAll() // what the test process did before
+	const n = 30000
+	getppidOnCPU(t, cpu, n)
+	got := getppidByPart(t, h, entity.AttrTelagentNUMANode)
+	if len(got) != 1 || got[int64(node)] != n {
+		t.Errorf("getppid calls on CPU %d (node %d) by node %v, want exactly map[%d:%d]", cpu, node, got, node, n)
 	}
 }

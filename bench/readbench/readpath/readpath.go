@@ -321,3 +321,133 @@ func (n *Naive) Key(i int) Key { return n.keys[i] }
 
 // Value implements Snapshot.
 func (n *Naive) Value(i int) []uint64 { return n.vals[i*n.words : (i+1)*n.words] }
+
+// EntryKey is a storage entry's key of the syscalls layout: the tuple and
+// the CPU that wrote it (bpf2go's syscallsSyscallsEntryKey).
+type EntryKey struct {
+	Tuple Key
+	CPU   uint32
+}
+
+// Value is the syscalls layout's value.
+type Value [32]uint64
+
+// Node is the agent's storage path for the same series (map_type
+// node_hash): each interval the programs' entries are drained from the
+// idle epoch's hash into the cumulative totals, which are then emitted.
+// Touch stands in for the programs: every key written once, on CPU 0, as
+// in an interval that touched every series.
+type Node struct {
+	env    *Env
+	store  *aggregator.Store[Key, EntryKey, Value]
+	epoch  *ebpf.Map
+	totals *aggregator.Totals[Key]
+	keys   []EntryKey
+	vals   []Value
+}
+
+// NewNode creates the storage and totals for e's series.
+func (e *Env) NewNode() (*Node, error) {
+	if set.ValueWords != len(Value{}) {
+		return nil, fmt.Errorf("syscalls value is %d words, Value %d", set.ValueWords, len(Value{}))
+	}
+	epoch, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("epoch map: %w", err)
+	}
+	spec := &ebpf.CollectionSpec{Maps: map[string]*ebpf.MapSpec{
+		"s": {Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 2,
+			InnerMap: &ebpf.MapSpec{Type: ebpf.Hash, KeySize: uint32(set.EntryKeySize), ValueSize: uint32(8 * set.ValueWords), MaxEntries: 1}},
+		"s_overflow": {Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: uint32(8 * set.ValueWords), MaxEntries: 1},
+		"s_folds":    {Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1},
+	}}
+	n := &Node{env: e, epoch: epoch}
+	if n.store, err = aggregator.NewStore[Key, EntryKey, Value](spec, "s", set.KeySize, set.ValueWords, uint32(e.Keys), e.Topology, epoch, nil); err != nil {
+		return nil, errors.Join(err, epoch.Close())
+	}
+	if n.totals, err = aggregator.NewTotals[Key](set.ValueWords, e.Keys); err != nil {
+		return nil, errors.Join(err, n.Close())
+	}
+	n.keys, n.vals = make([]EntryKey, touchBatch), make([]Value, touchBatch)
+	return n, nil
+}
+
+// touchBatch is how many entries Touch writes per batch: the stand-in for
+// the programs holds one batch, not the series (it is not the agent's
+// memory).
+const touchBatch = 1024
+
+// Touch writes every series' entry into the hash the next Read drains:
+// a plausible syscall record each (calls over a few log2 buckets).
+func (n *Node) Touch() error {
+	var cur uint32
+	if err := n.epoch.Lookup(uint32(0), &cur); err != nil {
+		return err
+	}
+	idle := n.store.Hashes()[(cur&1)^1] // node 0: epoch 0, epoch 1
+	rng := rand.New(rand.NewPCG(uint64(n.env.Keys), 2))
+	for i := 0; i < n.env.Keys; i += touchBatch {
+		m := min(touchBatch, n.env.Keys-i)
+		for j := range m {
+			n.keys[j] = EntryKey{Tuple: keyOf(i + j)}
+			v := &n.vals[j]
+			*v = Value{}
+			for range 4 {
+				b := rng.IntN(12)
+				c := 1 + rng.Uint64N(5000)
+				v[3+b] += c
+				v[0] += c
+				v[2] += c << (10 + b)
+			}
+			v[1] = v[0] / 50
+		}
+		if _, err := idle.BatchUpdate(n.keys[:m], n.vals[:m], nil); err != nil {
+			return fmt.Errorf("touch: %w", err)
+		}
+	}
+	return nil
+}
+
+// Read drains the idle hash into the totals.
+func (n *Node) Read() error {
+	err := n.store.Drain(func(en *aggregator.Entry[Key]) error {
+		_, err := n.totals.Add(aggregator.TotalKey[Key]{Key: en.Key}, en.Value)
+		return err
+	})
+	if got, _ := n.store.LastDrain(); err == nil && got != n.env.Keys {
+		err = fmt.Errorf("drained %d entries, want %d", got, n.env.Keys)
+	}
+	return err
+}
+
+// Len is the number of series in the totals.
+func (n *Node) Len() int { return n.totals.Len() }
+
+// Build emits every total into the builder, as ProcessSet.Collect does.
+func (n *Node) Build() error {
+	n.env.begin()
+	err := n.totals.Each(func(_ int, k aggregator.TotalKey[Key], v []uint64) error {
+		n.env.add(k.Key, v)
+		return nil
+	})
+	n.env.iv = n.env.builder.Finish()
+	return err
+}
+
+// Memory is the storage's kernel memory (fdinfo memlock).
+func (n *Node) Memory() uint64 { return n.store.Memory() }
+
+// Close frees the storage, the totals and the epoch map.
+func (n *Node) Close() error {
+	return errors.Join(n.store.Close(), n.totals.Close(), n.epoch.Close())
+}
+
+// Memory is the per-CPU hash's kernel memory (fdinfo memlock).
+func (e *Env) Memory() uint64 {
+	info, err := e.Map.Info()
+	if err != nil {
+		return 0
+	}
+	n, _ := info.Memlock()
+	return n
+}

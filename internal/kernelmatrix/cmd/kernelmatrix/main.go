@@ -29,8 +29,8 @@ func run() error {
 		cache = "/var/cache"
 	}
 	var (
-		kernels  = flag.String("kernels", "debian:linux-image-cloud-amd64,debian:linux-image-6.12-cloud-amd64,host", "comma-separated kernels: debian:<linux-image package or meta-package>, host, or a vmlinuz path")
-		pkgs     = flag.String("pkgs", "./probes/...", "comma-separated go list patterns of the test packages")
+		kernels  = flag.String("kernels", "debian:linux-image-cloud-amd64,debian:linux-image-6.12-cloud-amd64,debian:linux-image-6.12-cloud-amd64@numa255,host", "comma-separated kernels: debian:<linux-image package or meta-package>, host, or a vmlinuz path; @numa255 or @numa255-notpresent after one boots it as a 255-possible-CPU, two-node guest")
+		pkgs     = flag.String("pkgs", "./probes/...,./aggregator", "comma-separated go list patterns of the test packages")
 		cacheDir = flag.String("cache", filepath.Join(cache, "telagent", "kernels"), "cache for kernel packages, builds and guest logs")
 		modules  = flag.String("modules", "loop,veth,nf_tables,nft_numgen,mq_deadline", "comma-separated kernel modules loaded in the guest (with their dependencies; nft_numgen: the tcp tests' drop rules)")
 		tools    = flag.String("tools", "ip,nft", "comma-separated host programs copied into the guest with their libraries")
@@ -40,6 +40,7 @@ func run() error {
 		boot     = flag.Duration("boot-timeout", 20*time.Minute, "time limit per kernel")
 		tt       = flag.Duration("test-timeout", 5*time.Minute, "time limit per test binary")
 		runRe    = flag.String("run", "", "-test.run for every test binary (a subset, e.g. for CI)")
+		benchRe  = flag.String("bench", "", "-test.bench for every test binary instead of its tests (make bench-kernels)")
 		cmdline  = flag.String("cmdline", "", "extra guest kernel command line (loglevel=7 for full kernel reports)")
 		md       = flag.Bool("markdown", false, "print the table as Markdown (for the README) as well")
 	)
@@ -65,7 +66,7 @@ func run() error {
 	runs, err := kernelmatrix.Run(ctx, kernelmatrix.Config{
 		Root: root, Kernels: split(*kernels), Packages: split(*pkgs), Cache: *cacheDir,
 		Modules: split(*modules), Tools: split(*tools), Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
-		BootTimeout: *boot, TestTimeout: *tt, Run: *runRe, Cmdline: *cmdline, Log: os.Stderr,
+		BootTimeout: *boot, TestTimeout: *tt, Run: *runRe, Bench: *benchRe, Cmdline: *cmdline, Log: os.Stderr,
 	})
 	if err != nil {
 		return err
@@ -75,6 +76,11 @@ func run() error {
 	if *md {
 		fmt.Println()
 		kernelmatrix.WriteMarkdown(os.Stdout, runs)
+	}
+	for _, r := range runs {
+		if len(r.Bench) > 0 {
+			fmt.Printf("\n== benchmarks on %s (%s)\n%s\n", r.Kernel.Name, r.Accel, strings.Join(r.Bench, "\n"))
+		}
 	}
 	fmt.Printf("\nwhole matrix: %.0fs\n", time.Since(start).Seconds())
 	if kernelmatrix.Failed(runs) {
