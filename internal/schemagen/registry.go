@@ -157,9 +157,9 @@ type MetricSet struct {
 	// the tuple, the writing CPU (u32) and explicit padding to the tuple's
 	// alignment (no implicit padding: every key byte is written).
 	EntryKeySize int
-	Values                              []ValueField
-	ValueWords                          int
-	OverflowKey                         map[string]uint64
+	Values       []ValueField
+	ValueWords   int
+	OverflowKey  map[string]uint64
 }
 
 // Bound is the number of distinct key tuples the set can hold:
