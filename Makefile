@@ -99,8 +99,18 @@ check-generated: generate
 	@test -z "$$(git status --porcelain --untracked-files=all)" || (git status --porcelain; echo "generate left untracked files" >&2; exit 1)
 
 ## bench: overhead ratios measured side by side in one run (not a test).
-bench: build bench-deps
-	$(GO) run ./bench/syscallbench -agent ./$(BIN)
+# The agent before node_hash (the per-CPU hash layout), built from git for
+# syscallbench's side-by-side run: the storage's hot-path cost is claimed
+# against it.
+BASELINE_REV ?= b415d80
+bin/telagent-percpu:
+	@rm -rf bin/.baseline && mkdir -p bin/.baseline
+	git archive $(BASELINE_REV) | tar -x -C bin/.baseline
+	cd bin/.baseline && CGO_ENABLED=0 $(GO) build -trimpath -o ../telagent-percpu ./cmd/telagent
+	@rm -rf bin/.baseline
+
+bench: build bench-deps bin/telagent-percpu
+	$(GO) run ./bench/syscallbench -agent ./$(BIN) -baseline ./bin/telagent-percpu
 	$(GO) run ./bench/schedbench -agent ./$(BIN)
 	$(GO) run ./bench/uprobebench -agent ./$(BIN)
 	$(GO) run ./bench/blockbench -agent ./$(BIN)

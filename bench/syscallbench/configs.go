@@ -25,6 +25,7 @@ type bench struct {
 	loop         string // compiled workload
 	calls        int
 	agent        string // resolved agent path, "" when unavailable
+	baseline     string // resolved baseline agent path (the per-CPU layout), "" when unavailable
 	tmp          string
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
@@ -88,16 +89,26 @@ func (b *bench) runFloor(ctx context.Context, v floor.Variant) (float64, error) 
 	return ns, err
 }
 
-func (b *bench) agentArgv() []string {
+func (b *bench) agentArgv() []string { return b.argvOf(b.agent) }
+
+func (b *bench) argvOf(bin string) []string {
 	b.seq++
 	out := filepath.Join(b.tmp, fmt.Sprintf("out-%d.json", b.seq))
-	return []string{b.agent, "run", "--probes", "syscalls", "--exporter", "otlp-json",
+	return []string{bin, "run", "--probes", "syscalls", "--exporter", "otlp-json",
 		"--output", out, "--interval", "1s"}
 }
 
-func (b *bench) agentHost(ctx context.Context) (float64, error) {
+func (b *bench) agentHost(ctx context.Context) (float64, error) { return b.hostRun(ctx, b.agentArgv()) }
+
+// baselineHost is agentHost with the baseline agent: the syscalls probe
+// on the per-CPU hash layout that node_hash replaced.
+func (b *bench) baselineHost(ctx context.Context) (float64, error) {
+	return b.hostRun(ctx, b.argvOf(b.baseline))
+}
+
+func (b *bench) hostRun(ctx context.Context, argv []string) (float64, error) {
 	onErr, attached := benchproc.SignalWhen("attached")
-	p, err := benchproc.Start(ctx, "agent", b.agentArgv(), nil, onErr)
+	p, err := benchproc.Start(ctx, "agent", argv, nil, onErr)
 	if err != nil {
 		return 0, err
 	}

@@ -31,6 +31,7 @@ import (
 
 type options struct {
 	agent        string
+	baseline     string
 	calls        int
 	rounds       int
 	jsonOut      string
@@ -43,6 +44,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.agent, "agent", "./bin/telagent", "telagent binary; the agent configurations are skipped when it is missing")
+	flag.StringVar(&o.baseline, "baseline", "./bin/telagent-percpu", "the agent before node_hash (per-CPU hash layout, make bench builds it); its configuration is skipped when it is missing")
 	flag.IntVar(&o.calls, "calls", 2000000, "getppid calls per measurement")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each round measures every configuration once")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -74,10 +76,11 @@ const (
 	cfgAgentHost    = "agent-host"
 	cfgAgentTarget  = "agent-target"
 	cfgBpftrace     = "bpftrace"
+	cfgBaselineHost = "percpu-host"
 )
 
 // allConfigs is every configuration, in the order of the table.
-var allConfigs = []string{cfgBare, cfgFloor, cfgClock, cfgClockStorage, cfgAgentHost, cfgAgentTarget, cfgBpftrace}
+var allConfigs = []string{cfgBare, cfgFloor, cfgClock, cfgClockStorage, cfgAgentHost, cfgAgentTarget, cfgBaselineHost, cfgBpftrace}
 
 const notSelected = "not selected (-configs)"
 
@@ -135,9 +138,12 @@ func run(ctx context.Context, o options) int {
 	}
 
 	b := &bench{loop: loop, calls: o.calls, tmp: tmp, readyTimeout: o.readyTimeout, stopTimeout: 20 * time.Second}
-	var agentReason, btReason string
+	var agentReason, baseReason, btReason string
 	if o.configs[cfgAgentHost] || o.configs[cfgAgentTarget] {
 		b.agent, agentReason = resolveAgent(o.agent)
+	}
+	if o.configs[cfgBaselineHost] {
+		b.baseline, baseReason = resolveAgent(o.baseline)
 	}
 	if o.configs[cfgBpftrace] {
 		var btNote string
@@ -153,6 +159,7 @@ func run(ctx context.Context, o options) int {
 		{name: cfgClockStorage, measure: b.clockStorage},
 		{name: cfgAgentHost, measure: b.agentHost, skip: agentReason},
 		{name: cfgAgentTarget, measure: b.agentTarget, skip: agentReason},
+		{name: cfgBaselineHost, measure: b.baselineHost, skip: baseReason},
 		{name: cfgBpftrace, measure: b.bpftrace, skip: btReason},
 	}
 	var unselected []string
