@@ -141,12 +141,24 @@ func TestDefaultProbesInMemoryCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The host's identity: a guest of the kernel matrix has no
+	// /etc/machine-id, so the test gives the agent one of its own.
+	root := "/"
+	if _, err := os.Stat("/etc/machine-id"); err != nil {
+		root = t.TempDir()
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var storage uint64
 	var attached []string
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, err = agent.Run(ctx, agent.Config{
-		Probes: ps, Interval: time.Second, Duration: 3 * time.Second, Storage: plan.Entries,
+		Probes: ps, Interval: time.Second, Duration: 3 * time.Second, Storage: plan.Entries, Root: root,
 		Exporter: export.NewConsole(io.Discard, export.ConsoleOptions{}),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Attached: func() error {
