@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -53,6 +55,11 @@ func runCommand() *cli.Command {
 }
 
 func runAction(c *cli.Context) error {
+	// SIGHUP reopens the output file (logrotate, systemctl reload); caught
+	// first, so that one arriving while the agent starts does not kill it.
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
 	log, err := newLogger(c.String("log-level"))
 	if err != nil {
 		return err
@@ -120,6 +127,7 @@ func runAction(c *cli.Context) error {
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
 		Attached: dropCapabilities(keepCaps, log), // caps.go
+		Hangups:  hangups,
 	})
 	if err != nil {
 		return err

@@ -71,6 +71,12 @@ type Config struct {
 	// held command is released (`telagent run` drops capabilities there);
 	// an error ends the run.
 	Attached func() error
+	// Hangups receives SIGHUP (the caller registers it before anything
+	// slow, so that no SIGHUP kills the agent while it starts): each one
+	// reopens the exporter's output file by name (export.Reopener), as
+	// logrotate's postrotate and systemd's ExecReload expect. The agent
+	// keeps running either way.
+	Hangups <-chan os.Signal
 }
 
 // keepGenerations is how many intervals a process's identity is remembered
@@ -264,6 +270,8 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 			c.collect(ctx)
 		case <-c.queue.DeliveredC(): // the last interval is out: its exited processes' keys can go
 			c.evictDelivered()
+		case <-cfg.Hangups:
+			reopenOutput(cfg.Exporter, c.log)
 		case <-exited:
 			return
 		case s := <-sigs:
@@ -297,6 +305,26 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 				}
 			}
 		}
+	}
+}
+
+// reopenOutput opens the exporter's output file again by name (SIGHUP):
+// after a rotation the agent writes to the new file, the old one is
+// closed and whole. If the open fails the old file stays in use.
+func reopenOutput(exp export.Exporter, log *slog.Logger) {
+	r, ok := exp.(export.Reopener)
+	if !ok {
+		log.Info("SIGHUP: the exporter writes no file, nothing to reopen")
+		return
+	}
+	file, err := r.Reopen()
+	switch {
+	case !file:
+		log.Info("SIGHUP: the exporter writes no file, nothing to reopen")
+	case err != nil:
+		log.Warn("reopen the output file on SIGHUP failed; still writing to the old one", "err", err)
+	default:
+		log.Info("output file reopened")
 	}
 }
 
