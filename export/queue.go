@@ -22,6 +22,13 @@ type QueueOptions struct {
 	// backend acknowledged, so dropped or failed intervals lose no counts
 	// in delta either (see deltaState).
 	Temporality metricdata.Temporality
+	// LowMemory, with Temporality delta, is the OTel SDK's lowmemory
+	// temporality preference: histograms become deltas, sums stay
+	// cumulative. The agent's sums are totals observed in the kernel,
+	// asynchronous counters in OTel's terms, which lowmemory keeps
+	// cumulative (the spec: delta for synchronous counters and histograms,
+	// cumulative for the rest); and cumulative sums need no baseline.
+	LowMemory bool
 	// Timeout bounds one export attempt (default 10 s).
 	Timeout time.Duration
 	// RetryMin and RetryMax bound the wait between attempts while the
@@ -102,7 +109,7 @@ func NewQueue(inner Exporter, o QueueOptions) *Queue {
 	}
 	q := &Queue{inner: inner, o: o, wake: make(chan struct{}, 1), deliv: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if o.Temporality == metricdata.DeltaTemporality {
-		q.delta = newDeltaState()
+		q.delta = newDeltaState(o.LowMemory)
 	}
 	go q.run()
 	return q

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -96,6 +95,10 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	xs, err := parseExport(c) // exportflags.go
+	if err != nil {
+		return err
+	}
 	if err := checkPrivileges(); err != nil { // caps.go
 		return err
 	}
@@ -104,10 +107,6 @@ func runAction(c *cli.Context) error {
 	consoleOut := c.App.Writer
 	if len(command) > 0 {
 		consoleOut = c.App.ErrWriter
-	}
-	xs, err := parseExport(c) // exportflags.go
-	if err != nil {
-		return err
 	}
 	exp, err := newExporter(c, consoleOut)
 	if err != nil {
@@ -120,7 +119,7 @@ func runAction(c *cli.Context) error {
 	}
 
 	code, err := agent.Run(c.Context, agent.Config{
-		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
+		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, LowMemoryTemporality: xs.lowMemory, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
 		Probes: selected, Pids: pids, Command: command,
 		Selectors: sel, Events: events, Breakdown: breakdown,
 		Interval: interval, Duration: c.Duration("duration"),
@@ -232,8 +231,8 @@ func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error
 		return e, nil
 	case "otlp":
 		e, err := export.NewOTLP(c.Context, otlpOptions(c))
-		if err != nil {
-			return nil, fmt.Errorf("otlp exporter: %w", err)
+		if err != nil { // parseExport checked the settings: bad input still
+			return nil, usagef("otlp exporter: %v", err)
 		}
 		return e, nil
 	default:

@@ -58,7 +58,10 @@ type Config struct {
 	// interval, within 1 s..30 s).
 	ExportQueueSize int
 	Temporality     metricdata.Temporality
-	ExportRetryMax  time.Duration
+	// LowMemoryTemporality, with delta Temporality, is OTel's lowmemory
+	// preference: histograms as deltas, sums cumulative.
+	LowMemoryTemporality bool
+	ExportRetryMax       time.Duration
 	// ResourceAttributes are added to every resource (metrics and events),
 	// e.g. from OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
 	// (export.ResourceFromEnv); the agent's own host attributes win on a
@@ -205,7 +208,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	queue := export.NewQueue(cfg.Exporter, export.QueueOptions{
-		Size: cfg.ExportQueueSize, Temporality: cfg.Temporality, Log: log,
+		Size: cfg.ExportQueueSize, Temporality: cfg.Temporality, LowMemory: cfg.LowMemoryTemporality, Log: log,
 		Timeout: exportTimeout(cfg.Interval), RetryMax: retryMax(cfg),
 	})
 	c := &collector{
