@@ -231,7 +231,8 @@ func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error
 		return e, nil
 	case "otlp":
 		e, err := export.NewOTLP(c.Context, otlpOptions(c))
-		if err != nil { // parseExport checked the settings: bad input still
+		// parseExport checked the settings: a failure here is bad input still.
+		if err != nil {
 			return nil, usagef("otlp exporter: %v", err)
 		}
 		return e, nil

@@ -81,7 +81,8 @@ func newEventExporter(c *cli.Context, metrics export.Exporter, consoleOut io.Wri
 		return export.OTLPJSONEvents(metrics)
 	case "otlp":
 		e, err := export.NewOTLPLogs(c.Context, otlpOptions(c)) // exportflags.go
-		if err != nil {                                         // parseExport checked the settings: bad input still
+		// parseExport checked the settings: a failure here is bad input still.
+		if err != nil {
 			return nil, usagef("otlp log exporter: %v", err)
 		}
 		return e, nil
