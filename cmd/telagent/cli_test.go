@@ -128,6 +128,16 @@ func TestCLIErrors(t *testing.T) {
 			want: "telagent: --interval 0s: must be positive, e.g. 10s",
 		},
 		{
+			name: "interval below the minimum",
+			args: []string{"run", "--interval", "1ns"},
+			want: "telagent: --interval 1ns: must be at least 100ms (every interval reads each metric set and exports), e.g. 10s",
+		},
+		{
+			name: "top interval below the minimum",
+			args: []string{"top", "--interval", "99ms"},
+			want: "telagent: --interval 99ms: must be at least 100ms (every interval reads each metric set and exports), e.g. 2s",
+		},
+		{
 			name: "negative duration",
 			args: []string{"run", "--duration", "-1s"},
 			want: "telagent: --duration -1s: must not be negative",
