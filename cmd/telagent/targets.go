@@ -20,6 +20,9 @@ import (
 func parseSelectors(c *cli.Context) (agent.Selectors, error) {
 	var sel agent.Selectors
 	for _, p := range c.StringSlice("exe") {
+		if p == "" {
+			return sel, usagef("--exe empty path: name an executable file, e.g. /usr/sbin/nginx")
+		}
 		e, err := agent.ResolveExe(p)
 		if err != nil {
 			return sel, usagef("--exe %s", describePathError(err))

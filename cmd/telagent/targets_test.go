@@ -95,6 +95,15 @@ func TestCgroupSelectorErrors(t *testing.T) {
 	}
 }
 
+// --exe '' said its reason twice ("--exe : no such file or directory (no
+// such file or directory)"); it is one line that says what is wrong.
+func TestEmptyExeSelector(t *testing.T) {
+	line := checkUsageError(t, runAgent(t, startOpts{}, "run", "--exe", "", "--duration", "1s"))
+	if want := "telagent: --exe empty path: name an executable file, e.g. /usr/sbin/nginx"; line != want {
+		t.Errorf("stderr:\n got %q\nwant %q", line, want)
+	}
+}
+
 // event is a log record of the otlp-json output, reduced to what tests check.
 type event struct {
 	name  string
