@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/internal/episode"
 )
 
 // QueueOptions configures NewQueue.
@@ -69,8 +71,7 @@ type Queue struct {
 	stop    chan struct{} // closed by Shutdown
 	done    chan struct{} // closed when the sender returned
 	flushBy time.Time     // set by Shutdown: send what is left until then
-	failing bool
-	since   time.Time
+	outage  episode.Episode
 	// inFlight is the sequence number of the interval the sender is
 	// exporting (0: none). An interval dropped meanwhile is released by
 	// the sender when it is done, never under its feet.
@@ -317,23 +318,15 @@ func (q *Queue) send(it queued, timeout time.Duration) error {
 		if stillQueued {
 			q.items = q.items[1:]
 		}
-		if q.failing {
-			q.failing = false
-			q.o.Log.Info("export recovered", "outage", time.Since(q.since).Round(time.Millisecond),
-				"dropped_intervals", q.stats.Dropped)
-		}
+		q.outage.End(q.o.Log, "export recovered", "outage", "dropped_intervals", q.stats.Dropped)
 		if rejected != nil {
 			q.o.Log.Warn("backend rejected part of an interval", "err", err)
 		}
 		return nil
 	}
 	q.stats.Failures++
-	if !q.failing {
-		q.failing = true
-		q.since = time.Now()
-		q.o.Log.Warn("export failing; collection continues, intervals are queued and retried, the oldest dropped past the queue size",
-			"err", err, "queue_size", q.o.Size)
-	}
+	q.outage.Begin(q.o.Log, "export failing; collection continues, intervals are queued and retried, the oldest dropped past the queue size",
+		"err", err, "queue_size", q.o.Size)
 	return err
 }
 

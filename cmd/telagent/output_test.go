@@ -216,3 +216,54 @@ func TestSIGHUPReopensOutput(t *testing.T) {
 			time.Unix(0, int64(at)).Format(time.RFC3339Nano), stop.Format(time.RFC3339Nano))
 	}
 }
+
+// A full metric set (process churn past --syscalls-max-entries) was
+// counted in telagent.metric_set.overflows but never logged: now one
+// warning per episode, however many intervals it lasts, and one line when
+// it ends, as for a backend outage.
+func TestMetricSetFullLoggedOnce(t *testing.T) {
+	requireRoot(t)
+	out := filepath.Join(t.TempDir(), "out.json")
+	res := runAgent(t, startOpts{}, "run", "--probes", "syscalls", "--syscalls-max-entries", "4",
+		"--interval", "200ms", "--exporter", "otlp-json", "--output", out,
+		"--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; sleep 0.1; done; sleep 1.5")
+	if res.code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", res.code, res.stderr)
+	}
+	reqs := readOTLPJSON(t, out)
+	folds, _ := hostCounter(reqs[len(reqs)-1], "telagent.metric_set.overflows", "telagent.metric_set.name", "syscalls")
+	if folds == 0 {
+		t.Fatalf("no overflow folds counted with --syscalls-max-entries 4: the test did not fill the set; stderr:\n%s", res.stderr)
+	}
+	// Warnings and end lines alternate, a warning first; the first
+	// episode spans the churn (many intervals with folds, one warning).
+	var seq []string
+	var firstLasted time.Duration
+	for _, l := range strings.Split(res.stderr, "\n") {
+		switch {
+		case strings.Contains(l, `msg="metric set full: `):
+			seq = append(seq, "full")
+		case strings.Contains(l, `msg="metric set no longer full: new keys get their own series again"`):
+			seq = append(seq, "end")
+			if firstLasted == 0 {
+				if _, v, ok := strings.Cut(l, "lasted="); ok {
+					firstLasted, _ = time.ParseDuration(strings.Fields(v)[0])
+				}
+			}
+		}
+	}
+	warnings := 0
+	for i, s := range seq {
+		if want := []string{"full", "end"}[i%2]; s != want {
+			t.Errorf("log sequence %v: want warnings and end lines alternating, a warning first", seq)
+			break
+		}
+		if s == "full" {
+			warnings++
+		}
+	}
+	if len(seq) < 2 || firstLasted < 800*time.Millisecond {
+		t.Errorf("first episode lasted %v (sequence %v), want one warning over the ~1 s churn and its end; stderr:\n%s", firstLasted, seq, res.stderr)
+	}
+	t.Logf("%d folds; log sequence %v, first episode %v", folds, seq, firstLasted)
+}

@@ -420,9 +420,10 @@ type collector struct {
 
 	// lastSeq is the queue's number of the last interval collected;
 	// evicted says its exited processes' keys were deleted.
-	lastSeq uint64
-	evicted bool
-	self    selfTelemetry
+	lastSeq  uint64
+	evicted  bool
+	self     selfTelemetry
+	overflow overflowWatch // logs each episode of a full metric set
 }
 
 // shutdownBudget bounds everything after the last interval: the final
