@@ -58,7 +58,7 @@ func mountsOfType(t *testing.T, fstype string) []string {
 	return out
 }
 
-// --cgroup ” selected the whole host silently, and a cgroup v1 directory
+// --cgroup "" selected the whole host silently, and a cgroup v1 directory
 // was joined onto the v2 mount and reported missing; both are now the
 // documented one-line errors.
 func TestCgroupSelectorErrors(t *testing.T) {
@@ -95,7 +95,7 @@ func TestCgroupSelectorErrors(t *testing.T) {
 	}
 }
 
-// --exe ” said its reason twice ("--exe : no such file or directory (no
+// --exe "" said its reason twice ("--exe : no such file or directory (no
 // such file or directory)"); it is one line that says what is wrong.
 func TestEmptyExeSelector(t *testing.T) {
 	line := checkUsageError(t, runAgent(t, startOpts{}, "run", "--exe", "", "--duration", "1s"))
