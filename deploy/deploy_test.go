@@ -245,6 +245,9 @@ func TestSystemdUnitSettings(t *testing.T) {
 		"PrivateTmp":      "yes",
 		"Restart":         "on-failure",
 		"LimitMEMLOCK":    "infinity",
+		// systemctl reload: SIGHUP reopens the output file, it does not
+		// stop the agent (cmd/telagent TestSIGHUPReopensOutput).
+		"ExecReload": "/bin/kill -HUP $MAINPID",
 	}
 	for k, v := range want {
 		if got := u.one(t, "Service", k); got != v {

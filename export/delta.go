@@ -20,6 +20,8 @@ import (
 // temporality preference does.
 type deltaState struct {
 	base map[deltaKey]baseline
+	// histogramsOnly leaves sums cumulative (lowmemory, QueueOptions).
+	histogramsOnly bool
 }
 
 type deltaKey struct {
@@ -38,7 +40,9 @@ type baseline struct {
 	buckets []uint64
 }
 
-func newDeltaState() *deltaState { return &deltaState{base: map[deltaKey]baseline{}} }
+func newDeltaState(histogramsOnly bool) *deltaState {
+	return &deltaState{base: map[deltaKey]baseline{}, histogramsOnly: histogramsOnly}
+}
 
 // toDelta returns a delta copy of the cumulative interval rms (which is
 // not modified) and commit, which makes rms the new baseline; call it once
@@ -65,7 +69,7 @@ func (d *deltaState) toDelta(rms []metricdata.ResourceMetrics) ([]metricdata.Res
 func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Aggregation, next map[deltaKey]baseline) metricdata.Aggregation {
 	switch m := a.(type) {
 	case metricdata.Sum[int64]:
-		if !m.IsMonotonic {
+		if !m.IsMonotonic || d.histogramsOnly {
 			return a
 		}
 		m.Temporality = metricdata.DeltaTemporality
@@ -80,7 +84,7 @@ func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Ag
 		}
 		return m
 	case metricdata.Sum[float64]:
-		if !m.IsMonotonic {
+		if !m.IsMonotonic || d.histogramsOnly {
 			return a
 		}
 		m.Temporality = metricdata.DeltaTemporality

@@ -57,6 +57,7 @@ func (x otlpJSONEvents) ExportEvents(ctx context.Context, records []sdklog.Recor
 	// The line buffer's memory, reused: it only ever holds a chunk and a
 	// record, so it stays that size.
 	e.line.Reset()
+	e.beginLine()
 	write := func(p []byte) error {
 		if _, err := e.w.Write(p); err != nil {
 			return fmt.Errorf("otlp-json %s: write: %w", e.path, err)
@@ -71,10 +72,10 @@ func (x otlpJSONEvents) ExportEvents(ctx context.Context, records []sdklog.Recor
 		e.line.Grow(cap(b)) // keep the grown memory for the next batch
 	}
 	if err != nil {
-		return err
+		return e.abortLine(err)
 	}
 	if err := e.w.Flush(); err != nil {
-		return fmt.Errorf("otlp-json %s: flush: %w", e.path, err)
+		return e.abortLine(fmt.Errorf("otlp-json %s: flush: %w", e.path, err))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -38,6 +39,9 @@ type OTLPOptions struct {
 	// error. Use an https:// URL (or Insecure=false) for a TLS endpoint.
 	// A CA or client certificate in the environment still turns TLS on.
 	Endpoint string
+	// EndpointName is how errors name Endpoint ("--endpoint"); an
+	// endpoint from the environment is named by its variable.
+	EndpointName string
 	// Insecure, when non-nil, forces plaintext (true) or TLS (false) over
 	// both the default above and the environment.
 	Insecure *bool
@@ -103,12 +107,27 @@ func resolveOTLP(opts OTLPOptions, signal, path string) (*otlpConfig, error) {
 		}
 	}
 	cfg.description = ep
+	// Errors name where the endpoint came from.
+	src := "otlp endpoint"
+	switch {
+	case fromFlag && opts.EndpointName != "":
+		src = opts.EndpointName
+	case !fromFlag && perSignal:
+		src = "OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT"
+	case !fromFlag && ep != "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
+		src = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	}
 	scheme := endpointScheme(ep)
 	switch {
 	case scheme == "http" || scheme == "https":
 		u, err := url.Parse(ep)
-		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("otlp endpoint %q: not a valid URL", ep)
+		if err != nil || u.Hostname() == "" {
+			return nil, fmt.Errorf("%s %q: not a valid URL", src, ep)
+		}
+		if p := u.Port(); p != "" {
+			if err := checkPort(p); err != nil {
+				return nil, fmt.Errorf("%s %q: %v", src, ep, err)
+			}
 		}
 		plaintext = scheme == "http"
 		if isHTTP {
@@ -124,12 +143,24 @@ func resolveOTLP(opts OTLPOptions, signal, path string) (*otlpConfig, error) {
 		}
 	case isHTTP:
 		if scheme != "" {
-			return nil, fmt.Errorf("otlp endpoint %q: %s needs an http:// or https:// URL", ep, cfg.protocol)
+			return nil, fmt.Errorf("%s %q: %s needs an http:// or https:// URL", src, ep, cfg.protocol)
+		}
+		if err := checkHostPort(ep); err != nil {
+			return nil, fmt.Errorf("%s %q: %v", src, ep, err)
 		}
 		// host:port on the command line: plaintext, like gRPC's.
 		plaintext = true
 		cfg.target = "http://" + ep + path
+	case scheme != "" && scheme != "unix":
+		// gRPC would take ftp://… for a resolver name it does not know
+		// and never connect.
+		return nil, fmt.Errorf("%s %q: want HOST:PORT or an http://, https:// or unix:// URL", src, ep)
 	default:
+		if scheme == "" {
+			if err := checkHostPort(ep); err != nil {
+				return nil, fmt.Errorf("%s %q: %v", src, ep, err)
+			}
+		}
 		// host:port, or a gRPC target such as unix:///run/otel.sock.
 		cfg.target = ep
 		plaintext = fromFlag || scheme == "unix"
@@ -210,6 +241,40 @@ func resolveOTLP(opts OTLPOptions, signal, path string) (*otlpConfig, error) {
 	return cfg, nil
 }
 
+// checkHostPort checks a bare "host:port" endpoint without looking the
+// host up: a port out of range or a missing host would otherwise show only
+// as exports that never arrive.
+func checkHostPort(ep string) error {
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return errors.New("want HOST:PORT or an http:// or https:// URL")
+	}
+	if host == "" {
+		return errors.New("no host (want HOST:PORT, e.g. localhost:4317)")
+	}
+	return checkPort(port)
+}
+
+// checkPort checks that a port is a number from 1 to 65535.
+func checkPort(port string) error {
+	n, err := strconv.ParseUint(port, 10, 32)
+	if err != nil || n == 0 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+// CheckOTLP resolves the metric and log exporters' settings from opts and
+// the environment the way NewOTLP and NewOTLPLogs do, without creating
+// either: bad settings are found before anything is attached.
+func CheckOTLP(opts OTLPOptions) error {
+	if _, err := resolveOTLP(opts, "METRICS", "/v1/metrics"); err != nil {
+		return err
+	}
+	_, err := resolveOTLP(opts, "LOGS", "/v1/logs")
+	return err
+}
+
 // parseHeaders parses the W3C-baggage-like "k1=v1,k2=v2" list of the OTLP
 // headers variables; values are URL-decoded.
 func parseHeaders(s string) (map[string]string, error) {
@@ -224,9 +289,22 @@ func parseHeaders(s string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("header %q: want key=value", part)
 		}
+		// What both HTTP and gRPC accept: gRPC metadata keys are
+		// lower-case letters, digits, '-', '_' and '.', values printable
+		// ASCII; anything else fails every export, not the start.
+		for _, r := range k {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				return nil, fmt.Errorf("header %q: key %q may hold only letters, digits, '-', '_' and '.'", part, k)
+			}
+		}
 		dv, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
 			return nil, fmt.Errorf("header %q: %w", k, err)
+		}
+		for i := 0; i < len(dv); i++ {
+			if dv[i] < 0x20 || dv[i] > 0x7e {
+				return nil, fmt.Errorf("header %q: the value may hold only printable ASCII (byte %#x)", k, dv[i])
+			}
 		}
 		out[strings.ToLower(k)] = dv
 	}

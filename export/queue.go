@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/internal/episode"
 )
 
 // QueueOptions configures NewQueue.
@@ -22,6 +24,13 @@ type QueueOptions struct {
 	// backend acknowledged, so dropped or failed intervals lose no counts
 	// in delta either (see deltaState).
 	Temporality metricdata.Temporality
+	// LowMemory, with Temporality delta, is the OTel SDK's lowmemory
+	// temporality preference: histograms become deltas, sums stay
+	// cumulative. The agent's sums are totals observed in the kernel,
+	// asynchronous counters in OTel's terms, which lowmemory keeps
+	// cumulative (the spec: delta for synchronous counters and histograms,
+	// cumulative for the rest); and cumulative sums need no baseline.
+	LowMemory bool
 	// Timeout bounds one export attempt (default 10 s).
 	Timeout time.Duration
 	// RetryMin and RetryMax bound the wait between attempts while the
@@ -62,8 +71,7 @@ type Queue struct {
 	stop    chan struct{} // closed by Shutdown
 	done    chan struct{} // closed when the sender returned
 	flushBy time.Time     // set by Shutdown: send what is left until then
-	failing bool
-	since   time.Time
+	outage  episode.Episode
 	// inFlight is the sequence number of the interval the sender is
 	// exporting (0: none). An interval dropped meanwhile is released by
 	// the sender when it is done, never under its feet.
@@ -102,7 +110,7 @@ func NewQueue(inner Exporter, o QueueOptions) *Queue {
 	}
 	q := &Queue{inner: inner, o: o, wake: make(chan struct{}, 1), deliv: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if o.Temporality == metricdata.DeltaTemporality {
-		q.delta = newDeltaState()
+		q.delta = newDeltaState(o.LowMemory)
 	}
 	go q.run()
 	return q
@@ -310,23 +318,15 @@ func (q *Queue) send(it queued, timeout time.Duration) error {
 		if stillQueued {
 			q.items = q.items[1:]
 		}
-		if q.failing {
-			q.failing = false
-			q.o.Log.Info("export recovered", "outage", time.Since(q.since).Round(time.Millisecond),
-				"dropped_intervals", q.stats.Dropped)
-		}
+		q.outage.End(q.o.Log, "export recovered", "outage", "dropped_intervals", q.stats.Dropped)
 		if rejected != nil {
 			q.o.Log.Warn("backend rejected part of an interval", "err", err)
 		}
 		return nil
 	}
 	q.stats.Failures++
-	if !q.failing {
-		q.failing = true
-		q.since = time.Now()
-		q.o.Log.Warn("export failing; collection continues, intervals are queued and retried, the oldest dropped past the queue size",
-			"err", err, "queue_size", q.o.Size)
-	}
+	q.outage.Begin(q.o.Log, "export failing; collection continues, intervals are queued and retried, the oldest dropped past the queue size",
+		"err", err, "queue_size", q.o.Size)
 	return err
 }
 

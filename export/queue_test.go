@@ -246,3 +246,43 @@ func TestQueueShutdownBounded(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// LowMemory (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=lowmemory):
+// histograms become deltas that add up to the total, sums stay cumulative
+// (the agent's sums are observed totals: asynchronous counters, which the
+// spec keeps cumulative under lowmemory).
+func TestQueueLowMemory(t *testing.T) {
+	be := &fakeBackend{}
+	q := NewQueue(be, QueueOptions{Size: 4, Temporality: metricdata.DeltaTemporality, LowMemory: true})
+	at, total := testStart, int64(0)
+	for i := 1; i <= 5; i++ {
+		at = at.Add(time.Second)
+		total += int64(i)
+		if _, err := q.Enqueue(interval(at, total)); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "delivery", func() bool { return q.Stats().Delivered == uint64(i) })
+	}
+	if err := q.Shutdown(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := be.received()
+	var count uint64
+	for i, rms := range got {
+		c, n, tmp := counterOf(rms)
+		if tmp != metricdata.CumulativeTemporality {
+			t.Errorf("interval %d: sum temporality %v, want cumulative", i+1, tmp)
+		}
+		count += n
+		h := rms[0].ScopeMetrics[0].Metrics[0].Data.(metricdata.Histogram[float64])
+		if h.Temporality != metricdata.DeltaTemporality {
+			t.Errorf("interval %d: histogram temporality %v, want delta", i+1, h.Temporality)
+		}
+		if i == len(got)-1 && c != total {
+			t.Errorf("last sum %d, want the cumulative total %d", c, total)
+		}
+	}
+	if count != uint64(total) {
+		t.Errorf("histogram deltas add up to %d, want %d", count, total)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/telagent/telagent/probes/all"
 )
@@ -126,6 +127,16 @@ func TestCLIErrors(t *testing.T) {
 			name: "interval zero",
 			args: []string{"run", "--interval", "0"},
 			want: "telagent: --interval 0s: must be positive, e.g. 10s",
+		},
+		{
+			name: "interval below the minimum",
+			args: []string{"run", "--interval", "1ns"},
+			want: "telagent: --interval 1ns: must be at least 100ms (every interval reads each metric set and exports), e.g. 10s",
+		},
+		{
+			name: "top interval below the minimum",
+			args: []string{"top", "--interval", "99ms"},
+			want: "telagent: --interval 99ms: must be at least 100ms (every interval reads each metric set and exports), e.g. 2s",
 		},
 		{
 			name: "negative duration",
@@ -257,5 +268,57 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^telagent \S+\n$`).MatchString(res.stdout) {
 		t.Errorf("stdout %q, want one line \"telagent VERSION\"", res.stdout)
+	}
+}
+
+// `probes` fits its lines into COLUMNS (80 when unset and not a terminal):
+// the table it printed was 533 columns wide whatever the terminal. Every
+// word of each probe's description is still there.
+func TestProbesCommandWidth(t *testing.T) {
+	for _, cols := range []string{"", "60", "200"} {
+		t.Run("COLUMNS="+cols, func(t *testing.T) {
+			t.Setenv("COLUMNS", cols)
+			res := runAgent(t, startOpts{}, "probes")
+			if res.code != 0 {
+				t.Fatalf("exit code %d, stderr:\n%s", res.code, res.stderr)
+			}
+			width := 80
+			if cols != "" {
+				width, _ = strconv.Atoi(cols)
+			}
+			for _, l := range strings.Split(res.stdout, "\n") {
+				if n := utf8.RuneCountInString(l); n > width {
+					t.Errorf("line of %d columns, want at most %d: %q", n, width, l)
+				}
+			}
+			words := strings.Join(strings.Fields(res.stdout), " ")
+			for _, p := range all.New(all.Options{}) {
+				for _, text := range []string{p.Info().Measures, p.Info().Hooks, p.Info().Requires} {
+					if !strings.Contains(words, strings.Join(strings.Fields(text), " ")) {
+						t.Errorf("output lacks %q", text)
+					}
+				}
+			}
+		})
+	}
+}
+
+// As a user without privileges, `probes` says it could not check, not
+// that the kernel is too old: the feature probes fail with EPERM.
+func TestProbesCommandUnprivileged(t *testing.T) {
+	requireRoot(t)
+	res := runAgent(t, startOpts{cred: &syscall.Credential{Uid: 65534, Gid: 65534}}, "probes")
+	if res.code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", res.code, res.stderr)
+	}
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "syscalls" {
+			if want := "unknown: not permitted to check;"; !strings.HasPrefix(strings.Join(f[1:], " "), want) {
+				t.Errorf("syscalls row %q, want %q...", l, want)
+			}
+		}
+	}
+	if strings.Contains(res.stdout, "needs Linux") || strings.Contains(res.stdout, "operation not permitted") {
+		t.Errorf("a permission error is reported as a kernel requirement:\n%s", res.stdout)
 	}
 }

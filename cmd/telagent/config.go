@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 
 	"github.com/urfave/cli/v2"
@@ -103,8 +104,11 @@ func applyConfigFile(c *cli.Context, flags []cli.Flag) (map[string]origin, error
 	return origins, nil
 }
 
+// readConfig reads a settings file. It is opened without blocking and
+// must be a regular file: opening a FIFO for reading would otherwise wait
+// for a writer, forever and deaf to SIGINT, and a device would be read.
 func readConfig(file string) ([]byte, error) {
-	f, err := os.Open(file)
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -113,8 +117,15 @@ func readConfig(file string) ([]byte, error) {
 		return nil, usagef("--config %s: %v", file, err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, usagef("--config %s: %v", file, err)
+	}
+	if !st.Mode().IsRegular() {
 		return nil, usagef("--config %s: not a regular file", file)
+	}
+	if st.Size() > config.MaxSize {
+		return nil, usageError{config.TooLarge(file, st.Size()).Error()}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, config.MaxSize+1))
 	if err != nil {

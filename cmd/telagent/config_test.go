@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,5 +201,33 @@ func TestConfigExample(t *testing.T) {
 	}
 	if values["exporter"] != "otlp" || values["interval"] != "10s" {
 		t.Errorf("%s: exporter %q interval %q, want otlp and 10s (as the unit had)", example, values["exporter"], values["interval"])
+	}
+}
+
+// A FIFO, a device or an oversized file is refused at once: a FIFO was
+// opened for reading before the regular-file check, so the agent waited
+// for a writer forever and no SIGINT or SIGTERM ended it. An oversized
+// file's real size is shown (it always said 1048577, the read limit).
+func TestConfigNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "telagent.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), 300_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{fifo, "telagent: --config " + fifo + ": not a regular file\n"},
+		{"/dev/zero", "telagent: --config /dev/zero: not a regular file\n"},
+		{big, "telagent: " + big + ": 3000000 bytes; a settings file is at most 1048576\n"},
+	} {
+		// The binary, as a user runs it: a hang is a timeout, not a stuck test.
+		p := startAgent(t, startOpts{}, "run", "--config", tc.file)
+		code := p.wait(5 * time.Second)
+		if got := p.stderr.String(); code != 2 || got != tc.want {
+			t.Errorf("--config %s: exit %d, stderr %q; want exit 2, %q", tc.file, code, got, tc.want)
+		}
 	}
 }

@@ -63,6 +63,7 @@ func userMessages(t *testing.T, dirs ...string) map[string]string {
 				if !ok || len(call.Args) == 0 {
 					return true
 				}
+				msgArg := call.Args[0]
 				switch fn := call.Fun.(type) {
 				case *ast.Ident:
 					if fn.Name != "usagef" {
@@ -73,6 +74,10 @@ func userMessages(t *testing.T, dirs ...string) map[string]string {
 					switch {
 					case x != nil && x.Name == "fmt" && fn.Sel.Name == "Errorf":
 					case x != nil && x.Name == "errors" && fn.Sel.Name == "New":
+					case fn.Sel.Name == "Begin" && len(call.Args) > 1:
+						// episode.Episode.Begin(log, msg, ...): a warning
+						// logged once per episode.
+						msgArg = call.Args[1]
 					case fn.Sel.Name == "Warn" || fn.Sel.Name == "Error":
 						if x != nil && (x.Name == "fmt" || x.Name == "errors" || x.Name == "t") {
 							return true
@@ -83,7 +88,7 @@ func userMessages(t *testing.T, dirs ...string) map[string]string {
 				default:
 					return true
 				}
-				s, ok := stringLit(call.Args[0])
+				s, ok := stringLit(msgArg)
 				if !ok {
 					return true
 				}

@@ -5,8 +5,12 @@ package main
 //go:generate sh -c "go run . probes --markdown > ../../docs/probes.md"
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -14,6 +18,7 @@ import (
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/internal/top"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
 )
@@ -29,17 +34,7 @@ func probesCommand() *cli.Command {
 			if c.Bool("markdown") {
 				return writeProbesMarkdown(c.App.Writer, all.New(all.Options{}))
 			}
-			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PROBE\tSUPPORTED\tMEASURES\tHOOKS\tREQUIRES")
-			for _, p := range all.New(all.Options{}) {
-				info := p.Info()
-				status := "yes"
-				if err := p.Supported(); err != nil {
-					status = "no: " + err.Error()
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", info.Name, status, info.Measures, info.Hooks, info.Requires)
-			}
-			if err := w.Flush(); err != nil {
+			if err := writeProbesList(c.App.Writer, all.New(all.Options{}), outputWidth(c.App.Writer)); err != nil {
 				return err
 			}
 			return writeStorageTable(c.App.Writer, all.New(all.Options{}))
@@ -66,7 +61,7 @@ func writeStorageTable(out io.Writer, ps []probes.Probe) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nMetric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, %d NUMA nodes): %s in all\n",
+	fmt.Fprintf(out, "\nMetric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, NUMA nodes: %d): %s in all\n",
 		probes.FormatBytes(plan.Budget), topo.PossibleCPUs, plan.Nodes, probes.FormatBytes(plan.Total))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "METRIC SET\tPROBE\tENTRIES PER HASH\tHASHES\tKERNEL MEMORY")
@@ -74,6 +69,95 @@ func writeStorageTable(out io.Writer, ps []probes.Probe) error {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, probes.FormatBytes(plan.Bytes[s.Name]))
 	}
 	return w.Flush()
+}
+
+// writeProbesList prints each probe's name and whether this kernel
+// supports it, then what it measures, hooks and requires, wrapped to
+// width: a table of those columns was over 500 columns wide.
+//
+//	PROBE     SUPPORTED
+//	syscalls  yes
+//	          measures  system calls per process and syscall: calls,
+//	                    errors, duration histogram
+func writeProbesList(w io.Writer, ps []probes.Probe, width int) error {
+	indent := len("PROBE") + 2
+	for _, p := range ps {
+		indent = max(indent, len(p.Info().Name)+2)
+	}
+	pad := func(s string, n int) string { return s + strings.Repeat(" ", max(n-len(s), 1)) }
+	var b strings.Builder
+	b.WriteString(pad("PROBE", indent) + "SUPPORTED\n")
+	const label = len("requires  ")
+	for _, p := range ps {
+		info := p.Info()
+		for i, l := range wrapWords(probeStatus(p), width-indent) {
+			if i == 0 {
+				b.WriteString(pad(info.Name, indent) + l + "\n")
+			} else {
+				b.WriteString(strings.Repeat(" ", indent) + l + "\n")
+			}
+		}
+		for _, f := range [][2]string{{"measures", info.Measures}, {"hooks", info.Hooks}, {"requires", info.Requires}} {
+			for i, l := range wrapWords(f[1], width-indent-label) {
+				head := ""
+				if i == 0 {
+					head = f[0]
+				}
+				b.WriteString(strings.Repeat(" ", indent) + pad(head, label) + l + "\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// probeStatus is "yes", "no: REASON", or, when the check itself was not
+// permitted (an unprivileged user cannot create the BPF maps it tries),
+// "unknown" with what to do: the probe's reason would blame the kernel.
+func probeStatus(p probes.Probe) string {
+	err := p.Supported()
+	switch {
+	case err == nil:
+		return "yes"
+	case errors.Is(err, fs.ErrPermission):
+		return "unknown: not permitted to check; run as root, or with CAP_BPF and CAP_PERFMON, to see whether this kernel supports it"
+	}
+	return "no: " + err.Error()
+}
+
+// outputWidth is the width to fit text into: COLUMNS when set, else the
+// terminal's width when w is one, else 80.
+func outputWidth(w io.Writer) int {
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	if f, ok := w.(*os.File); ok && top.IsTerminal(int(f.Fd())) {
+		if n, _, err := top.Size(int(f.Fd())); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 80
+}
+
+// wrapWords breaks s into lines of at most width bytes at spaces (a word
+// longer than width gets a line of its own); width below 20 is taken as 20
+// so that a tiny COLUMNS still gives readable lines.
+func wrapWords(s string, width int) []string {
+	width = max(width, 20)
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case len(line)+1+len(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	return append(lines, line)
 }
 
 // writeProbesMarkdown writes docs/probes.md: every probe's Info and, for

@@ -20,6 +20,9 @@ import (
 func parseSelectors(c *cli.Context) (agent.Selectors, error) {
 	var sel agent.Selectors
 	for _, p := range c.StringSlice("exe") {
+		if p == "" {
+			return sel, usagef("--exe empty path: name an executable file, e.g. /usr/sbin/nginx")
+		}
 		e, err := agent.ResolveExe(p)
 		if err != nil {
 			return sel, usagef("--exe %s", describePathError(err))
@@ -81,8 +84,9 @@ func newEventExporter(c *cli.Context, metrics export.Exporter, consoleOut io.Wri
 		return export.OTLPJSONEvents(metrics)
 	case "otlp":
 		e, err := export.NewOTLPLogs(c.Context, otlpOptions(c)) // exportflags.go
+		// parseExport checked the settings: a failure here is bad input still.
 		if err != nil {
-			return nil, fmt.Errorf("otlp log exporter: %w", err)
+			return nil, usagef("otlp log exporter: %v", err)
 		}
 		return e, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +38,69 @@ func TestSelectorErrors(t *testing.T) {
 				t.Errorf("stderr %q, want it to contain %q", line, tc.want)
 			}
 		})
+	}
+}
+
+// mountsOfType are the mount points of file systems of type fstype.
+func mountsOfType(t *testing.T, fstype string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f, p := strings.Fields(pre), strings.Fields(post); ok && len(f) >= 5 && len(p) > 0 && p[0] == fstype {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// --cgroup "" selected the whole host silently, and a cgroup v1 directory
+// was joined onto the v2 mount and reported missing; both are now the
+// documented one-line errors.
+func TestCgroupSelectorErrors(t *testing.T) {
+	v2 := mountsOfType(t, "cgroup2")
+	if len(v2) == 0 {
+		t.Skip("no cgroup v2 file system mounted")
+	}
+	notCgroup := t.TempDir()
+	cases := [][2]string{
+		{"", "telagent: --cgroup empty path: name a cgroup directory, e.g. /system.slice/nginx.service (/ is every process)"},
+		{notCgroup, "telagent: --cgroup " + notCgroup + ": not in the cgroup v2 file system (mounted at " + v2[0] + ")"},
+	}
+	// A v1 hierarchy (a hybrid host), or one mounted for the test.
+	v1 := mountsOfType(t, "cgroup")
+	if len(v1) == 0 {
+		dir := t.TempDir()
+		if err := syscall.Mount("cgroup", dir, "cgroup", 0, "none,name=telagenttest"); err != nil {
+			t.Logf("no cgroup v1 hierarchy mounted and none can be (%v): v1 cases not run", err)
+		} else {
+			t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+			v1 = []string{dir}
+		}
+	}
+	if len(v1) > 0 {
+		cases = append(cases,
+			[2]string{v1[0], "telagent: --cgroup " + v1[0] + ": not in the cgroup v2 file system (mounted at " + v2[0] + ")"},
+			[2]string{v1[0] + "/no-such-child", "telagent: --cgroup " + v1[0] + "/no-such-child: not in the cgroup v2 file system (mounted at " + v2[0] + ")"})
+	}
+	for _, tc := range cases {
+		line := checkUsageError(t, runAgent(t, startOpts{}, "run", "--cgroup", tc[0], "--duration", "1s"))
+		if line != tc[1] {
+			t.Errorf("--cgroup %q:\n got %q\nwant %q", tc[0], line, tc[1])
+		}
+	}
+}
+
+// --exe "" said its reason twice ("--exe : no such file or directory (no
+// such file or directory)"); it is one line that says what is wrong.
+func TestEmptyExeSelector(t *testing.T) {
+	line := checkUsageError(t, runAgent(t, startOpts{}, "run", "--exe", "", "--duration", "1s"))
+	if want := "telagent: --exe empty path: name an executable file, e.g. /usr/sbin/nginx"; line != want {
+		t.Errorf("stderr:\n got %q\nwant %q", line, want)
 	}
 }
 

@@ -33,7 +33,7 @@ func topCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "exe", Usage: "observe processes running this executable file (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "observe processes with this command name (repeatable)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "observe processes in this cgroup v2 directory or below it (repeatable)"},
-			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "refresh interval"},
+			&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "refresh interval (at least 100ms)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until q, SIGINT or SIGTERM)"},
 		},
 		Action: topAction,

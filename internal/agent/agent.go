@@ -63,7 +63,10 @@ type Config struct {
 	// interval, within 1 s..30 s).
 	ExportQueueSize int
 	Temporality     metricdata.Temporality
-	ExportRetryMax  time.Duration
+	// LowMemoryTemporality, with delta Temporality, is OTel's lowmemory
+	// preference: histograms as deltas, sums cumulative.
+	LowMemoryTemporality bool
+	ExportRetryMax       time.Duration
 	// ResourceAttributes are added to every resource (metrics and events),
 	// e.g. from OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
 	// (export.ResourceFromEnv); the agent's own host attributes win on a
@@ -76,6 +79,12 @@ type Config struct {
 	// held command is released (`telagent run` drops capabilities there);
 	// an error ends the run.
 	Attached func() error
+	// Hangups receives SIGHUP (the caller registers it before anything
+	// slow, so that no SIGHUP kills the agent while it starts): each one
+	// reopens the exporter's output file by name (export.Reopener), as
+	// logrotate's postrotate and systemd's ExecReload expect. The agent
+	// keeps running either way.
+	Hangups <-chan os.Signal
 }
 
 // keepGenerations is how many intervals a process's identity is remembered
@@ -205,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	queue := export.NewQueue(cfg.Exporter, export.QueueOptions{
-		Size: cfg.ExportQueueSize, Temporality: cfg.Temporality, Log: log,
+		Size: cfg.ExportQueueSize, Temporality: cfg.Temporality, LowMemory: cfg.LowMemoryTemporality, Log: log,
 		Timeout: exportTimeout(cfg.Interval), RetryMax: retryMax(cfg),
 	})
 	c := &collector{
@@ -270,6 +279,8 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 			c.collect(ctx)
 		case <-c.queue.DeliveredC(): // the last interval is out: its exited processes' keys can go
 			c.evictDelivered()
+		case <-cfg.Hangups:
+			reopenOutput(cfg.Exporter, c.log)
 		case <-exited:
 			return
 		case s := <-sigs:
@@ -303,6 +314,26 @@ func loop(ctx context.Context, cfg Config, c *collector, exited chan struct{}, h
 				}
 			}
 		}
+	}
+}
+
+// reopenOutput opens the exporter's output file again by name (SIGHUP):
+// after a rotation the agent writes to the new file, the old one is
+// closed and whole. If the open fails the old file stays in use.
+func reopenOutput(exp export.Exporter, log *slog.Logger) {
+	r, ok := exp.(export.Reopener)
+	if !ok {
+		log.Info("SIGHUP: the exporter writes no file, nothing to reopen")
+		return
+	}
+	file, err := r.Reopen()
+	switch {
+	case !file:
+		log.Info("SIGHUP: the exporter writes no file, nothing to reopen")
+	case err != nil:
+		log.Warn("reopen the output file on SIGHUP failed; still writing to the old one", "err", err)
+	default:
+		log.Info("output file reopened")
 	}
 }
 
@@ -396,9 +427,10 @@ type collector struct {
 
 	// lastSeq is the queue's number of the last interval collected;
 	// evicted says its exited processes' keys were deleted.
-	lastSeq uint64
-	evicted bool
-	self    selfTelemetry
+	lastSeq  uint64
+	evicted  bool
+	self     selfTelemetry
+	overflow overflowWatch // logs each episode of a full metric set
 }
 
 // shutdownBudget bounds everything after the last interval: the final

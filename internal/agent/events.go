@@ -13,6 +13,7 @@ import (
 
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/internal/episode"
 	"github.com/telagent/telagent/probes"
 )
 
@@ -76,7 +77,7 @@ type eventPipeline struct {
 	backlogNodes []int
 	retryAt      time.Time
 	retryWait    time.Duration
-	failing      bool
+	outage       episode.Episode // one warning per failing episode
 	exported     uint64
 	failed       map[int]uint64 // per node: events lost to failed exports (under mu)
 	dropAttrs    map[int]attribute.Set
@@ -337,19 +338,13 @@ func (e *eventPipeline) exportBacklog(stopping bool) {
 		err := e.exporter.ExportEvents(ctx, batch)
 		cancel()
 		if err != nil {
-			if !e.failing {
-				e.failing = true
-				e.log.Warn("event export failing; events are kept and retried, the oldest dropped (and counted) past the backlog",
-					"err", err, "backlog", eventBacklog)
-			}
+			e.outage.Begin(e.log, "event export failing; events are kept and retried, the oldest dropped (and counted) past the backlog",
+				"err", err, "backlog", eventBacklog)
 			e.retryWait = min(max(2*e.retryWait, eventRetryMin), eventRetryMax)
 			e.retryAt = time.Now().Add(e.retryWait)
 			return
 		}
-		if e.failing {
-			e.failing = false
-			e.log.Info("event export recovered", "backlog", len(e.backlog)-sent)
-		}
+		e.outage.End(e.log, "event export recovered", "outage", "backlog", len(e.backlog)-sent)
 		e.retryWait, e.retryAt = 0, time.Time{}
 		e.exported += uint64(len(batch))
 		sent += len(batch)

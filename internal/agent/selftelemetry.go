@@ -62,6 +62,7 @@ func (s *selfTelemetry) add(c *collector, d time.Duration) {
 	}
 	for _, p := range c.probes {
 		for _, ms := range p.Stats().MetricSets {
+			c.overflow.observe(c.log, p.Info().Name, ms) // the same stats, read once
 			a := s.setAttrs(ms.Name)
 			b.Counter(host, entity.MetricTelagentMetricSetOverflows, a, int64(ms.OverflowFolds))
 			b.Counter(host, entity.MetricTelagentMetricSetEntryFolds, a, int64(ms.EntryFolds))

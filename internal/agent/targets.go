@@ -88,7 +88,17 @@ func CheckComm(name string) error {
 // ResolveCgroup turns a --cgroup path into its cgroup v2 id. The path is a
 // directory of the cgroup2 file system, given in full (/sys/fs/cgroup/a/b)
 // or as /proc/<pid>/cgroup shows it (/a/b).
+//
+// A path outside the mount that exists as given (a cgroup v1 directory
+// such as /sys/fs/cgroup/cpu/x on a hybrid host) is checked as given, so
+// that it is reported as not in the cgroup v2 file system rather than
+// joined onto the mount and reported missing; the /proc form wins when
+// both exist. An empty path is an error, not the root cgroup: it would
+// select the whole host without saying so.
 func ResolveCgroup(path, procRoot string) (Cgroup, error) {
+	if strings.TrimSpace(path) == "" {
+		return Cgroup{}, errors.New("empty path: name a cgroup directory, e.g. /system.slice/nginx.service (/ is every process)")
+	}
 	mnt, err := cgroup2Mount(procRoot)
 	if err != nil {
 		return Cgroup{}, err
@@ -96,6 +106,13 @@ func ResolveCgroup(path, procRoot string) (Cgroup, error) {
 	dir := path
 	if !strings.HasPrefix(filepath.Clean(path)+"/", mnt+"/") {
 		dir = filepath.Join(mnt, path)
+		if _, err := os.Stat(dir); err != nil && filepath.IsAbs(path) {
+			if _, err := os.Stat(path); err == nil {
+				dir = path // checked as given below
+			} else if inCgroupV1(path) {
+				return Cgroup{}, fmt.Errorf("%s: not in the cgroup v2 file system (mounted at %s)", path, mnt)
+			}
+		}
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(dir, &sfs); err != nil {
@@ -112,6 +129,18 @@ func ResolveCgroup(path, procRoot string) (Cgroup, error) {
 		return Cgroup{}, fmt.Errorf("%s: not a cgroup directory", dir)
 	}
 	return Cgroup{Path: dir, ID: st.Ino}, nil
+}
+
+// inCgroupV1 says whether the closest existing ancestor of path is in a
+// cgroup v1 hierarchy (/sys/fs/cgroup/cpu/... on a hybrid host).
+func inCgroupV1(path string) bool {
+	for p := filepath.Dir(filepath.Clean(path)); p != "/" && p != "."; p = filepath.Dir(p) {
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(p, &sfs); err == nil {
+			return sfs.Type == unix.CGROUP_SUPER_MAGIC
+		}
+	}
+	return false
 }
 
 // cgroup2Mount finds where the cgroup v2 file system is mounted.

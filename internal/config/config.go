@@ -97,13 +97,20 @@ func printablePath(p string) string {
 	return p
 }
 
+// TooLarge is the error for a file of size bytes, more than MaxSize. The
+// caller that knows the file's size says it: data read through a limit
+// (MaxSize+1) would always show the limit.
+func TooLarge(file string, size int64) error {
+	return &Error{File: file, Msg: fmt.Sprintf("%d bytes; a settings file is at most %d", size, MaxSize)}
+}
+
 // Parse reads data, the contents of file, against flags. Unknown keys,
 // values of the wrong shape, keys set twice, anchors and aliases, and
 // more than one document are errors naming the key and its line. An empty
 // file has no settings. Settings are in file order.
 func Parse(file string, data []byte, flags []Flag) (settings []Setting, err error) {
 	if len(data) > MaxSize {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("%d bytes; a settings file is at most %d", len(data), MaxSize)}
+		return nil, TooLarge(file, int64(len(data)))
 	}
 	p := &parser{file: file, flags: map[string]Kind{}, seen: map[string]int{}}
 	for _, f := range flags {
