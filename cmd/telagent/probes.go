@@ -37,14 +37,15 @@ func probesCommand() *cli.Command {
 			if err := writeProbesList(c.App.Writer, all.New(all.Options{}), outputWidth(c.App.Writer)); err != nil {
 				return err
 			}
-			return writeStorageTable(c.App.Writer, all.New(all.Options{}))
+			return writeStorageTable(c.App.Writer, all.New(all.Options{}), outputWidth(c.App.Writer))
 		},
 	}
 }
 
 // writeStorageTable prints what the default --bpf-memory gives each
-// metric set on this host: entries per hash, hashes, kernel memory.
-func writeStorageTable(out io.Writer, ps []probes.Probe) error {
+// metric set on this host: entries per hash, hashes, kernel memory; the
+// heading wrapped to width.
+func writeStorageTable(out io.Writer, ps []probes.Probe, width int) error {
 	topo, err := aggregator.DiscoverTopology("/sys")
 	if err != nil {
 		return fmt.Errorf("CPU topology: %w", err)
@@ -61,10 +62,11 @@ func writeStorageTable(out io.Writer, ps []probes.Probe) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nMetric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, NUMA nodes: %d): %s in all\n",
+	head := fmt.Sprintf("Metric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, NUMA nodes: %d): %s in all",
 		probes.FormatBytes(plan.Budget), topo.PossibleCPUs, plan.Nodes, probes.FormatBytes(plan.Total))
+	fmt.Fprintf(out, "\n%s\n", strings.Join(wrapWords(head, width), "\n"))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "METRIC SET\tPROBE\tENTRIES PER HASH\tHASHES\tKERNEL MEMORY")
+	fmt.Fprintln(w, "SET\tPROBE\tENTRIES/HASH\tHASHES\tMEMORY")
 	for _, s := range sets {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, probes.FormatBytes(plan.Bytes[s.Name]))
 	}
