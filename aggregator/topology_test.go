@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -267,6 +268,31 @@ func TestDiscoverTopologyHost(t *testing.T) {
 	if topo.PossibleCPUs != n {
 		t.Errorf("PossibleCPUs = %d, kernel says %d", topo.PossibleCPUs, n)
 	}
+	// Every CPU the kernel has a device for, online or not, is on the node
+	// its device links to (the kernel matrix's numa255 guest has 253
+	// offline CPUs over two nodes; node cpulists show only CPUs 0 and 1).
+	nodeOf := map[int]int{}
+	for _, nd := range topo.Nodes {
+		for _, c := range nd.CPUs {
+			nodeOf[c] = nd.ID
+		}
+	}
+	placed := 0
+	for c := range n {
+		links, _ := filepath.Glob(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/node[0-9]*", c))
+		if len(links) != 1 {
+			continue
+		}
+		want, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(links[0]), "node"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nodeOf[c] != want {
+			t.Errorf("CPU %d: on node %d, its device links to node %d", c, nodeOf[c], want)
+		}
+		placed++
+	}
+	t.Logf("%d possible CPUs on %d nodes; %d placed by their device's node link", n, len(topo.Nodes), placed)
 }
 
 func TestParseCPUList(t *testing.T) {
