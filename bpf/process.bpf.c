@@ -93,9 +93,6 @@ struct process_drops {
 
 /* Set by the agent: emit fork events for the whole host (targets always). */
 volatile const bool fork_events = false;
-/* Set by the agent when its topology is not the kernel's (tests). */
-volatile const bool cpu_node_from_map = false;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, PROCESS_MAX_NODES);
@@ -105,13 +102,6 @@ struct {
 		__uint(max_entries, RING_BYTES);
 	});
 } rings SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1); /* possible CPUs, set by the agent */
-	__type(key, __u32);
-	__type(value, __u32);
-} cpu_node SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -129,16 +119,8 @@ const struct process_oom_event *unused_oom_event __attribute__((unused));
 
 static __always_inline void *ring_of_this_cpu(__u32 *node)
 {
-	__u32 n, cpu;
-	__u32 *v;
+	__u32 n = telagent_node(); /* the kernel's node, or the agent's table (telagent.h) */
 
-	if (cpu_node_from_map) {
-		cpu = bpf_get_smp_processor_id();
-		v = bpf_map_lookup_elem(&cpu_node, &cpu);
-		n = v ? *v : 0;
-	} else {
-		n = bpf_get_numa_node_id();
-	}
 	*node = n;
 	return bpf_map_lookup_elem(&rings, &n);
 }

@@ -142,20 +142,25 @@ static __always_inline void telagent_note_process(struct task_struct *task)
 	bpf_map_update_elem(&processes, &tgid, &p, BPF_ANY);
 }
 
+/* The NUMA node of this CPU: the kernel's, or the agent's table. */
+static __always_inline __u32 telagent_node(void)
+{
+	__u32 cpu, *v;
+
+	if (!telagent_nodes_from_map)
+		return bpf_get_numa_node_id();
+	cpu = bpf_get_smp_processor_id();
+	v = bpf_map_lookup_elem(&telagent_cpu_node, &cpu);
+	return v ? *v : 0;
+}
+
 /* The storage slot (outer map index) this CPU writes in the current epoch. */
 static __always_inline __u32 telagent_store_index(void)
 {
-	__u32 zero = 0, node, cpu, *v, *epoch;
+	__u32 zero = 0, *epoch;
 
-	if (telagent_nodes_from_map) {
-		cpu = bpf_get_smp_processor_id();
-		v = bpf_map_lookup_elem(&telagent_cpu_node, &cpu);
-		node = v ? *v : 0;
-	} else {
-		node = bpf_get_numa_node_id();
-	}
 	epoch = bpf_map_lookup_elem(&telagent_epoch, &zero);
-	return 2 * node + (epoch ? (*epoch & 1) : 0);
+	return 2 * telagent_node() + (epoch ? (*epoch & 1) : 0);
 }
 
 /*

@@ -41,10 +41,6 @@ type Config struct {
 	// ForkEvents reports every fork on the host; with a target filter,
 	// forks of targets are always reported.
 	ForkEvents bool
-	// Topology, when set, replaces the agent's topology for the rings, and
-	// the BPF side then maps CPUs to nodes with this table instead of
-	// asking the kernel (tests fake a two-node host this way).
-	Topology *aggregator.Topology
 	// RingBytes per node (a power of two, multiple of the page size); 0
 	// means DefaultRingBytes.
 	RingBytes uint32
@@ -84,7 +80,6 @@ type objects struct {
 	Fork    *ebpf.Program `ebpf:"process_fork"`
 	Exit    *ebpf.Program `ebpf:"process_exit"`
 	Rings   *ebpf.Map     `ebpf:"rings"`
-	CPUNode *ebpf.Map     `ebpf:"cpu_node"`
 	Drops   *ebpf.Map     `ebpf:"drops"`
 }
 
@@ -133,10 +128,6 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.topo = env.Topology
-	override := p.cfg.Topology != nil
-	if override {
-		p.topo = *p.cfg.Topology
-	}
 	if len(p.topo.Nodes) == 0 || p.topo.PossibleCPUs <= 0 {
 		return errors.New("process probe: empty CPU topology")
 	}
@@ -161,14 +152,9 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	}
 	spec.Maps["rings"].MaxEntries = uint32(maxNode + 1)
 	spec.Maps["drops"].MaxEntries = uint32(maxNode + 1)
-	if override {
-		spec.Maps["cpu_node"].MaxEntries = uint32(p.topo.PossibleCPUs)
-	}
-	for name, v := range map[string]bool{"cpu_node_from_map": override, "fork_events": p.cfg.ForkEvents} {
-		if err := spec.Variables[name].Set(v); err != nil {
-			p.Close()
-			return fmt.Errorf("set %s: %w", name, err)
-		}
+	if err := spec.Variables["fork_events"].Set(p.cfg.ForkEvents); err != nil {
+		p.Close()
+		return fmt.Errorf("set fork_events: %w", err)
 	}
 	// group_dead is sched_process_exit's second argument on newer kernels only.
 	if err := probes.UseProgramVariant(spec, "process_exit", "process_exit_task", "sched_process_exit", 2); err != nil {
@@ -197,16 +183,6 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 		if err := p.objs.Rings.Update(uint32(r.node.ID), r.m, ebpf.UpdateAny); err != nil {
 			p.Close()
 			return fmt.Errorf("install ring of node %d: %w", r.node.ID, err)
-		}
-	}
-	if override {
-		for _, n := range p.topo.Nodes {
-			for _, c := range n.CPUs {
-				if err := p.objs.CPUNode.Update(uint32(c), uint32(n.ID), ebpf.UpdateAny); err != nil {
-					p.Close()
-					return fmt.Errorf("map CPU %d to node %d: %w", c, n.ID, err)
-				}
-			}
 		}
 	}
 	if err := p.clock(); err != nil {
@@ -370,7 +346,7 @@ func (p *Probe) Close() error {
 	}
 	p.rings = nil
 	errs = append(errs, p.objs.Exec.Close(), p.objs.Fork.Close(), p.objs.Exit.Close(),
-		p.objs.Rings.Close(), p.objs.CPUNode.Close(), p.objs.Drops.Close(), p.oomProg.Close())
+		p.objs.Rings.Close(), p.objs.Drops.Close(), p.oomProg.Close())
 	p.objs, p.oomProg, p.oom = objects{}, nil, false
 	return errors.Join(errs...)
 }

@@ -89,7 +89,6 @@ type processTelagentProcess struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	processMapCpuNode              = "cpu_node"
 	processMapDrops                = "drops"
 	processMapExitsReported        = "exits_reported"
 	processMapPathScratch          = "path_scratch"
@@ -103,7 +102,6 @@ const (
 	processProgProcessExitTask     = "process_exit_task"
 	processProgProcessFork         = "process_fork"
 	processProgProcessOom          = "process_oom"
-	processVarCpuNodeFromMap       = "cpu_node_from_map"
 	processVarFilterTargets        = "filter_targets"
 	processVarForkEvents           = "fork_events"
 	processVarTelagentNodesFromMap = "telagent_nodes_from_map"
@@ -166,7 +164,6 @@ type processProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processMapSpecs struct {
-	CpuNode         *ebpf.MapSpec `ebpf:"cpu_node"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	ExitsReported   *ebpf.MapSpec `ebpf:"exits_reported"`
 	PathScratch     *ebpf.MapSpec `ebpf:"path_scratch"`
@@ -181,7 +178,6 @@ type processMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
-	CpuNodeFromMap       *ebpf.VariableSpec `ebpf:"cpu_node_from_map"`
 	FilterTargets        *ebpf.VariableSpec `ebpf:"filter_targets"`
 	ForkEvents           *ebpf.VariableSpec `ebpf:"fork_events"`
 	TelagentNodesFromMap *ebpf.VariableSpec `ebpf:"telagent_nodes_from_map"`
@@ -211,7 +207,6 @@ func (o *processObjects) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processMaps struct {
-	CpuNode         *ebpf.Map `ebpf:"cpu_node"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	ExitsReported   *ebpf.Map `ebpf:"exits_reported"`
 	PathScratch     *ebpf.Map `ebpf:"path_scratch"`
@@ -224,7 +219,6 @@ type processMaps struct {
 
 func (m *processMaps) Close() error {
 	return _ProcessClose(
-		m.CpuNode,
 		m.Drops,
 		m.ExitsReported,
 		m.PathScratch,
@@ -240,7 +234,6 @@ func (m *processMaps) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
-	CpuNodeFromMap       *ebpf.Variable `ebpf:"cpu_node_from_map"`
 	FilterTargets        *ebpf.Variable `ebpf:"filter_targets"`
 	ForkEvents           *ebpf.Variable `ebpf:"fork_events"`
 	TelagentNodesFromMap *ebpf.Variable `ebpf:"telagent_nodes_from_map"`

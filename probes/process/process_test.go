@@ -73,11 +73,18 @@ type started struct {
 // start loads the shared maps (whole host unless filter) and the probe.
 func start(t *testing.T, cfg Config, filter bool) *started {
 	t.Helper()
-	testutil.RequireRoot(t)
 	topo, err := aggregator.DiscoverTopology("/sys")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, cfg, filter, topo, false)
+}
+
+// startOn is start on topo; fake says it is not the kernel's, so the
+// programs map CPUs to nodes with its table (the shared maps').
+func startOn(t *testing.T, cfg Config, filter bool, topo aggregator.Topology, fake bool) *started {
+	t.Helper()
+	testutil.RequireRoot(t)
 	tset, err := shared.Load(topo, filter)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +96,7 @@ func start(t *testing.T, cfg Config, filter bool) *started {
 	}
 	sink := &collector{}
 	p.SetEventSink(sink)
-	env := probes.Env{Shared: tset.Replacements(), FilterTargets: filter, Topology: topo,
+	env := probes.Env{Shared: tset.Replacements(), FilterTargets: filter, Topology: topo, NodesFromTopology: fake,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if err := p.Start(context.Background(), env); err != nil {
 		t.Fatal(err)
@@ -288,7 +295,7 @@ func TestTwoNodeRings(t *testing.T) {
 	for c := 1; c < n; c++ {
 		topo.Nodes[1].CPUs = append(topo.Nodes[1].CPUs, c)
 	}
-	s := start(t, Config{Topology: &topo}, false)
+	s := startOn(t, Config{}, false, topo, true)
 
 	rings := s.p.Rings()
 	if len(rings) != 2 || rings[0].Node != 0 || rings[1].Node != 1 {
