@@ -55,6 +55,9 @@ type options struct {
 	memProfile      string
 }
 
+// agentGCPercent is the agent's default GOGC (cmd/telagent, gcPercent).
+const agentGCPercent = 50
+
 func main() {
 	var o options
 	keyList := flag.String("keys", "1000,10000,100000", "comma-separated live series counts")
@@ -91,6 +94,11 @@ func main() {
 	topo, err := topology(o.split)
 	if err != nil {
 		fatal(err)
+	}
+	// The steady-state children run the collection path as the agent runs
+	// it: at its GOGC (cmd/telagent's gcPercent) unless GOGC is set.
+	if o.child != "" && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agentGCPercent)
 	}
 	switch o.child {
 	case "":
