@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 	./export:FuzzOTLPProtoEncode \
 	./export:FuzzOTLPLogsEncode
 
-.PHONY: all build run test fuzz test-deps test-kernels bench-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
+.PHONY: all build run test fuzz test-deps test-kernels test-kernels-large bench-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
 
 all: build
 
@@ -148,6 +148,12 @@ bench-deps:
 KERNELS_ARGS ?=
 test-kernels: test-deps test-kernels-deps
 	$(GO) run ./internal/kernelmatrix/cmd/kernelmatrix $(KERNELS_ARGS)
+
+## test-kernels-large: the probe tests in the emulated large host, Debian
+## 6.12 with 255 possible CPUs (2 online) on two NUMA nodes (slow under
+## TCG: not part of CI's matrix yet).
+test-kernels-large: test-deps test-kernels-deps
+	$(GO) run ./internal/kernelmatrix/cmd/kernelmatrix -kernels debian:linux-image-6.12-cloud-amd64@numa255 -pkgs ./probes/... $(KERNELS_ARGS)
 
 # QEMU, a static busybox for the guest, xz for Debian's compressed modules;
 # the kernel packages come from apt-get download, which needs fresh lists.

@@ -29,8 +29,8 @@ func run() error {
 		cache = "/var/cache"
 	}
 	var (
-		kernels  = flag.String("kernels", "debian:linux-image-cloud-amd64,debian:linux-image-6.12-cloud-amd64,debian:linux-image-6.12-cloud-amd64@numa255,host", "comma-separated kernels: debian:<linux-image package or meta-package>, host, or a vmlinuz path; @numa255 or @numa255-notpresent after one boots it as a 255-possible-CPU, two-node guest")
-		pkgs     = flag.String("pkgs", "./probes/...,./aggregator", "comma-separated go list patterns of the test packages")
+		kernels  = flag.String("kernels", "debian:linux-image-cloud-amd64,debian:linux-image-6.12-cloud-amd64,host", "comma-separated kernels: debian:<linux-image package or meta-package>, host, or a vmlinuz path; @numa255 or @numa255-notpresent after one boots it as a 255-possible-CPU, two-node guest")
+		pkgs     = flag.String("pkgs", "./probes/...", "comma-separated go list patterns of the test packages")
 		cacheDir = flag.String("cache", filepath.Join(cache, "telagent", "kernels"), "cache for kernel packages, builds and guest logs")
 		modules  = flag.String("modules", "loop,veth,nf_tables,nft_numgen,mq_deadline", "comma-separated kernel modules loaded in the guest (with their dependencies; nft_numgen: the tcp tests' drop rules)")
 		tools    = flag.String("tools", "ip,nft", "comma-separated host programs copied into the guest with their libraries")
