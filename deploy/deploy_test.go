@@ -32,8 +32,8 @@ const (
 	// read buffers of 100k live series (~30 MiB).
 	fixedBPFAndOffHeap = 40 << 20
 	unitPath           = "systemd/telagent.service"
-	envExample    = "systemd/telagent.env.example"
-	configExample = "systemd/telagent.yaml.example"
+	envExample         = "systemd/telagent.env.example"
+	configExample      = "systemd/telagent.yaml.example"
 	// configInstalled is where the unit reads the example's installed copy.
 	configInstalled = "/etc/telagent/telagent.yaml"
 	daemonSetPath   = "kubernetes/telagent-daemonset.yaml"

@@ -76,11 +76,11 @@ type dropKey struct {
 }
 
 type objects struct {
-	Exec    *ebpf.Program `ebpf:"process_exec"`
-	Fork    *ebpf.Program `ebpf:"process_fork"`
-	Exit    *ebpf.Program `ebpf:"process_exit"`
-	Rings   *ebpf.Map     `ebpf:"rings"`
-	Drops   *ebpf.Map     `ebpf:"drops"`
+	Exec  *ebpf.Program `ebpf:"process_exec"`
+	Fork  *ebpf.Program `ebpf:"process_fork"`
+	Exit  *ebpf.Program `ebpf:"process_exit"`
+	Rings *ebpf.Map     `ebpf:"rings"`
+	Drops *ebpf.Map     `ebpf:"drops"`
 }
 
 type oomObjects struct {
