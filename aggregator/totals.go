@@ -54,10 +54,7 @@ func (t *Totals[K]) Add(k TotalKey[K], v []uint64) (bool, error) {
 			return false, err
 		}
 	}
-	dst := t.vals.w[int(slot)*t.words : (int(slot)+1)*t.words]
-	for i, x := range v[:t.words] {
-		dst[i] += x
-	}
+	t.addAt(slot, v)
 	return true, nil
 }
 
@@ -71,11 +68,15 @@ func (t *Totals[K]) AddAlways(k TotalKey[K], v []uint64) error {
 			return err
 		}
 	}
+	t.addAt(slot, v)
+	return nil
+}
+
+func (t *Totals[K]) addAt(slot int32, v []uint64) {
 	dst := t.vals.w[int(slot)*t.words : (int(slot)+1)*t.words]
 	for i, x := range v[:t.words] {
 		dst[i] += x
 	}
-	return nil
 }
 
 func (t *Totals[K]) alloc(k TotalKey[K]) (int32, error) {

@@ -186,8 +186,8 @@ func (s *ProcessSet[K, E, V]) Evict() error {
 
 // Stats reports the set's health counters.
 func (s *ProcessSet[K, E, V]) Stats() MetricSetStats {
-	if s == nil || s.store == nil {
-		return MetricSetStats{Name: s.desc.Name}
+	if s == nil {
+		return MetricSetStats{}
 	}
 	_, peak := s.store.LastDrain()
 	return MetricSetStats{Name: s.desc.Name, Keys: s.live, MaxEntries: s.limit, Evicted: s.evicted,
