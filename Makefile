@@ -66,12 +66,15 @@ fuzz:
 # the test OpenTelemetry Collector, built once with the collector builder
 # and cached by its manifest's hash (internal/collectortest/build.sh), drop
 # TCP segments with nft in network namespaces (ip), drive telagent top in
-# tmux, run the agent as nobody (setpriv), use loop devices (losetup) and
-# read BPF program run times (bpftool, the bench helpers' test).
+# tmux, run the agent as nobody (setpriv), read BPF program run times
+# (bpftool, the bench helpers' test), verify the systemd unit
+# (systemd-analyze), and build and unpack kernel-matrix images in unit
+# tests (xz, cpio). internal/testdeps checks that every command the code
+# executes comes from one of these packages (or from every Debian system).
+TEST_PKGS := gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool systemd xz-utils cpio
 test-deps: collector
-	@for c in gcc g++ nft ip tmux setpriv losetup bpftool; do command -v $$c >/dev/null || missing=1; done; \
-	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool)
+	@dpkg -s $(TEST_PKGS) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PKGS))
 
 ## collector: build (once) the OpenTelemetry Collector the export tests run.
 collector:
@@ -136,9 +139,10 @@ SOAK_ARGS ?=
 soak: build bench-deps collector
 	$(GO) run ./bench/soak -agent ./$(BIN) $(SOAK_ARGS)
 
+BENCH_PKGS := bpftrace gcc libc6-dev
 bench-deps:
-	@command -v bpftrace >/dev/null && command -v gcc >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace gcc libc6-dev)
+	@dpkg -s $(BENCH_PKGS) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PKGS))
 
 ## test-kernels: the probe tests on a matrix of kernels booted in QEMU
 ## (Debian's 6.1 and 6.12 cloud kernels, unpacked into a cache and never
@@ -155,13 +159,14 @@ test-kernels: test-deps test-kernels-deps
 test-kernels-large: test-deps test-kernels-deps
 	$(GO) run ./internal/kernelmatrix/cmd/kernelmatrix -kernels debian:linux-image-6.12-cloud-amd64@numa255 -pkgs ./probes/... $(KERNELS_ARGS)
 
-# QEMU, a static busybox for the guest, xz for Debian's compressed modules;
-# the kernel packages come from apt-get download, which needs fresh lists.
+# QEMU, a static busybox for the guest, xz for Debian's compressed modules,
+# cpio for the initramfs; the kernel packages come from apt-get download,
+# which needs fresh lists.
+TEST_KERNELS_PKGS := qemu-system-x86 busybox-static xz-utils cpio
 test-kernels-deps:
-	@command -v qemu-system-x86_64 >/dev/null && dpkg -s busybox-static >/dev/null 2>&1 && command -v xz >/dev/null && \
-		apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || { \
+	@dpkg -s $(TEST_KERNELS_PKGS) >/dev/null 2>&1 && apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || { \
 		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static xz-utils cpio; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_KERNELS_PKGS); }
 
 vet:
 	$(GO) vet ./...
