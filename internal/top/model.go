@@ -27,8 +27,7 @@ const (
 	metricSyscalls  = "telagent.syscall.duration"
 	metricSysErrors = "telagent.syscall.errors"
 	metricFaults    = "process.paging.faults"
-	metricDiskIO    = "system.disk.io"  // on a process resource: that process's bytes
-	metricProcDisk  = "process.disk.io" // the per-process semconv name, if a probe uses it
+	metricDiskIO    = "process.disk.io" // on a process resource: that process's bytes
 	metricRetrans   = "telagent.tcp.retransmits"
 
 	keyPID          = attribute.Key("process.pid")
@@ -51,7 +50,6 @@ var columnOf = map[string][]Column{
 	metricSysErrors: {ColErrors},
 	metricFaults:    {ColFaults},
 	metricDiskIO:    {ColDisk},
-	metricProcDisk:  {ColDisk},
 	metricRetrans:   {ColRetrans},
 }
 
@@ -299,7 +297,7 @@ func (t *Tracker) counter(snap *Snapshot, row *Row, active *bool, rk resKey, met
 		col = ColErrors
 	case metricFaults:
 		col = ColFaults
-	case metricDiskIO, metricProcDisk:
+	case metricDiskIO:
 		col = ColDisk
 	case metricRetrans:
 		col = ColRetrans
