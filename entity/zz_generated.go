@@ -48,6 +48,9 @@ const (
 	// AttrDiskIODirection is "disk.io.direction" (semconv v1.44.0; enum,
 	// release_candidate): The disk IO operation direction.
 	AttrDiskIODirection = attribute.Key("disk.io.direction")
+	// AttrErrorType is "error.type" (semconv v1.44.0; enum, stable): Describes a
+	// class of error the operation ended with.
+	AttrErrorType = attribute.Key("error.type")
 	// AttrHostArch is "host.arch" (semconv v1.44.0; enum, development): The CPU
 	// architecture the host system is running on.
 	AttrHostArch = attribute.Key("host.arch")
@@ -132,10 +135,17 @@ const (
 	// version string of the operating system as defined in [Version
 	// Attributes](/docs/resource/README.md#version-attributes).
 	AttrOSVersion = attribute.Key("os.version")
-	// AttrOtelMetricOverflow is "otel.metric.overflow" (built-in; boolean,
+	// AttrOtelComponentName is "otel.component.name" (semconv v1.44.0, bound 1;
+	// string, development): A name uniquely identifying the instance of the
+	// OpenTelemetry component within its containing SDK instance.
+	AttrOtelComponentName = attribute.Key("otel.component.name")
+	// AttrOtelComponentType is "otel.component.type" (semconv v1.44.0; enum,
+	// development): A name identifying the type of the OpenTelemetry component.
+	AttrOtelComponentType = attribute.Key("otel.component.type")
+	// AttrOtelMetricOverflow is "otel.metric.overflow" (registry; boolean,
 	// development): Set to true on the overflow series that collects the
-	// measurements of keys that did not fit into a metric set's map (the
-	// OpenTelemetry SDK's cardinality-limit overflow attribute).
+	// measurements of keys that did not fit into a metric set's storage or tuple
+	// bound.
 	AttrOtelMetricOverflow = attribute.Key("otel.metric.overflow")
 	// AttrProcessArgsCount is "process.args_count" (semconv v1.44.0; int,
 	// release_candidate): Length of the process.command_args array
@@ -340,6 +350,16 @@ type MetricDesc struct {
 
 // Metrics declared in the schema.
 var (
+	// MetricOtelSdkMetricReaderCollectionDuration (histogram, s, development): The
+	// duration of the collect operation of the metric reader.
+	MetricOtelSdkMetricReaderCollectionDuration = MetricDesc{
+		Name:        "otel.sdk.metric_reader.collection.duration",
+		Unit:        "s",
+		Description: "The duration of the collect operation of the metric reader.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrOtelComponentType, AttrOtelComponentName, AttrErrorType},
+		Entity:      "",
+	}
 	// MetricProcessContextSwitches (counter, {context_switch}, release_candidate):
 	// Number of times the process has been context switched.
 	MetricProcessContextSwitches = MetricDesc{
@@ -379,17 +399,6 @@ var (
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrSystemPagingFaultType},
 		Entity:      "process",
-	}
-	// MetricTelagentCollectionDuration (histogram, s, development): Time one
-	// collection took to read every probe's maps and build the interval, once per
-	// interval (export is not included: it runs apart).
-	MetricTelagentCollectionDuration = MetricDesc{
-		Name:        "telagent.collection.duration",
-		Unit:        "s",
-		Description: "Time one collection took to read every probe's maps and build the interval, once per interval (export is not included: it runs apart).",
-		Instrument:  InstrumentHistogram,
-		Attributes:  nil,
-		Entity:      "host",
 	}
 	// MetricTelagentDiskOperationDuration (histogram, s, development): Time a read
 	// or write request spent in the device (driver and hardware): from its issue
@@ -567,6 +576,16 @@ var (
 		Attributes:  []attribute.Key{AttrTelagentProbeName, AttrTelagentProbeState},
 		Entity:      "host",
 	}
+	// MetricTelagentProcessOnCPUTime (counter, s, development): Time the process's
+	// threads spent running on a CPU, user and kernel mode together.
+	MetricTelagentProcessOnCPUTime = MetricDesc{
+		Name:        "telagent.process.on_cpu.time",
+		Unit:        "s",
+		Description: "Time the process's threads spent running on a CPU, user and kernel mode together.",
+		Instrument:  InstrumentCounter,
+		Attributes:  nil,
+		Entity:      "process",
+	}
 	// MetricTelagentSchedMigrations (counter, {migration}, development): Times a
 	// thread of the process was moved to another CPU (the kernel's
 	// se.nr_migrations).
@@ -574,16 +593,6 @@ var (
 		Name:        "telagent.sched.migrations",
 		Unit:        "{migration}",
 		Description: "Times a thread of the process was moved to another CPU (the kernel's se.nr_migrations).",
-		Instrument:  InstrumentCounter,
-		Attributes:  nil,
-		Entity:      "process",
-	}
-	// MetricTelagentSchedOncpuTime (counter, s, development): Time the process's
-	// threads spent running on a CPU, user and kernel mode together.
-	MetricTelagentSchedOncpuTime = MetricDesc{
-		Name:        "telagent.sched.oncpu.time",
-		Unit:        "s",
-		Description: "Time the process's threads spent running on a CPU, user and kernel mode together.",
 		Instrument:  InstrumentCounter,
 		Attributes:  nil,
 		Entity:      "process",
@@ -696,11 +705,11 @@ var (
 // Metrics returns every metric declared in the schema, sorted by Name.
 func Metrics() []MetricDesc {
 	return []MetricDesc{
+		MetricOtelSdkMetricReaderCollectionDuration,
 		MetricProcessContextSwitches,
 		MetricProcessDiskIO,
 		MetricProcessDiskOperations,
 		MetricProcessPagingFaults,
-		MetricTelagentCollectionDuration,
 		MetricTelagentDiskOperationDuration,
 		MetricTelagentDiskQueueDuration,
 		MetricTelagentDiskRequestDrops,
@@ -717,8 +726,8 @@ func Metrics() []MetricDesc {
 		MetricTelagentMetricSetStorageUtilization,
 		MetricTelagentMetricSetUtilization,
 		MetricTelagentProbeCount,
+		MetricTelagentProcessOnCPUTime,
 		MetricTelagentSchedMigrations,
-		MetricTelagentSchedOncpuTime,
 		MetricTelagentSchedRunqueueDuration,
 		MetricTelagentSyscallDuration,
 		MetricTelagentSyscallErrors,
@@ -932,7 +941,7 @@ var (
 		Values: []ValueDesc{
 			{Field: "voluntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("voluntary")}},
 			{Field: "involuntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("involuntary")}},
-			{Field: "oncpu_ns", Kind: "sum", Metric: "telagent.sched.oncpu.time", Role: "value", Scale: 1e-09, Words: 1, Offset: 2},
+			{Field: "oncpu_ns", Kind: "sum", Metric: "telagent.process.on_cpu.time", Role: "value", Scale: 1e-09, Words: 1, Offset: 2},
 			{Field: "runq_waits", Kind: "counter", Metric: "telagent.sched.runqueue.duration", Role: "count", Scale: 1, Words: 1, Offset: 3},
 			{Field: "runq_ns_sum", Kind: "sum", Metric: "telagent.sched.runqueue.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 4},
 			{Field: "runq_hist", Kind: "log2_histogram", Metric: "telagent.sched.runqueue.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 5},

@@ -42,7 +42,7 @@ var Rules = []Rule{
 	{"unit", "metric units are UCUM: 1, a {annotation} of lowercase snake_case, or [prefix]atom[exponent] (s, By, bit, Hz, Cel, %, …) joined by /; durations are in s, never ms, us, ns, min, h or d"},
 	{"count-unit", "counts take {annotation} units: a counter or updowncounter never has unit 1, one whose name is plural or ends in .count has a {annotation} unit, annotations are singular, and updowncounter names are not plural (end in .count instead)"},
 	{"duration", "a metric ending in .duration is a histogram in s; one ending in .time is a counter in s"},
-	{"ref", "every ref: resolves to an attribute of the registry, of the semconv v1.44.0 excerpt or a built-in"},
+	{"ref", "every ref: resolves to an attribute of the registry or of the semconv v1.44.0 excerpt"},
 	{"entity-identity", "every entity has at least one identifying attribute and every entity attribute has role identifying or descriptive"},
 	{"entity-note", "every entity has a note stating its stability promise (what its identity survives)"},
 	{"event-name", "events are named telagent.<entity>[.<thing>].<verb>, <entity> a declared or imported entity (without its telagent. prefix), <verb> one lowercase word"},
@@ -146,15 +146,6 @@ func pluralNamespace(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func isBuiltin(id string) bool {
-	for _, a := range builtinAttributes {
-		if a.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *checker) checkMetric(add func(rule, format string, args ...any), g yamlGroup) {

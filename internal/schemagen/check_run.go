@@ -188,9 +188,6 @@ func (c *checker) lookupAttr(id string) (attrDecl, bool) {
 	if a, ok := c.sc.attrs[id]; ok {
 		return attrDecl{file: a.File, group: a.GroupID, stability: a.Stability, typ: &yaml.Node{Kind: yaml.ScalarNode, Value: a.Type}}, true
 	}
-	if isBuiltin(id) {
-		return attrDecl{stability: "development", typ: &yaml.Node{Kind: yaml.ScalarNode, Value: "boolean"}}, true
-	}
 	return attrDecl{}, false
 }
 
@@ -364,7 +361,7 @@ func (c *checker) checkGroup(file string, g yamlGroup, node *yaml.Node, own map[
 			}
 			continue
 		}
-		if _, ok := own[a.Ref]; ok || c.sc.attrs[a.Ref] != nil || isBuiltin(a.Ref) {
+		if _, ok := own[a.Ref]; ok || c.sc.attrs[a.Ref] != nil {
 			c.use(a.Ref, file, id)
 			continue
 		}
@@ -372,7 +369,7 @@ func (c *checker) checkGroup(file string, g yamlGroup, node *yaml.Node, own map[
 			add("ref", "ref %q is a semconv %s attribute missing from the pinned excerpt (regenerate it: go run ./internal/schemagen/cmd/semconvexcerpt)", a.Ref, c.sc.version)
 			continue
 		}
-		add("ref", "ref %q resolves to nothing (not defined in the registry, in the semconv %s excerpt, nor built in)", a.Ref, c.sc.version)
+		add("ref", "ref %q resolves to nothing (not defined in the registry nor in the semconv %s excerpt)", a.Ref, c.sc.version)
 	}
 
 	switch g.Type {

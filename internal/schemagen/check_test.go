@@ -67,7 +67,7 @@ func TestCheckRules(t *testing.T) {
 			p + `duration/model/x.yaml: group metric.telagent.widget.busy.time: metric "telagent.widget.busy.time" ends in .time: it must be a counter in s (seconds in total), not a gauge in "s" [duration]`,
 		}},
 		{"ref", []string{
-			p + `ref/model/x.yaml: group metric.telagent.widget.errors: ref "process.no_such_attribute" resolves to nothing (not defined in the registry, in the semconv v1.44.0 excerpt, nor built in) [ref]`,
+			p + `ref/model/x.yaml: group metric.telagent.widget.errors: ref "process.no_such_attribute" resolves to nothing (not defined in the registry nor in the semconv v1.44.0 excerpt) [ref]`,
 		}},
 		{"entity-identity", []string{
 			p + `entity-identity/model/x.yaml: group entity.telagent.widget: entity "telagent.widget": attribute "telagent.widget.kind" has no role (want identifying or descriptive) [entity-identity]`,
@@ -189,7 +189,7 @@ func TestRealRegistryPasses(t *testing.T) {
 // root, wherever the process runs.
 func TestCheckFS(t *testing.T) {
 	r, findings := Check(os.DirFS(checkTestdata+"ref"), "schema")
-	want := `schema/model/x.yaml: group metric.telagent.widget.errors: ref "process.no_such_attribute" resolves to nothing (not defined in the registry, in the semconv v1.44.0 excerpt, nor built in) [ref]`
+	want := `schema/model/x.yaml: group metric.telagent.widget.errors: ref "process.no_such_attribute" resolves to nothing (not defined in the registry nor in the semconv v1.44.0 excerpt) [ref]`
 	if r != nil || len(findings) != 1 || findings[0].String() != want {
 		t.Errorf("findings %v, want [%s]", findings, want)
 	}

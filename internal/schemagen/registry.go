@@ -33,21 +33,8 @@ import (
 // Attribute sources.
 const (
 	SourceRegistry = "registry" // defined in schema/model
-	SourceBuiltin  = "built-in" // defined by schemagen itself
 	// semconv attributes use "semconv " + version, e.g. "semconv v1.44.0".
 )
-
-// Builtin attributes: emitted by the agent itself, referencable from the
-// registry, and always present in the generated attribute keys.
-var builtinAttributes = []*Attribute{{
-	ID:        "otel.metric.overflow",
-	Type:      "boolean",
-	Stability: "development",
-	Brief: "Set to true on the overflow series that collects the measurements of keys " +
-		"that did not fit into a metric set's map (the OpenTelemetry SDK's cardinality-limit " +
-		"overflow attribute).",
-	Source: SourceBuiltin,
-}}
 
 // Manifest is schema/manifest.yaml in the form of Weaver's definition
 // manifest (crate weaver_semconv, manifest.rs): the registry is named and
@@ -101,7 +88,7 @@ type Attribute struct {
 	Stability  string
 	Examples   []string
 	Bound      uint32 // annotations.telagent.bound; 0 when not declared
-	Source     string // SourceRegistry, SourceBuiltin or "semconv vX.Y.Z"
+	Source     string // SourceRegistry or "semconv vX.Y.Z"
 	File       string // display path of the defining file (empty for built-ins)
 	GroupID    string
 }
@@ -377,10 +364,12 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 		return nil, fmt.Errorf("%s: dependencies must be the one semantic conventions registry %s (the pinned offline excerpt internal/schemagen/semconv_%s.yaml)",
 			manifestPath, sc.schemaURL(), sc.version)
 	}
-	semconv := sc.attrs
-	builtins := map[string]*Attribute{}
-	for _, a := range builtinAttributes {
-		builtins[a.ID] = a
+	// Copies: a registry may bound a semconv attribute (a ref carrying
+	// annotations.telagent.bound), which must not change the shared excerpt.
+	semconv := make(map[string]*Attribute, len(sc.attrs))
+	for id, a := range sc.attrs {
+		c := *a
+		semconv[id] = &c
 	}
 
 	// Model files, in name order.
@@ -431,9 +420,6 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				if prev, dup := own[a.ID]; dup {
 					return nil, fmt.Errorf("%s: group %s: attribute %q already defined in %s", f.path, g.ID, a.ID, prev.File)
 				}
-				if _, clash := builtins[a.ID]; clash {
-					return nil, fmt.Errorf("%s: group %s: attribute %q is built in and cannot be redefined", f.path, g.ID, a.ID)
-				}
 				attr, err := newAttribute(a, SourceRegistry, f.path, g.ID)
 				if err != nil {
 					return nil, fmt.Errorf("%s: group %s: %w", f.path, g.ID, err)
@@ -450,11 +436,8 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	for _, a := range own {
 		use(a)
 	}
-	for _, a := range builtinAttributes {
-		use(a)
-	}
 	resolve := func(file, group, name string) (*Attribute, error) {
-		for _, m := range []map[string]*Attribute{own, semconv, builtins} {
+		for _, m := range []map[string]*Attribute{own, semconv} {
 			if a, ok := m[name]; ok {
 				use(a)
 				return a, nil
@@ -541,6 +524,9 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				case a.Ref != "":
 					attr, err = resolve(f.path, g.ID, a.Ref)
 					if err != nil {
+						return nil, err
+					}
+					if err := refBound(f.path, g.ID, a, attr); err != nil {
 						return nil, err
 					}
 				case a.ID != "":
@@ -669,12 +655,6 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 			}
 		}
 	}
-	for _, m := range r.Metrics {
-		if m.Source != SourceRegistry && m.MetricSet == "" {
-			return nil, fmt.Errorf("%s: imports: metric %q is imported but no metric set lists it in imported_metrics", importedFrom["metric "+m.Name], m.Name)
-		}
-	}
-
 	// Entity associations.
 	for _, m := range r.Metrics {
 		for _, en := range m.EntityAssociations {
@@ -727,6 +707,30 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// refBound applies the bound a ref declares (annotations.telagent.bound)
+// to a semconv attribute, which the registry cannot annotate where it is
+// defined; the attribute's own definition carries the bound of the
+// registry's attributes.
+func refBound(file, group string, a yamlAttr, attr *Attribute) error {
+	if a.Annotations.Telagent.IsZero() {
+		return nil
+	}
+	var ann yamlAttrAnnotation
+	if err := decodeNodeStrict(&a.Annotations.Telagent, &ann); err != nil {
+		return fmt.Errorf("%s: group %s: ref %q: annotations.telagent: %w", file, group, a.Ref, err)
+	}
+	switch {
+	case attr.Source == SourceRegistry:
+		return fmt.Errorf("%s: group %s: ref %q: declare the bound on the attribute's definition (%s)", file, group, a.Ref, attr.File)
+	case ann.Bound == 0:
+		return fmt.Errorf("%s: group %s: ref %q: annotations.telagent.bound must be positive", file, group, a.Ref)
+	case attr.Bound != 0 && attr.Bound != ann.Bound:
+		return fmt.Errorf("%s: group %s: ref %q: bound %d, but another ref bounds it to %d", file, group, a.Ref, ann.Bound, attr.Bound)
+	}
+	attr.Bound = ann.Bound
+	return nil
 }
 
 // metricSetSpec decodes a metric-set group's annotations.telagent.metric_set.

@@ -22,7 +22,7 @@ import (
 // Schema names of the metrics the columns read. Columns whose metrics no
 // running probe emits show "-" (blockio and tcp may be absent or skipped).
 const (
-	metricOnCPU     = "telagent.sched.oncpu.time"
+	metricOnCPU     = "telagent.process.on_cpu.time"
 	metricRunqueue  = "telagent.sched.runqueue.duration"
 	metricSyscalls  = "telagent.syscall.duration"
 	metricSysErrors = "telagent.syscall.errors"
