@@ -32,7 +32,7 @@ func TestSchemaCheckBuiltIn(t *testing.T) {
 	if res.code != 0 || res.stderr != "" {
 		t.Fatalf("schema check: exit code %d, want 0; stderr:\n%s", res.code, res.stderr)
 	}
-	if !strings.HasPrefix(res.stdout, "schema check: built-in registry (schema/): ok (registry telagent.dev/schemas 0.1.0, semconv v1.44.0; ") {
+	if !strings.HasPrefix(res.stdout, "schema check: built-in registry (schema/): ok (registry telagent.dev/schemas 0.2.0, semconv v1.44.0; ") {
 		t.Errorf("stdout %q", res.stdout)
 	}
 }
