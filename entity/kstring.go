@@ -17,6 +17,8 @@ const (
 	maxCommLen = 64
 	// maxCommandLen bounds process.command (argv[0]) at PATH_MAX.
 	maxCommandLen = 4096
+	// maxExeNameLen bounds process.executable.name, a file name, at NAME_MAX.
+	maxExeNameLen = 255
 )
 
 // kernelString is b as an attribute value: up to its first NUL, without

@@ -138,8 +138,11 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 		AttrProcessPID.Int64(int64(pid)),
 		AttrProcessCreationTime.String(r.CreationTime(start)),
 	)
-	if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
-		attrs = append(attrs, AttrProcessExecutableName.String(kernelString(comm, maxCommLen)))
+	// semconv: the base name of /proc/<pid>/exe's target, not comm (15
+	// bytes the process may set itself). A process without an executable
+	// (a kernel thread) or whose exe cannot be read has none.
+	if name, ok := exeName(dir); ok {
+		attrs = append(attrs, AttrProcessExecutableName.String(name))
 	}
 	if cmd, err := readHead(filepath.Join(dir, "cmdline"), maxCommandLen+1); err == nil && len(cmd) > 0 {
 		attrs = append(attrs, AttrProcessCommand.String(commandOf(cmd)))
@@ -168,8 +171,26 @@ func (r *ProcessResolver) kernelRecord(pid uint32) kernelProcess {
 	return kernelProcess{start, comm, ok}
 }
 
+// exeName is the base name of the target of dir/exe (a process directory
+// of /proc), without the " (deleted)" the kernel appends when the file was
+// removed since the exec.
+func exeName(dir string) (string, bool) {
+	target, err := os.Readlink(filepath.Join(dir, "exe"))
+	if err != nil || target == "" {
+		return "", false
+	}
+	base := filepath.Base(strings.TrimSuffix(target, " (deleted)"))
+	if base == "/" || base == "." {
+		return "", false
+	}
+	return kernelString([]byte(base), maxExeNameLen), true
+}
+
 // describeGone is the identity of a process that exited before /proc was
 // read: from the kernel's record when there is one, else the pid alone.
+// Its process.executable.name is then the kernel's command name (comm, at
+// most 15 bytes, which the process may have changed): /proc/<pid>/exe is
+// gone with the process (schema/model/entities.yaml says so).
 func (r *ProcessResolver) describeGone(pid uint32, k kernelProcess) *resource.Resource {
 	attrs := append(r.host[:len(r.host):len(r.host)], AttrProcessPID.Int64(int64(pid)))
 	if k.ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -143,7 +144,25 @@ func fakeProc(t *testing.T) string {
 			t.Fatalf("fixture %s/cmdline = %q (%v): its NUL separators were lost", pid, b, err)
 		}
 	}
+	// exe is a symlink (git keeps none in the fixture): 100's names a file
+	// other than its comm, 200's one deleted since its exec.
+	for pid, target := range map[string]string{"100": "/usr/bin/my-app", "200": "/usr/lib/worker.bin (deleted)"} {
+		if err := os.Symlink(target, filepath.Join(dst, pid, "exe")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dst
+}
+
+// relink points the symlink path at target.
+func relink(t *testing.T, path, target string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -182,13 +201,13 @@ var (
 	pid100 = []attribute.KeyValue{
 		AttrProcessCommand.String("/usr/bin/app"),
 		AttrProcessCreationTime.String("2023-11-14T22:15:23.45Z"), // + 123.45 s
-		AttrProcessExecutableName.String("my app"),
+		AttrProcessExecutableName.String("my-app"),                // /proc/100/exe, not comm ("my app")
 		AttrProcessPID.Int64(100),
 	}
 	pid200 = []attribute.KeyValue{
 		AttrProcessCommand.String("/usr/bin/app"),
 		AttrProcessCreationTime.String("2023-11-14T22:13:22.5Z"), // + 2.5 s
-		AttrProcessExecutableName.String("worker"),
+		AttrProcessExecutableName.String("worker.bin"),           // without " (deleted)"
 		AttrProcessPID.Int64(200),
 	}
 )
@@ -229,6 +248,7 @@ func TestProcessResolverFixture(t *testing.T) {
 	writeFile(t, filepath.Join(root, "100/stat"), statLine(100, "other", "99999"))
 	writeFile(t, filepath.Join(root, "100/comm"), "other\n")
 	writeFile(t, filepath.Join(root, "100/cmdline"), "/opt/other\x00-x\x00")
+	relink(t, filepath.Join(root, "100/exe"), "/opt/other")
 	if got := r.Process(100); got != p100 {
 		t.Error("pid 100 revalidated twice in one generation")
 	}
@@ -292,6 +312,7 @@ func TestProcessResolverFixture(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(root, "300/stat"), statLine(300, "late", "150"))
 	writeFile(t, filepath.Join(root, "300/comm"), "late\n")
+	relink(t, filepath.Join(root, "300/exe"), "/usr/sbin/late")
 	r.NextGeneration(10)
 	checkAttrs(t, "pid 300 now alive", r.Process(300), want(
 		AttrProcessCreationTime.String("2023-11-14T22:13:21.5Z"),
@@ -418,9 +439,8 @@ func TestProcessResolverSelf(t *testing.T) {
 	if got := get(AttrProcessPID).AsInt64(); got != int64(pid) {
 		t.Errorf("process.pid = %d, want %d", got, pid)
 	}
-	comm, _ := os.ReadFile("/proc/self/comm")
-	if got := get(AttrProcessExecutableName).AsString(); got != strings.TrimSpace(string(comm)) {
-		t.Errorf("process.executable.name = %q, want %q", got, comm)
+	if got, want := get(AttrProcessExecutableName).AsString(), filepath.Base(os.Args[0]); got != want {
+		t.Errorf("process.executable.name = %q, want the test binary's name %q", got, want)
 	}
 	if got := get(AttrProcessCommand).AsString(); got != os.Args[0] {
 		t.Errorf("process.command = %q, want argv[0] %q", got, os.Args[0])
@@ -463,5 +483,48 @@ func TestProcessResolverRevalidateAllocs(t *testing.T) {
 	}
 	if _, ok := r.startTicks(gone); ok {
 		t.Error("a pid above pid_max has a start time")
+	}
+}
+
+// TestProcessExecutableNameIsExe: process.executable.name is the base name
+// of the executable file, as semconv says, not the command name the kernel
+// keeps (comm: 15 bytes, and settable by the process).
+func TestProcessExecutableNameIsExe(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skipf("no sleep binary to run: %v", err)
+	}
+	const name = "telagent-long-executable-name" // longer than comm keeps
+	bin := filepath.Join(t.TempDir(), name)
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	comm := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(c)) == name[:15] {
+			comm = name[:15]
+			break
+		}
+	}
+	if comm == "" {
+		t.Fatalf("pid %d never showed comm %q (not exec'd yet?)", pid, name[:15])
+	}
+	r, err := NewProcessResolver("/proc", fixtureHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := r.Process(uint32(pid)).Set().Value(AttrProcessExecutableName)
+	if !ok || v.AsString() != name {
+		t.Errorf("process.executable.name = %q (present %v), want %q (comm is %q)", v.AsString(), ok, name, comm)
 	}
 }

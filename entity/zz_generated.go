@@ -19,47 +19,137 @@ const (
 	// captured in 'message Function'. This constraint is imposed to prevent
 	// redundancy and maintain data integrity.
 	AttrCodeFunctionName = attribute.Key("code.function.name")
+	// AttrContainerCommand is "container.command" (semconv v1.44.0; string,
+	// development): The command used to run the container (i.e. the command name).
+	AttrContainerCommand = attribute.Key("container.command")
+	// AttrContainerCommandArgs is "container.command_args" (semconv v1.44.0;
+	// string[], development): All the command arguments (including the
+	// command/executable itself) run by the container.
+	AttrContainerCommandArgs = attribute.Key("container.command_args")
+	// AttrContainerCommandLine is "container.command_line" (semconv v1.44.0;
+	// string, development): The full command run by the container as a single
+	// string representing the full command.
+	AttrContainerCommandLine = attribute.Key("container.command_line")
 	// AttrContainerID is "container.id" (semconv v1.44.0; string, stable):
 	// Container ID. Usually a UUID, as for example used to [identify Docker
 	// containers](https://docs.docker.com/engine/containers/run/#container-identification).
 	// The UUID might be abbreviated.
 	AttrContainerID = attribute.Key("container.id")
+	// AttrContainerLabel is "container.label" (semconv v1.44.0; template[string],
+	// development): Container labels, `<key>` being the label name, the value
+	// being the label value.
+	AttrContainerLabel = attribute.Key("container.label")
+	// AttrContainerName is "container.name" (semconv v1.44.0; string,
+	// development): Container name used by container runtime.
+	AttrContainerName = attribute.Key("container.name")
 	// AttrCPULogicalNumber is "cpu.logical_number" (semconv v1.44.0; int,
 	// development): The logical CPU number [0..n-1]
 	AttrCPULogicalNumber = attribute.Key("cpu.logical_number")
 	// AttrDiskIODirection is "disk.io.direction" (semconv v1.44.0; enum,
 	// release_candidate): The disk IO operation direction.
 	AttrDiskIODirection = attribute.Key("disk.io.direction")
+	// AttrErrorType is "error.type" (semconv v1.44.0; enum, stable): Describes a
+	// class of error the operation ended with.
+	AttrErrorType = attribute.Key("error.type")
+	// AttrHostArch is "host.arch" (semconv v1.44.0; enum, development): The CPU
+	// architecture the host system is running on.
+	AttrHostArch = attribute.Key("host.arch")
 	// AttrHostID is "host.id" (semconv v1.44.0; string, development): Unique host
 	// ID. For Cloud, this must be the instance_id assigned by the cloud provider.
 	// For non-containerized systems, this should be the `machine-id`. See the
 	// table below for the sources to use to determine the `machine-id` based on
 	// operating system.
 	AttrHostID = attribute.Key("host.id")
+	// AttrHostImageID is "host.image.id" (semconv v1.44.0; string, development):
+	// VM image ID or host OS image ID. For Cloud, this value is from the provider.
+	AttrHostImageID = attribute.Key("host.image.id")
+	// AttrHostImageName is "host.image.name" (semconv v1.44.0; string,
+	// development): Name of the VM image or OS install the host was instantiated
+	// from.
+	AttrHostImageName = attribute.Key("host.image.name")
+	// AttrHostImageVersion is "host.image.version" (semconv v1.44.0; string,
+	// development): The version string of the VM image or host OS as defined in
+	// [Version Attributes](/docs/resource/README.md#version-attributes).
+	AttrHostImageVersion = attribute.Key("host.image.version")
+	// AttrHostIP is "host.ip" (semconv v1.44.0; string[], development): Available
+	// IP addresses of the host, excluding loopback interfaces.
+	AttrHostIP = attribute.Key("host.ip")
+	// AttrHostMac is "host.mac" (semconv v1.44.0; string[], development):
+	// Available MAC addresses of the host, excluding loopback interfaces.
+	AttrHostMac = attribute.Key("host.mac")
 	// AttrHostName is "host.name" (semconv v1.44.0; string, development): Name of
 	// the host. On UNIX systems, it may contain what the hostname command returns,
 	// or the fully qualified hostname, or another name specified by the user.
 	AttrHostName = attribute.Key("host.name")
-	// AttrK8sPodUID is "k8s.pod.uid" (semconv v1.44.0; string, development): The
-	// UID of the Pod.
+	// AttrHostType is "host.type" (semconv v1.44.0; string, development): Type of
+	// host. For Cloud, this must be the machine type.
+	AttrHostType = attribute.Key("host.type")
+	// AttrK8sPodAnnotation is "k8s.pod.annotation" (semconv v1.44.0;
+	// template[string], stable): The annotation placed on the Pod, the `<key>`
+	// being the annotation name, the value being the annotation value.
+	AttrK8sPodAnnotation = attribute.Key("k8s.pod.annotation")
+	// AttrK8sPodHostname is "k8s.pod.hostname" (semconv v1.44.0; string, stable):
+	// Specifies the hostname of the Pod.
+	AttrK8sPodHostname = attribute.Key("k8s.pod.hostname")
+	// AttrK8sPodIP is "k8s.pod.ip" (semconv v1.44.0; string, stable): IP address
+	// allocated to the Pod.
+	AttrK8sPodIP = attribute.Key("k8s.pod.ip")
+	// AttrK8sPodLabel is "k8s.pod.label" (semconv v1.44.0; template[string],
+	// stable): The label placed on the Pod, the `<key>` being the label name, the
+	// value being the label value.
+	AttrK8sPodLabel = attribute.Key("k8s.pod.label")
+	// AttrK8sPodName is "k8s.pod.name" (semconv v1.44.0; string, stable): The name
+	// of the Pod.
+	AttrK8sPodName = attribute.Key("k8s.pod.name")
+	// AttrK8sPodStartTime is "k8s.pod.start_time" (semconv v1.44.0; string,
+	// stable): The start timestamp of the Pod.
+	AttrK8sPodStartTime = attribute.Key("k8s.pod.start_time")
+	// AttrK8sPodUID is "k8s.pod.uid" (semconv v1.44.0; string, stable): The UID of
+	// the Pod.
 	AttrK8sPodUID = attribute.Key("k8s.pod.uid")
-	// AttrNetworkInterfaceName is "network.interface.name" (semconv v1.44.0;
-	// string, release_candidate): The network interface name.
-	AttrNetworkInterfaceName = attribute.Key("network.interface.name")
 	// AttrNetworkIODirection is "network.io.direction" (semconv v1.44.0; enum,
 	// release_candidate): The direction of traffic from the perspective of the
 	// observing host's physical or virtual network interface. It should not be
 	// used to represent the logical direction of a stateful connection or network
 	// flow.
 	AttrNetworkIODirection = attribute.Key("network.io.direction")
+	// AttrOciManifestDigest is "oci.manifest.digest" (semconv v1.44.0; string,
+	// development): The digest of the OCI image manifest. For container images
+	// specifically is the digest by which the container image is known.
+	AttrOciManifestDigest = attribute.Key("oci.manifest.digest")
+	// AttrOSBuildID is "os.build_id" (semconv v1.44.0; string, development):
+	// Unique identifier for a particular build or compilation of the operating
+	// system.
+	AttrOSBuildID = attribute.Key("os.build_id")
+	// AttrOSDescription is "os.description" (semconv v1.44.0; string,
+	// development): Human readable (not intended to be parsed) OS version
+	// information, like e.g. reported by `ver` or `lsb_release -a` commands.
+	AttrOSDescription = attribute.Key("os.description")
+	// AttrOSName is "os.name" (semconv v1.44.0; string, development): Human
+	// readable operating system name.
+	AttrOSName = attribute.Key("os.name")
 	// AttrOSType is "os.type" (semconv v1.44.0; enum, development): The operating
 	// system type.
 	AttrOSType = attribute.Key("os.type")
-	// AttrOtelMetricOverflow is "otel.metric.overflow" (built-in; boolean,
+	// AttrOSVersion is "os.version" (semconv v1.44.0; string, development): The
+	// version string of the operating system as defined in [Version
+	// Attributes](/docs/resource/README.md#version-attributes).
+	AttrOSVersion = attribute.Key("os.version")
+	// AttrOtelComponentName is "otel.component.name" (semconv v1.44.0, bound 1;
+	// string, development): A name uniquely identifying the instance of the
+	// OpenTelemetry component within its containing SDK instance.
+	AttrOtelComponentName = attribute.Key("otel.component.name")
+	// AttrOtelComponentType is "otel.component.type" (semconv v1.44.0; enum,
+	// development): A name identifying the type of the OpenTelemetry component.
+	AttrOtelComponentType = attribute.Key("otel.component.type")
+	// AttrOtelMetricOverflow is "otel.metric.overflow" (registry; boolean,
 	// development): Set to true on the overflow series that collects the
-	// measurements of keys that did not fit into a metric set's map (the
-	// OpenTelemetry SDK's cardinality-limit overflow attribute).
+	// measurements of keys that did not fit into a metric set's storage or tuple
+	// bound.
 	AttrOtelMetricOverflow = attribute.Key("otel.metric.overflow")
+	// AttrProcessArgsCount is "process.args_count" (semconv v1.44.0; int,
+	// release_candidate): Length of the process.command_args array
+	AttrProcessArgsCount = attribute.Key("process.args_count")
 	// AttrProcessCommand is "process.command" (semconv v1.44.0; string,
 	// release_candidate): The command used to launch the process (i.e. the command
 	// name). On Linux based systems, can be set to the zeroth string in
@@ -75,6 +165,13 @@ const (
 	// argv vector passed to `main`. SHOULD NOT be collected by default unless
 	// there is sanitization that excludes sensitive data.
 	AttrProcessCommandArgs = attribute.Key("process.command_args")
+	// AttrProcessCommandLine is "process.command_line" (semconv v1.44.0; string,
+	// release_candidate): The full command used to launch the process as a single
+	// string representing the full command. On Windows, can be set to the result
+	// of `GetCommandLineW`. Do not set this if you have to assemble it just for
+	// monitoring; use `process.command_args` instead. SHOULD NOT be collected by
+	// default unless there is sanitization that excludes sensitive data.
+	AttrProcessCommandLine = attribute.Key("process.command_line")
 	// AttrProcessContextSwitchType is "process.context_switch.type" (semconv
 	// v1.44.0; enum, release_candidate): Specifies whether the context switches
 	// for this data point were voluntary or involuntary.
@@ -83,6 +180,18 @@ const (
 	// release_candidate): The date and time the process was created, in ISO 8601
 	// format.
 	AttrProcessCreationTime = attribute.Key("process.creation.time")
+	// AttrProcessExecutableBuildIDGnu is "process.executable.build_id.gnu"
+	// (semconv v1.44.0; string, release_candidate): The GNU build ID as found in
+	// the `.note.gnu.build-id` ELF section (hex string).
+	AttrProcessExecutableBuildIDGnu = attribute.Key("process.executable.build_id.gnu")
+	// AttrProcessExecutableBuildIDGo is "process.executable.build_id.go" (semconv
+	// v1.44.0; string, release_candidate): The Go build ID as retrieved by `go
+	// tool buildid <go executable>`.
+	AttrProcessExecutableBuildIDGo = attribute.Key("process.executable.build_id.go")
+	// AttrProcessExecutableBuildIDHtlhash is "process.executable.build_id.htlhash"
+	// (semconv v1.44.0; string, release_candidate): Deterministic build ID for
+	// executables.
+	AttrProcessExecutableBuildIDHtlhash = attribute.Key("process.executable.build_id.htlhash")
 	// AttrProcessExecutableName is "process.executable.name" (semconv v1.44.0;
 	// string, release_candidate): The name of the process executable. On Linux
 	// based systems, this SHOULD be set to the base name of the target of
@@ -97,6 +206,13 @@ const (
 	// AttrProcessExitCode is "process.exit.code" (semconv v1.44.0; int,
 	// release_candidate): The exit code of the process.
 	AttrProcessExitCode = attribute.Key("process.exit.code")
+	// AttrProcessInteractive is "process.interactive" (semconv v1.44.0; boolean,
+	// release_candidate): Whether the process is connected to an interactive
+	// shell.
+	AttrProcessInteractive = attribute.Key("process.interactive")
+	// AttrProcessLinuxCgroup is "process.linux.cgroup" (semconv v1.44.0; string,
+	// release_candidate): The control group associated with the process.
+	AttrProcessLinuxCgroup = attribute.Key("process.linux.cgroup")
 	// AttrProcessOwner is "process.owner" (semconv v1.44.0; string,
 	// release_candidate): The username of the user that owns the process.
 	AttrProcessOwner = attribute.Key("process.owner")
@@ -109,9 +225,15 @@ const (
 	// AttrProcessRealUserID is "process.real_user.id" (semconv v1.44.0; int,
 	// release_candidate): The real user ID (RUID) of the process.
 	AttrProcessRealUserID = attribute.Key("process.real_user.id")
+	// AttrProcessTitle is "process.title" (semconv v1.44.0; string,
+	// release_candidate): Process title (proctitle)
+	AttrProcessTitle = attribute.Key("process.title")
 	// AttrProcessUserID is "process.user.id" (semconv v1.44.0; int,
 	// release_candidate): The effective user ID (EUID) of the process.
 	AttrProcessUserID = attribute.Key("process.user.id")
+	// AttrProcessWorkingDirectory is "process.working_directory" (semconv v1.44.0;
+	// string, release_candidate): The working directory of the process.
+	AttrProcessWorkingDirectory = attribute.Key("process.working_directory")
 	// AttrSystemDevice is "system.device" (semconv v1.44.0; string, development):
 	// The device identifier
 	AttrSystemDevice = attribute.Key("system.device")
@@ -188,12 +310,6 @@ const (
 	// AttrTelagentTCPConnectionDirection is "telagent.tcp.connection.direction"
 	// (registry; enum, development): Which end of the connection opened it.
 	AttrTelagentTCPConnectionDirection = attribute.Key("telagent.tcp.connection.direction")
-	// AttrThreadID is "thread.id" (semconv v1.44.0; int, development): Current
-	// "managed" thread ID (as opposed to OS thread ID).
-	AttrThreadID = attribute.Key("thread.id")
-	// AttrThreadName is "thread.name" (semconv v1.44.0; string, development):
-	// Current thread name.
-	AttrThreadName = attribute.Key("thread.name")
 )
 
 // Instrument is the OpenTelemetry instrument kind of a metric.
@@ -234,56 +350,55 @@ type MetricDesc struct {
 
 // Metrics declared in the schema.
 var (
-	// MetricProcessContextSwitches (counter, {context_switch}, development):
-	// Number of times the process has been context switched, by type.
+	// MetricOtelSdkMetricReaderCollectionDuration (histogram, s, development): The
+	// duration of the collect operation of the metric reader.
+	MetricOtelSdkMetricReaderCollectionDuration = MetricDesc{
+		Name:        "otel.sdk.metric_reader.collection.duration",
+		Unit:        "s",
+		Description: "The duration of the collect operation of the metric reader.",
+		Instrument:  InstrumentHistogram,
+		Attributes:  []attribute.Key{AttrOtelComponentType, AttrOtelComponentName, AttrErrorType},
+		Entity:      "",
+	}
+	// MetricProcessContextSwitches (counter, {context_switch}, release_candidate):
+	// Number of times the process has been context switched.
 	MetricProcessContextSwitches = MetricDesc{
 		Name:        "process.context_switches",
 		Unit:        "{context_switch}",
-		Description: "Number of times the process has been context switched, by type.",
+		Description: "Number of times the process has been context switched.",
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrProcessContextSwitchType},
 		Entity:      "process",
 	}
-	// MetricProcessPagingFaults (counter, {fault}, development): Page faults taken
-	// by the process, by type, as the kernel accounts them.
+	// MetricProcessDiskIO (counter, By, release_candidate): Disk bytes
+	// transferred.
+	MetricProcessDiskIO = MetricDesc{
+		Name:        "process.disk.io",
+		Unit:        "By",
+		Description: "Disk bytes transferred.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrDiskIODirection, AttrSystemDevice},
+		Entity:      "process",
+	}
+	// MetricProcessDiskOperations (counter, {operation}, development): Number of
+	// disk operations performed by the process.
+	MetricProcessDiskOperations = MetricDesc{
+		Name:        "process.disk.operations",
+		Unit:        "{operation}",
+		Description: "Number of disk operations performed by the process.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrDiskIODirection, AttrSystemDevice},
+		Entity:      "process",
+	}
+	// MetricProcessPagingFaults (counter, {fault}, release_candidate): Number of
+	// page faults the process has made.
 	MetricProcessPagingFaults = MetricDesc{
 		Name:        "process.paging.faults",
 		Unit:        "{fault}",
-		Description: "Page faults taken by the process, by type, as the kernel accounts them.",
+		Description: "Number of page faults the process has made.",
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrSystemPagingFaultType},
 		Entity:      "process",
-	}
-	// MetricSystemDiskIO (counter, By, development): Bytes read from or written to
-	// a block device, by the process that issued the request.
-	MetricSystemDiskIO = MetricDesc{
-		Name:        "system.disk.io",
-		Unit:        "By",
-		Description: "Bytes read from or written to a block device, by the process that issued the request.",
-		Instrument:  InstrumentCounter,
-		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
-		Entity:      "process",
-	}
-	// MetricSystemDiskOperations (counter, {operation}, development): Read and
-	// write requests completed by a block device, by the process that issued them.
-	MetricSystemDiskOperations = MetricDesc{
-		Name:        "system.disk.operations",
-		Unit:        "{operation}",
-		Description: "Read and write requests completed by a block device, by the process that issued them.",
-		Instrument:  InstrumentCounter,
-		Attributes:  []attribute.Key{AttrSystemDevice, AttrDiskIODirection},
-		Entity:      "process",
-	}
-	// MetricTelagentCollectionDuration (histogram, s, development): Time one
-	// collection took to read every probe's maps and build the interval, once per
-	// interval (export is not included: it runs apart).
-	MetricTelagentCollectionDuration = MetricDesc{
-		Name:        "telagent.collection.duration",
-		Unit:        "s",
-		Description: "Time one collection took to read every probe's maps and build the interval, once per interval (export is not included: it runs apart).",
-		Instrument:  InstrumentHistogram,
-		Attributes:  nil,
-		Entity:      "host",
 	}
 	// MetricTelagentDiskOperationDuration (histogram, s, development): Time a read
 	// or write request spent in the device (driver and hardware): from its issue
@@ -461,6 +576,16 @@ var (
 		Attributes:  []attribute.Key{AttrTelagentProbeName, AttrTelagentProbeState},
 		Entity:      "host",
 	}
+	// MetricTelagentProcessOnCPUTime (counter, s, development): Time the process's
+	// threads spent running on a CPU, user and kernel mode together.
+	MetricTelagentProcessOnCPUTime = MetricDesc{
+		Name:        "telagent.process.on_cpu.time",
+		Unit:        "s",
+		Description: "Time the process's threads spent running on a CPU, user and kernel mode together.",
+		Instrument:  InstrumentCounter,
+		Attributes:  nil,
+		Entity:      "process",
+	}
 	// MetricTelagentSchedMigrations (counter, {migration}, development): Times a
 	// thread of the process was moved to another CPU (the kernel's
 	// se.nr_migrations).
@@ -468,16 +593,6 @@ var (
 		Name:        "telagent.sched.migrations",
 		Unit:        "{migration}",
 		Description: "Times a thread of the process was moved to another CPU (the kernel's se.nr_migrations).",
-		Instrument:  InstrumentCounter,
-		Attributes:  nil,
-		Entity:      "process",
-	}
-	// MetricTelagentSchedOncpuTime (counter, s, development): Time the process's
-	// threads spent running on a CPU, user and kernel mode together.
-	MetricTelagentSchedOncpuTime = MetricDesc{
-		Name:        "telagent.sched.oncpu.time",
-		Unit:        "s",
-		Description: "Time the process's threads spent running on a CPU, user and kernel mode together.",
 		Instrument:  InstrumentCounter,
 		Attributes:  nil,
 		Entity:      "process",
@@ -590,11 +705,11 @@ var (
 // Metrics returns every metric declared in the schema, sorted by Name.
 func Metrics() []MetricDesc {
 	return []MetricDesc{
+		MetricOtelSdkMetricReaderCollectionDuration,
 		MetricProcessContextSwitches,
+		MetricProcessDiskIO,
+		MetricProcessDiskOperations,
 		MetricProcessPagingFaults,
-		MetricSystemDiskIO,
-		MetricSystemDiskOperations,
-		MetricTelagentCollectionDuration,
 		MetricTelagentDiskOperationDuration,
 		MetricTelagentDiskQueueDuration,
 		MetricTelagentDiskRequestDrops,
@@ -611,8 +726,8 @@ func Metrics() []MetricDesc {
 		MetricTelagentMetricSetStorageUtilization,
 		MetricTelagentMetricSetUtilization,
 		MetricTelagentProbeCount,
+		MetricTelagentProcessOnCPUTime,
 		MetricTelagentSchedMigrations,
-		MetricTelagentSchedOncpuTime,
 		MetricTelagentSchedRunqueueDuration,
 		MetricTelagentSyscallDuration,
 		MetricTelagentSyscallErrors,
@@ -637,67 +752,49 @@ type EntityDesc struct {
 
 // Entities declared in the schema.
 var (
-	// EntityContainer (development): A container, where its id can be derived from
-	// the cgroup path of its processes.
+	// EntityContainer (development): A container instance.
 	EntityContainer = EntityDesc{
 		Name:        "container",
-		Identifying: []attribute.Key{AttrContainerID},
-		Descriptive: []attribute.Key{AttrK8sPodUID},
-		Description: "A container, where its id can be derived from the cgroup path of its processes.",
+		Identifying: nil,
+		Descriptive: []attribute.Key{AttrContainerName, AttrContainerID, AttrContainerCommand, AttrContainerCommandLine, AttrContainerCommandArgs, AttrContainerLabel, AttrOciManifestDigest},
+		Description: "A container instance.",
 	}
-	// EntityHost (development): The machine the agent runs on.
+	// EntityHost (development): A host is defined as a computing instance. For
+	// example, physical servers, virtual machines, switches or disk array.
 	EntityHost = EntityDesc{
 		Name:        "host",
-		Identifying: []attribute.Key{AttrHostID},
-		Descriptive: []attribute.Key{AttrHostName, AttrOSType},
-		Description: "The machine the agent runs on.",
+		Identifying: nil,
+		Descriptive: []attribute.Key{AttrHostID, AttrHostName, AttrHostType, AttrHostArch, AttrHostImageName, AttrHostImageID, AttrHostImageVersion, AttrHostIP, AttrHostMac},
+		Description: "A host is defined as a computing instance. For example, physical servers, virtual machines, switches or disk array.",
 	}
-	// EntityProcess (development): An operating system process observed by the
-	// agent.
+	// EntityK8sPod (development): A Kubernetes Pod object.
+	EntityK8sPod = EntityDesc{
+		Name:        "k8s.pod",
+		Identifying: []attribute.Key{AttrK8sPodUID},
+		Descriptive: []attribute.Key{AttrK8sPodName, AttrK8sPodLabel, AttrK8sPodAnnotation, AttrK8sPodIP, AttrK8sPodHostname, AttrK8sPodStartTime},
+		Description: "A Kubernetes Pod object.",
+	}
+	// EntityOS (development): The operating system (OS) on which the process
+	// represented by this resource is running.
+	EntityOS = EntityDesc{
+		Name:        "os",
+		Identifying: nil,
+		Descriptive: []attribute.Key{AttrOSType, AttrOSDescription, AttrOSName, AttrOSVersion, AttrOSBuildID},
+		Description: "The operating system (OS) on which the process represented by this resource is running.",
+	}
+	// EntityProcess (release_candidate): An operating system process.
 	EntityProcess = EntityDesc{
 		Name:        "process",
 		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
-		Descriptive: []attribute.Key{AttrProcessExecutableName, AttrProcessCommand, AttrProcessOwner, AttrProcessParentPID, AttrContainerID, AttrK8sPodUID},
-		Description: "An operating system process observed by the agent.",
+		Descriptive: []attribute.Key{AttrProcessParentPID, AttrProcessCommand, AttrProcessCommandLine, AttrProcessCommandArgs, AttrProcessArgsCount, AttrProcessInteractive, AttrProcessTitle, AttrProcessWorkingDirectory, AttrProcessOwner, AttrProcessLinuxCgroup},
+		Description: "An operating system process.",
 	}
-	// EntityTelagentBlockDevice (development): A block device (a whole disk) of
-	// the host.
-	EntityTelagentBlockDevice = EntityDesc{
-		Name:        "telagent.block_device",
-		Identifying: []attribute.Key{AttrSystemDevice},
-		Descriptive: nil,
-		Description: "A block device (a whole disk) of the host.",
-	}
-	// EntityTelagentCPU (development): A logical CPU of the host.
-	EntityTelagentCPU = EntityDesc{
-		Name:        "telagent.cpu",
-		Identifying: []attribute.Key{AttrCPULogicalNumber},
-		Descriptive: nil,
-		Description: "A logical CPU of the host.",
-	}
-	// EntityTelagentNetworkInterface (development): A network interface of the
-	// host (in the agent's network namespace).
-	EntityTelagentNetworkInterface = EntityDesc{
-		Name:        "telagent.network_interface",
-		Identifying: []attribute.Key{AttrNetworkInterfaceName},
-		Descriptive: nil,
-		Description: "A network interface of the host (in the agent's network namespace).",
-	}
-	// EntityTelagentNUMANode (development): A NUMA node of the host; the agent
-	// reduces per-CPU values node by node.
-	EntityTelagentNUMANode = EntityDesc{
-		Name:        "telagent.numa_node",
-		Identifying: []attribute.Key{AttrTelagentNUMANode},
-		Descriptive: nil,
-		Description: "A NUMA node of the host; the agent reduces per-CPU values node by node.",
-	}
-	// EntityTelagentThread (development): An operating system thread (a kernel
-	// task) of an observed process, where a probe measures per thread.
-	EntityTelagentThread = EntityDesc{
-		Name:        "telagent.thread",
-		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime, AttrThreadID},
-		Descriptive: []attribute.Key{AttrThreadName},
-		Description: "An operating system thread (a kernel task) of an observed process, where a probe measures per thread.",
+	// EntityProcessExecutable (development): The executable of a process.
+	EntityProcessExecutable = EntityDesc{
+		Name:        "process.executable",
+		Identifying: []attribute.Key{AttrProcessExecutableBuildIDHtlhash},
+		Descriptive: []attribute.Key{AttrProcessExecutablePath, AttrProcessExecutableBuildIDGo, AttrProcessExecutableBuildIDGnu, AttrProcessExecutableName},
+		Description: "The executable of a process.",
 	}
 )
 
@@ -706,12 +803,10 @@ func Entities() []EntityDesc {
 	return []EntityDesc{
 		EntityContainer,
 		EntityHost,
+		EntityK8sPod,
+		EntityOS,
 		EntityProcess,
-		EntityTelagentBlockDevice,
-		EntityTelagentCPU,
-		EntityTelagentNetworkInterface,
-		EntityTelagentNUMANode,
-		EntityTelagentThread,
+		EntityProcessExecutable,
 	}
 }
 
@@ -776,8 +871,8 @@ var (
 		KeySize:      12,
 		EntryKeySize: 16,
 		Values: []ValueDesc{
-			{Field: "bytes", Kind: "counter", Metric: "system.disk.io", Role: "value", Scale: 1, Words: 1, Offset: 0},
-			{Field: "operations", Kind: "counter", Metric: "system.disk.operations", Role: "value", Scale: 1, Words: 1, Offset: 1},
+			{Field: "bytes", Kind: "counter", Metric: "process.disk.io", Role: "value", Scale: 1, Words: 1, Offset: 0},
+			{Field: "operations", Kind: "counter", Metric: "process.disk.operations", Role: "value", Scale: 1, Words: 1, Offset: 1},
 			{Field: "op_count", Kind: "counter", Metric: "telagent.disk.operation.duration", Role: "count", Scale: 1, Words: 1, Offset: 2},
 			{Field: "op_ns_sum", Kind: "sum", Metric: "telagent.disk.operation.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 3},
 			{Field: "op_hist", Kind: "log2_histogram", Metric: "telagent.disk.operation.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 4},
@@ -846,7 +941,7 @@ var (
 		Values: []ValueDesc{
 			{Field: "voluntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 0, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("voluntary")}},
 			{Field: "involuntary", Kind: "counter", Metric: "process.context_switches", Role: "value", Scale: 1, Words: 1, Offset: 1, Attributes: []attribute.KeyValue{AttrProcessContextSwitchType.String("involuntary")}},
-			{Field: "oncpu_ns", Kind: "sum", Metric: "telagent.sched.oncpu.time", Role: "value", Scale: 1e-09, Words: 1, Offset: 2},
+			{Field: "oncpu_ns", Kind: "sum", Metric: "telagent.process.on_cpu.time", Role: "value", Scale: 1e-09, Words: 1, Offset: 2},
 			{Field: "runq_waits", Kind: "counter", Metric: "telagent.sched.runqueue.duration", Role: "count", Scale: 1, Words: 1, Offset: 3},
 			{Field: "runq_ns_sum", Kind: "sum", Metric: "telagent.sched.runqueue.duration", Role: "sum", Scale: 1e-09, Words: 1, Offset: 4},
 			{Field: "runq_hist", Kind: "log2_histogram", Metric: "telagent.sched.runqueue.duration", Role: "buckets", Scale: 1, Words: 29, Offset: 5},

@@ -246,7 +246,7 @@ func TestConsoleCounterSections(t *testing.T) {
 			metricdata.Metrics{Name: "process.context_switches", Unit: "{context_switch}",
 				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
 					DataPoints: []metricdata.DataPoint[int64]{cpoint(vol, at, v), cpoint(invol, at, iv)}}},
-			metricdata.Metrics{Name: "telagent.sched.oncpu.time", Unit: "s",
+			metricdata.Metrics{Name: "telagent.process.on_cpu.time", Unit: "s",
 				Data: metricdata.Sum[float64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
 					DataPoints: []metricdata.DataPoint[float64]{{StartTime: testStart, Time: at, Value: oncpu}}}})
 		return []metricdata.ResourceMetrics{rm}
@@ -262,7 +262,7 @@ func TestConsoleCounterSections(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"process.context_switches: top 2 of 2 active series",
-		"telagent.sched.oncpu.time: top 1 of 1 active series",
+		"telagent.process.on_cpu.time: top 1 of 1 active series",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
@@ -321,7 +321,7 @@ func goldenInterval(at time.Time, scale uint64) []metricdata.ResourceMetrics {
 			Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[float64]{
 				hist(*attribute.EmptySet(), 1e-3, 0, 0, 12, 30, 8, 1, 0, 0, 0, 0, 0)}}},
 		sum("process.context_switches", "{context_switch}", cp(vol, 95), cp(invol, 5)),
-		metricdata.Metrics{Name: "telagent.sched.oncpu.time", Unit: "s", Data: metricdata.Sum[float64]{
+		metricdata.Metrics{Name: "telagent.process.on_cpu.time", Unit: "s", Data: metricdata.Sum[float64]{
 			Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
 			DataPoints: []metricdata.DataPoint[float64]{{StartTime: testStart, Time: at, Value: 0.05 * float64(scale)}}}},
 	)
@@ -361,14 +361,14 @@ process.context_switches: top 2 of 2 active series
 PID  EXE    TYPE         DELTA  RATE/S  TOTAL
 100  nginx  voluntary    95     9.5     190
 100  nginx  involuntary  5      0.5     10
-telagent.sched.oncpu.time: top 1 of 1 active series
+telagent.process.on_cpu.time: top 1 of 1 active series
 PID  EXE    DELTA   RATE/S  TOTAL
 100  nginx  50.0ms  5.00ms  100ms
 busiest processes: 2 of 2 active
 process 100 nginx (/usr/bin/nginx)
   process.context_switches [voluntary]    9.5/s     total 190
   process.context_switches [involuntary]  0.5/s     total 10
-  telagent.sched.oncpu.time               5.00ms/s  total 100ms
+  telagent.process.on_cpu.time            5.00ms/s  total 100ms
   telagent.sched.runqueue.duration: 51 in the interval, 5.1/s, p50 5.94µs, p99 24.4µs
             duration : count  distribution
     2.05µs -> 4.10µs : 12    |*************                    |

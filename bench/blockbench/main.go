@@ -195,8 +195,8 @@ func (b *bench) checkRecorded(out string) error {
 		return err
 	}
 	name := filepath.Base(b.dev)
-	if !strings.Contains(string(data), "system.disk.operations") || !strings.Contains(string(data), `"stringValue":"`+name+`"`) {
-		return fmt.Errorf("%s has no system.disk.operations on %s: the probe recorded nothing", out, name)
+	if !strings.Contains(string(data), "process.disk.operations") || !strings.Contains(string(data), `"stringValue":"`+name+`"`) {
+		return fmt.Errorf("%s has no process.disk.operations on %s: the probe recorded nothing", out, name)
 	}
 	return nil
 }

@@ -32,8 +32,9 @@ func schemaCommand() *cli.Command {
 			Description: "DIR holds manifest.yaml and model/ (OpenTelemetry Weaver format); without it the\n" +
 				"registry this binary was built from is checked. Every finding is one line\n" +
 				"\"FILE: group ID: MESSAGE [RULE]\" on stderr; the exit status is 1 when there is\n" +
-				"any, 2 for bad usage. The semconv v1.44.0 attributes and metrics it resolves\n" +
-				"against are a pinned excerpt: no network is used. Rules:\n\n" + rules.String(),
+				"any, 2 for bad usage. The semconv v1.44.0 items it resolves against are a\n" +
+				"pinned excerpt: no network is used. What only the real Weaver checks (and\n" +
+				"how to run it): docs/schema.md. Rules:\n\n" + rules.String(),
 			OnUsageError: onUsage,
 			Action:       schemaCheckAction,
 		}},
@@ -71,8 +72,8 @@ func schemaCheckAction(c *cli.Context) error {
 	if len(findings) > 0 {
 		return fmt.Errorf("schema check: %s: %d %s", what, len(findings), plural(len(findings), "problem", "problems"))
 	}
-	fmt.Fprintf(c.App.Writer, "schema check: %s: ok (registry %s, semconv %s; %d entities, %d metrics, %d metric sets, %d attributes; %d rules)\n",
-		what, r.Manifest.Name, r.SemconvVersion, len(r.Entities), len(r.Metrics), len(r.MetricSets), len(r.Attributes), len(schemagen.Rules))
+	fmt.Fprintf(c.App.Writer, "schema check: %s: ok (registry %s %s, semconv %s; %d entities, %d metrics, %d metric sets, %d attributes; %d rules)\n",
+		what, r.Manifest.Name, r.Manifest.Version, r.SemconvVersion, len(r.Entities), len(r.Metrics), len(r.MetricSets), len(r.Attributes), len(schemagen.Rules))
 	return nil
 }
 

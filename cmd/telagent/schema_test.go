@@ -32,7 +32,7 @@ func TestSchemaCheckBuiltIn(t *testing.T) {
 	if res.code != 0 || res.stderr != "" {
 		t.Fatalf("schema check: exit code %d, want 0; stderr:\n%s", res.code, res.stderr)
 	}
-	if !strings.HasPrefix(res.stdout, "schema check: built-in registry (schema/): ok (registry telagent, semconv v1.44.0; ") {
+	if !strings.HasPrefix(res.stdout, "schema check: built-in registry (schema/): ok (registry telagent.dev/schemas 0.2.0, semconv v1.44.0; ") {
 		t.Errorf("stdout %q", res.stdout)
 	}
 }
@@ -56,7 +56,7 @@ telagent: schema check: ` + dir + `: 3 problems
 	}
 
 	ok := runIn(t, "../..", "schema", "check", "internal/schemagen/testdata/schema/valid")
-	if ok.code != 0 || !strings.Contains(ok.stdout, ": ok (registry check_valid,") {
+	if ok.code != 0 || !strings.Contains(ok.stdout, ": ok (registry telagent.dev/schemas/test 0.0.0,") {
 		t.Errorf("valid registry: exit code %d, stdout %q, stderr %q", ok.code, ok.stdout, ok.stderr)
 	}
 }

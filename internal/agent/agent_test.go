@@ -58,7 +58,7 @@ func counts(t *testing.T, rms []metricdata.ResourceMetrics) (byName map[string]u
 		}
 		for _, m := range rm.ScopeMetrics[0].Metrics {
 			h, ok := m.Data.(metricdata.Histogram[float64])
-			if !ok || m.Name != entity.MetricTelagentSyscallDuration.Name { // not the agent's own telagent.collection.duration
+			if !ok || m.Name != entity.MetricTelagentSyscallDuration.Name { // not the agent's own otel.sdk.metric_reader.collection.duration
 				continue
 			}
 			for _, dp := range h.DataPoints {

@@ -346,7 +346,7 @@ func forkBomb(t *testing.T, maxEntries uint32) {
 				switch d := m.Data.(type) {
 				case metricdata.Histogram[float64]:
 					if m.Name != entity.MetricTelagentSyscallDuration.Name {
-						continue // the agent's own telagent.collection.duration
+						continue // the agent's own otel.sdk.metric_reader.collection.duration
 					}
 					for _, dp := range d.DataPoints {
 						nameV, _ := dp.Attributes.Value(entity.AttrTelagentSyscallName)

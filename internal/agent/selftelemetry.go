@@ -10,8 +10,9 @@ import (
 	"github.com/telagent/telagent/entity"
 )
 
-// selfTelemetry adds the agent's own health metrics (telagent.*, declared
-// in schema/model/agent.yaml) to every interval, on the host resource:
+// selfTelemetry adds the agent's own health metrics (telagent.* and
+// otel.sdk.metric_reader.collection.duration, declared in
+// schema/model/agent.yaml) to every interval, on the host resource:
 // metric-set overflow folds and fill ratio, probes attached and skipped,
 // the collection's duration, and the export queue's counters. The queue's
 // counters are those at collection time, so an interval reports the
@@ -20,12 +21,16 @@ type selfTelemetry struct {
 	sets    map[string]attribute.Set // metric-set name attribute, built once
 	probes  []attribute.Set          // one per selected probe, built once
 	outcome [2]attribute.Set         // success, failure
+	reader  attribute.Set            // otel.component.* of the collection loop, built once
 
 	// Cumulative histogram of collection durations (entity.HistBoundsSeconds).
 	durCounts []uint64
 	durN      uint64
 	durSum    float64
 }
+
+// readerComponentType is the otel.component.type of the collection loop.
+const readerComponentType = "periodic_metric_reader"
 
 func (s *selfTelemetry) setAttrs(name string) attribute.Set {
 	a, ok := s.sets[name]
@@ -56,6 +61,10 @@ func (s *selfTelemetry) add(c *collector, d time.Duration) {
 		s.outcome[0] = attribute.NewSet(entity.AttrTelagentExportOutcome.String("success"))
 		s.outcome[1] = attribute.NewSet(entity.AttrTelagentExportOutcome.String("failure"))
 		s.durCounts = make([]uint64, len(entity.HistBoundsSeconds)+1)
+		// The collection loop is the agent's one periodic metric reader
+		// (semconv's naming: <otel.component.type>/<instance>).
+		s.reader = attribute.NewSet(entity.AttrOtelComponentType.String(readerComponentType),
+			entity.AttrOtelComponentName.String(readerComponentType+"/0"))
 	}
 	for _, a := range s.probes {
 		b.Counter(host, entity.MetricTelagentProbeCount, a, 1)
@@ -82,7 +91,7 @@ func (s *selfTelemetry) add(c *collector, d time.Duration) {
 	s.durCounts[sort.SearchFloat64s(entity.HistBoundsSeconds, sec)]++
 	s.durN++
 	s.durSum += sec
-	b.Histogram(host, entity.MetricTelagentCollectionDuration, attribute.Set{}, s.durN, slices.Clone(s.durCounts), s.durSum)
+	b.Histogram(host, entity.MetricOtelSdkMetricReaderCollectionDuration, s.reader, s.durN, slices.Clone(s.durCounts), s.durSum)
 
 	st := c.queue.Stats()
 	b.Counter(host, entity.MetricTelagentExportAttempts, s.outcome[0], int64(st.Exports))

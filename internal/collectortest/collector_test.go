@@ -380,8 +380,8 @@ func TestThroughCollector(t *testing.T) {
 				t.Errorf("telagent.metric_set.utilization{syscalls} = %v (%v)", v, ok)
 			}
 			// Cumulative: every collection so far; delta: the last interval's.
-			if v, ok := hostSum(reqs, "telagent.collection.duration", "", ""); !ok || v < 1 || (c.temporality == "cumulative" && v < 2) {
-				t.Errorf("telagent.collection.duration count = %v (%v)", v, ok)
+			if v, ok := hostSum(reqs, "otel.sdk.metric_reader.collection.duration", "", ""); !ok || v < 1 || (c.temporality == "cumulative" && v < 2) {
+				t.Errorf("otel.sdk.metric_reader.collection.duration count = %v (%v)", v, ok)
 			}
 			t.Logf("%d metric requests, %d log requests behind the collector", len(reqs), len(down.Logs()))
 		})
@@ -451,7 +451,7 @@ func TestCollectorKilledAndRestarted(t *testing.T) {
 }
 
 // A backend that accepts and never answers: the agent keeps collecting
-// (every interval counted in telagent.collection.duration), its queue
+// (every interval counted in otel.sdk.metric_reader.collection.duration), its queue
 // stays within --export-queue-size and drops the oldest intervals, counted,
 // and after the stall the total arrives. SIGTERM during a stall exits
 // within the shutdown budget.
@@ -471,7 +471,7 @@ func TestStalledBackend(t *testing.T) {
 	}
 	drops, _ := hostSum(reqs, "telagent.export.drops", "", "")
 	fails, _ := hostSum(reqs, "telagent.export.attempts", "telagent.export.outcome", "failure")
-	collections, _ := hostSum(reqs, "telagent.collection.duration", "", "")
+	collections, _ := hostSum(reqs, "otel.sdk.metric_reader.collection.duration", "", "")
 	if drops < 1 || fails < 1 {
 		t.Errorf("telagent.export.drops %v, failures %v: want both > 0 after a 1.5 s stall", drops, fails)
 	}

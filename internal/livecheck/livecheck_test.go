@@ -155,7 +155,7 @@ func TestViolations(t *testing.T) {
 		{"no host", func(req *colmetricspb.ExportMetricsServiceRequest) {
 			res := req.ResourceMetrics[1].Resource
 			res.Attributes = res.Attributes[1:]
-		}, `resource lacks the host entity (every resource carries the host attributes) (1 time)`},
+		}, `resource lacks host.id (every resource carries the host attributes) (1 time)`},
 		{"histogram bounds", func(req *colmetricspb.ExportMetricsServiceRequest) {
 			procMetric(req, 0).GetHistogram().DataPoints[0].ExplicitBounds = []float64{0.001, 0.01}
 		}, `metric telagent.demo.duration: explicit bounds differ from the registry's log2 layout (29 buckets from 2^10 ns) (1 time)`},

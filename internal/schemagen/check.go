@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Rule is one convention `telagent schema check` enforces. Its Name is the
@@ -22,24 +19,35 @@ type Rule struct {
 
 // Rules are the checks of Check, in the order they run on a group.
 var Rules = []Rule{
-	{"yaml", "every model file parses as YAML"},
+	{"yaml", "every model file and the manifest parse as YAML"},
+	{"manifest", "manifest.yaml is a Weaver v0.25.1 definition manifest: only schema_url, description, stability and dependencies; schema_url is http[s]://server/path/<MAJOR.MINOR.PATCH>; stability one of development, alpha, beta, release_candidate, stable; one dependency, the semantic conventions of the pinned excerpt (https://opentelemetry.io/schemas/1.44.0) with a registry_path"},
+	{"weaver-syntax", "every key is one Weaver v0.25.1 reads (a file: groups, imports; imports: metrics, events, entities, spans, attribute_groups; the group and attribute keys of weaver_semconv group.rs and attribute.rs); a group has a type Weaver knows and no prefix; an attribute has exactly one of id and ref, a ref at most once per group; a metric has metric_name, instrument and unit; a group other than a metric or event has attributes; entity_associations only on metrics, events and spans"},
+	{"requirement-level", "requirement_level is required, recommended, opt_in, or a mapping of one of conditionally_required, recommended, opt_in to its condition (Weaver cannot parse a bare conditionally_required)"},
+	{"examples", "an attribute definition of type string or string[] has examples, and examples have the attribute's type (Weaver warns on the first and reports the second as an error)"},
 	{"duplicate-id", "group ids, attribute ids, metric names, entity names and event names are each declared once"},
-	{"naming", "group ids, attribute ids, metric, entity and event names are lowercase, dot-separated namespaces of snake_case words, each starting with a letter: ^[a-z][a-z0-9]*(_[a-z0-9]+)*(\\.[a-z][a-z0-9]*(_[a-z0-9]+)*)*$"},
+	{"naming", "group ids, attribute ids, metric, entity and event names are lowercase, dot-separated namespaces of snake_case words, each starting with a letter: ^[a-z][a-z0-9]*(_[a-z0-9]+)*(\\.[a-z][a-z0-9]*(_[a-z0-9]+)*)*$; an attribute id has a namespace and enum member ids match ^[a-z][a-z0-9]*([._][a-z0-9]+)*$ (naming_conventions policy)"},
 	{"brief", "every group and every attribute definition has a brief"},
+	{"metric-brief", "a metric's brief ends with a period (naming_conventions policy)"},
 	{"stability", "every entity, metric, event and span group and every attribute definition has a stability: development, alpha, beta, release_candidate or stable"},
-	{"telagent-namespace", "names the registry invents (attribute ids, metric, entity and event names) live under telagent.; a metric outside it must be a semconv v1.44.0 metric of the pinned excerpt, an entity a semconv v1.44.0 entity; otel. is reserved; a semconv attribute is referenced (ref:), never redefined"},
-	{"semconv-metric", "a metric reusing a semconv name has semconv's instrument and unit"},
+	{"stability-order", "a metric, event, span or entity is not more stable than an attribute it references, unless the reference is opt_in (stability policy)"},
+	{"import", "imports name semconv v1.44.0 metrics and entities exactly (no wildcards), each once, and each is in the pinned excerpt schemagen generates from (internal/schemagen/semconv_v1.44.0.yaml); spans, events and attribute groups are not imported"},
+	{"no-fork", "no local group id, metric name, entity name or event name is one semconv v1.44.0 has (Weaver takes a local copy as a different item, silently): import the semconv item instead"},
+	{"telagent-namespace", "names the registry invents (attribute ids, metric, entity and event names) live under telagent.; otel. is reserved (but for the SDK-specified otel.metric.overflow); a semconv attribute is referenced (ref:), never redefined"},
+	{"entity-association", "entity_associations name an entity of the registry, declared or imported (entity_associations policy)"},
+	{"namespace-collision", "no attribute id is the namespace of another attribute and no metric name the namespace of another metric, semconv ones the registry uses included (naming_conventions policy)"},
+	{"constant-collision", "attribute ids, and metric, event and entity names within their kind, stay distinct with '.' replaced by '_'; enum member ids, values and constant names are unique within an attribute (naming_conventions policy)"},
+	{"complex-type", "attributes of type any or template[any] are only on events and spans (naming_conventions policy)"},
 	{"plural-namespace", "namespaces are singular: every segment but the last of a metric name, attribute id, entity or event name must not end in 's', unless its last word ends in 'ss' (process, address) or is a known singular word or acronym ending in 's' (" + strings.Join(singularS(), ", ") + ")"},
 	{"no-total", "no metric name segment is total or ends in _total"},
 	{"unit", "metric units are UCUM: 1, a {annotation} of lowercase snake_case, or [prefix]atom[exponent] (s, By, bit, Hz, Cel, %, …) joined by /; durations are in s, never ms, us, ns, min, h or d"},
 	{"count-unit", "counts take {annotation} units: a counter or updowncounter never has unit 1, one whose name is plural or ends in .count has a {annotation} unit, annotations are singular, and updowncounter names are not plural (end in .count instead)"},
 	{"duration", "a metric ending in .duration is a histogram in s; one ending in .time is a counter in s"},
-	{"ref", "every ref: resolves to an attribute of the registry, of the semconv v1.44.0 excerpt or a built-in"},
+	{"ref", "every ref: resolves to an attribute of the registry or of the semconv v1.44.0 excerpt"},
 	{"entity-identity", "every entity has at least one identifying attribute and every entity attribute has role identifying or descriptive"},
 	{"entity-note", "every entity has a note stating its stability promise (what its identity survives)"},
-	{"event-name", "events are named telagent.<entity>[.<thing>].<verb>, <entity> a declared entity (without its telagent. prefix), <verb> one lowercase word"},
+	{"event-name", "events are named telagent.<entity>[.<thing>].<verb>, <entity> a declared or imported entity (without its telagent. prefix), <verb> one lowercase word"},
 	{"bound", "every attribute of a metric set and every data-point attribute of a metric has a bound: a key field bound (a number or max_entries), annotations.telagent.bound, an enum or a boolean"},
-	{"structure", "the registry loads: schemagen's structural validation (metric-set layouts, overflow keys, value fields, entity associations)"},
+	{"structure", "the registry loads: schemagen's structural validation (metric-set layouts, overflow keys, value fields, imported metrics, entity associations)"},
 }
 
 // Finding is one violation of a Rule.
@@ -94,26 +102,6 @@ func Check(fsys fs.FS, display string) (*Registry, []Finding) {
 
 // ---- semconv knowledge -----------------------------------------------------
 
-// semconvEntities are the entity names semantic conventions v1.44.0 defines
-// (every `type: entity` group of model/**/entities.yaml at tag v1.44.0).
-var semconvEntities = map[string]bool{}
-
-func init() {
-	for _, n := range strings.Fields(`android app aws.ecs aws.eks aws.log browser browser.document
-		cicd.pipeline cicd.pipeline.run cicd.worker cloud cloudfoundry.app cloudfoundry.org
-		cloudfoundry.process cloudfoundry.space cloudfoundry.system container container.image
-		container.runtime deployment device faas gcp.apphub.application gcp.apphub.service
-		gcp.apphub.workload gcp.cloud_run gcp.gce gcp.gce.instance_group_manager heroku host host.cpu
-		k8s.cluster k8s.container k8s.cronjob k8s.daemonset k8s.deployment k8s.hpa k8s.job
-		k8s.namespace k8s.node k8s.node.system_container k8s.persistentvolume
-		k8s.persistentvolumeclaim k8s.pod k8s.replicaset k8s.replicationcontroller
-		k8s.resourcequota k8s.service k8s.statefulset openshift.clusterquota os process
-		process.executable process.runtime service service.instance service.namespace
-		telemetry.distro vcs.ref vcs.repository webengine zos.software`) {
-		semconvEntities[n] = true
-	}
-}
-
 // singularWords are words ending in 's' that are not plurals.
 var singularWords = map[string]bool{
 	"alias": true, "analysis": true, "aws": true, "basis": true, "bias": true, "bus": true,
@@ -138,33 +126,6 @@ func plural(seg string) bool {
 	return strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && !singularWords[w]
 }
 
-type semconvMetric struct{ instrument, unit string }
-
-type semconvIndex struct {
-	version string
-	attrs   map[string]bool
-	metrics map[string]semconvMetric
-}
-
-func loadSemconvIndex() (*semconvIndex, error) {
-	var sc yamlFile
-	if err := yaml.Unmarshal(semconvExcerpt, &sc); err != nil {
-		return nil, fmt.Errorf("embedded semconv excerpt: %w", err)
-	}
-	ix := &semconvIndex{version: sc.SemconvVersion, attrs: map[string]bool{}, metrics: map[string]semconvMetric{}}
-	for _, g := range sc.Groups {
-		switch g.Type {
-		case "attribute_group":
-			for _, a := range g.Attributes {
-				ix.attrs[a.ID] = true
-			}
-		case "metric":
-			ix.metrics[g.MetricName] = semconvMetric{g.Instrument, g.Unit}
-		}
-	}
-	return ix, nil
-}
-
 // ---- the checker -----------------------------------------------------------
 
 var (
@@ -176,274 +137,6 @@ var (
 
 const namingHint = "lowercase, dot-separated namespaces of snake_case words, each starting with a letter"
 
-type checker struct {
-	display  string
-	sc       *semconvIndex
-	findings []Finding
-}
-
-func newChecker(display string) *checker { return &checker{display: display} }
-
-func (c *checker) add(rule, file, group, format string, args ...any) {
-	c.findings = append(c.findings, Finding{Rule: rule, File: file, Group: group, Msg: fmt.Sprintf(format, args...)})
-}
-
-type parsedFile struct {
-	path   string
-	groups []yamlGroup
-}
-
-// where records the first declaration of a name.
-type where struct{ file, group string }
-
-func (c *checker) run(fsys fs.FS) {
-	sc, err := loadSemconvIndex()
-	if err != nil {
-		c.add("yaml", "", "", "%v", err)
-		return
-	}
-	c.sc = sc
-
-	manifest := path.Join(c.display, "manifest.yaml")
-	if b, err := fs.ReadFile(fsys, "manifest.yaml"); err != nil {
-		c.add("yaml", manifest, "", "cannot read the manifest: %v", err)
-	} else if err := yaml.Unmarshal(b, new(Manifest)); err != nil {
-		c.add("yaml", manifest, "", "%v", err)
-	}
-	var paths []string
-	for _, pat := range []string{"model/*.yaml", "model/*.yml"} {
-		m, _ := fs.Glob(fsys, pat)
-		paths = append(paths, m...)
-	}
-	sort.Strings(paths)
-	if len(paths) == 0 {
-		c.add("yaml", path.Join(c.display, "model"), "", "no model files (*.yaml)")
-		return
-	}
-	var files []parsedFile
-	for _, p := range paths {
-		display := path.Join(c.display, p)
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			c.add("yaml", display, "", "%v", err)
-			continue
-		}
-		var f yamlFile
-		if err := yaml.Unmarshal(b, &f); err != nil {
-			c.add("yaml", display, "", "%v", err)
-			continue
-		}
-		files = append(files, parsedFile{display, f.Groups})
-	}
-
-	// Declarations, for duplicates and for resolving refs and event names.
-	groups, attrs, metrics, entities, events := map[string]where{}, map[string]where{}, map[string]where{}, map[string]where{}, map[string]where{}
-	declare := func(seen map[string]where, what, name, file, group string) {
-		if name == "" {
-			return
-		}
-		if prev, dup := seen[name]; dup {
-			if what == "group id" {
-				c.add("duplicate-id", file, group, "group id is already used in %s", prev.file)
-			} else {
-				c.add("duplicate-id", file, group, "%s %q is already declared by group %s in %s", what, name, prev.group, prev.file)
-			}
-			return
-		}
-		seen[name] = where{file, group}
-	}
-	for _, f := range files {
-		for _, g := range f.groups {
-			declare(groups, "group id", g.ID, f.path, g.ID)
-			for _, a := range g.Attributes {
-				if a.ID != "" {
-					declare(attrs, "attribute", a.ID, f.path, g.ID)
-				}
-			}
-			switch g.Type {
-			case "metric":
-				declare(metrics, "metric", g.MetricName, f.path, g.ID)
-			case "entity":
-				declare(entities, "entity", g.Name, f.path, g.ID)
-			case "event":
-				declare(events, "event", g.Name, f.path, g.ID)
-			}
-		}
-	}
-	var entityNames []string
-	for n := range entities {
-		entityNames = append(entityNames, n)
-	}
-	sort.Strings(entityNames)
-
-	for _, f := range files {
-		for _, g := range f.groups {
-			c.checkGroup(f.path, g, attrs, entityNames)
-		}
-	}
-}
-
-func (c *checker) checkGroup(file string, g yamlGroup, own map[string]where, entityNames []string) {
-	id := g.ID
-	if id == "" {
-		c.add("naming", file, "", "a group has no id")
-		id = "(no id)"
-	}
-	add := func(rule, format string, args ...any) { c.add(rule, file, id, format, args...) }
-
-	// naming
-	if g.ID != "" && !nameRE.MatchString(g.ID) {
-		add("naming", "group id %q does not follow OTel naming (%s)", g.ID, namingHint)
-	}
-	for _, a := range g.Attributes {
-		if a.ID != "" && !nameRE.MatchString(a.ID) {
-			add("naming", "attribute %q does not follow OTel naming (%s)", a.ID, namingHint)
-		}
-	}
-	name, kind := "", ""
-	switch g.Type {
-	case "metric":
-		name, kind = g.MetricName, "metric"
-	case "entity":
-		name, kind = g.Name, "entity"
-	case "event":
-		name, kind = g.Name, "event"
-	}
-	if kind != "" && name == "" {
-		add("naming", "%s has no name (%s)", kind, map[string]string{"metric": "metric_name", "entity": "name", "event": "name"}[kind])
-	}
-	named := name != "" && nameRE.MatchString(name)
-	if name != "" && !named {
-		add("naming", "%s name %q does not follow OTel naming (%s)", kind, name, namingHint)
-	}
-
-	// brief
-	if strings.TrimSpace(g.Brief) == "" {
-		add("brief", "group has no brief")
-	}
-	for _, a := range g.Attributes {
-		if a.ID != "" && strings.TrimSpace(a.Brief) == "" {
-			add("brief", "attribute %q has no brief", a.ID)
-		}
-	}
-
-	// stability
-	switch g.Type {
-	case "entity", "metric", "event", "span":
-		if g.Stability == "" {
-			add("stability", "%s has no stability (want development, alpha, beta, release_candidate or stable)", g.Type)
-		} else if !stabilities[g.Stability] {
-			add("stability", "%s stability %q is not one of development, alpha, beta, release_candidate, stable", g.Type, g.Stability)
-		}
-	}
-	for _, a := range g.Attributes {
-		if a.ID == "" {
-			continue
-		}
-		if a.Stability == "" {
-			add("stability", "attribute %q has no stability (want development, alpha, beta, release_candidate or stable)", a.ID)
-		} else if !stabilities[a.Stability] {
-			add("stability", "attribute %q: stability %q is not one of development, alpha, beta, release_candidate, stable", a.ID, a.Stability)
-		}
-	}
-
-	// telagent-namespace and semconv-metric
-	for _, a := range g.Attributes {
-		if a.ID == "" || !nameRE.MatchString(a.ID) || strings.HasPrefix(a.ID, "telagent.") {
-			continue
-		}
-		switch {
-		case c.sc.attrs[a.ID]:
-			add("telagent-namespace", "attribute %q redefines the semconv %s attribute: reference it with ref: %s", a.ID, c.sc.version, a.ID)
-		case strings.HasPrefix(a.ID, "otel."):
-			add("telagent-namespace", "attribute %q: the otel. namespace is reserved for OpenTelemetry", a.ID)
-		default:
-			add("telagent-namespace", "attribute %q is outside the telagent. namespace: names telagent invents live under telagent.", a.ID)
-		}
-	}
-	if named && !strings.HasPrefix(name, "telagent.") {
-		switch kind {
-		case "metric":
-			if sm, ok := c.sc.metrics[name]; !ok {
-				add("telagent-namespace", "metric %q is outside the telagent. namespace and is not a semconv %s metric of the pinned excerpt (invent names under telagent., or copy the upstream definition into internal/schemagen/semconv_%s.yaml)",
-					name, c.sc.version, c.sc.version)
-			} else if sm.instrument != g.Instrument || sm.unit != g.Unit {
-				add("semconv-metric", "metric %q reuses the semconv %s metric, which is a %s in %q, but is declared a %s in %q",
-					name, c.sc.version, sm.instrument, sm.unit, g.Instrument, g.Unit)
-			}
-		case "entity":
-			if !semconvEntities[name] {
-				add("telagent-namespace", "entity %q is outside the telagent. namespace and is not a semconv %s entity", name, c.sc.version)
-			}
-		case "event":
-			// event-name below says what an event name looks like.
-		}
-	}
-
-	// plural-namespace
-	if named {
-		if seg, ok := pluralNamespace(name); ok {
-			add("plural-namespace", "%s name %q: namespace %q is plural (namespaces are singular)", kind, name, seg)
-		}
-	}
-	for _, a := range g.Attributes {
-		if a.ID != "" && nameRE.MatchString(a.ID) {
-			if seg, ok := pluralNamespace(a.ID); ok {
-				add("plural-namespace", "attribute %q: namespace %q is plural (namespaces are singular)", a.ID, seg)
-			}
-		}
-	}
-
-	if g.Type == "metric" && named {
-		c.checkMetric(add, g)
-	}
-
-	// ref
-	for _, a := range g.Attributes {
-		if a.Ref == "" {
-			continue
-		}
-		if _, ok := own[a.Ref]; ok || c.sc.attrs[a.Ref] || isBuiltin(a.Ref) {
-			continue
-		}
-		add("ref", "ref %q resolves to nothing (not defined in the registry, in the semconv %s excerpt, nor built in)", a.Ref, c.sc.version)
-	}
-
-	switch g.Type {
-	case "entity":
-		identifying := 0
-		for _, a := range g.Attributes {
-			an := a.Ref + a.ID
-			switch a.Role {
-			case "identifying":
-				identifying++
-			case "descriptive":
-			case "":
-				add("entity-identity", "entity %q: attribute %q has no role (want identifying or descriptive)", g.Name, an)
-			default:
-				add("entity-identity", "entity %q: attribute %q has role %q (want identifying or descriptive)", g.Name, an, a.Role)
-			}
-		}
-		if identifying == 0 {
-			add("entity-identity", "entity %q has no identifying attribute (role: identifying)", g.Name)
-		}
-		if strings.TrimSpace(g.Note) == "" {
-			add("entity-note", "entity %q has no note stating its stability promise (what its identity survives: agent restarts, reboots, …)", g.Name)
-		}
-	case "event":
-		if named && !eventNameOK(name, entityNames) {
-			var tokens []string
-			for _, e := range entityNames {
-				tokens = append(tokens, strings.TrimPrefix(e, "telagent."))
-			}
-			add("event-name", "event name %q is not telagent.<entity>[.<thing>].<verb> (<entity> one of %s; <verb> one lowercase word)",
-				name, strings.Join(tokens, ", "))
-		}
-	case "attribute_group":
-		c.checkSetBounds(add, g)
-	}
-}
-
 // pluralNamespace returns the first plural namespace segment of name.
 func pluralNamespace(name string) (string, bool) {
 	segs := strings.Split(name, ".")
@@ -453,15 +146,6 @@ func pluralNamespace(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func isBuiltin(id string) bool {
-	for _, a := range builtinAttributes {
-		if a.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *checker) checkMetric(add func(rule, format string, args ...any), g yamlGroup) {

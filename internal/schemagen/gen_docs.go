@@ -31,15 +31,20 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 
 	// Entities.
 	w("## Entities\n\n")
-	w("| entity | identifying | descriptive | stability | brief |\n|---|---|---|---|---|\n")
+	w("| entity | identifying | descriptive | stability | source | brief |\n|---|---|---|---|---|---|\n")
 	for _, e := range r.Entities {
-		w("| %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), e.Stability, cell(e.Brief))
+		w("| %s | %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), e.Stability, e.Source, cell(e.Brief))
 	}
-	w("\nIdentity and its stability promise (what survives agent restarts):\n\n")
+	w("\nEntities of the semantic conventions are imported (`imports: entities:`), never redefined: their roles are semconv's ")
+	w("(an attribute without `role: identifying` is descriptive, as Weaver resolves it). What the agent fills in, and ")
+	w("how long each identity holds, is written in `schema/model/entities.yaml`. Identity and its stability promise:\n\n")
 	for _, e := range r.Entities {
 		note := e.Note
 		if note == "" {
 			note = "(not stated)"
+			if e.Source != SourceRegistry {
+				note = "(semconv states none; see schema/model/entities.yaml)"
+			}
 		}
 		w("- %s: %s\n", code(e.Name), clean(note))
 	}
@@ -105,13 +110,19 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 
 	// Metrics.
 	w("## Metrics\n\n")
-	w("| metric | instrument | unit | attributes | entity | stability | brief |\n|---|---|---|---|---|---|---|\n")
+	w("Metrics of the semantic conventions are imported (`imports: metrics:`), never redefined; the attributes a metric set adds to ")
+	w("semconv's are marked (extra).\n\n")
+	w("| metric | instrument | unit | attributes | entity | stability | source | brief |\n|---|---|---|---|---|---|---|---|\n")
 	for _, m := range r.Metrics {
 		ent := "—"
 		if len(m.EntityAssociations) > 0 {
 			ent = code(strings.Join(m.EntityAssociations, ", "))
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s |\n", code(m.Name), m.Instrument, code(m.Unit), codes(m.Attributes), ent, m.Stability, cell(m.Brief))
+		attrs := codes(m.Attributes)
+		for _, a := range m.Extra {
+			attrs = strings.Replace(attrs, code(a.ID), code(a.ID)+" (extra)", 1)
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", code(m.Name), m.Instrument, code(m.Unit), attrs, ent, m.Stability, m.Source, cell(m.Brief))
 	}
 	hasNotes := false
 	for _, m := range r.Metrics {

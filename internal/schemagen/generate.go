@@ -87,7 +87,7 @@ func Generate(schemaDir string, o Options) ([]string, error) {
 	return Write(outs)
 }
 
-func sortedKeys(m map[string][]byte) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)

@@ -15,7 +15,6 @@ package schemagen
 
 import (
 	"bytes"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -31,40 +30,52 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-//go:embed semconv_v1.44.0.yaml
-var semconvExcerpt []byte
-
 // Attribute sources.
 const (
 	SourceRegistry = "registry" // defined in schema/model
-	SourceBuiltin  = "built-in" // defined by schemagen itself
 	// semconv attributes use "semconv " + version, e.g. "semconv v1.44.0".
 )
 
-// Builtin attributes: emitted by the agent itself, referencable from the
-// registry, and always present in the generated attribute keys.
-var builtinAttributes = []*Attribute{{
-	ID:        "otel.metric.overflow",
-	Type:      "boolean",
-	Stability: "development",
-	Brief: "Set to true on the overflow series that collects the measurements of keys " +
-		"that did not fit into a metric set's map (the OpenTelemetry SDK's cardinality-limit " +
-		"overflow attribute).",
-	Source: SourceBuiltin,
-}}
-
-// Manifest is schema/manifest.yaml.
+// Manifest is schema/manifest.yaml in the form of Weaver's definition
+// manifest (crate weaver_semconv, manifest.rs): the registry is named and
+// versioned by its schema_url, and depends on the semantic conventions.
 type Manifest struct {
-	Name           string `yaml:"name"`
-	Description    string `yaml:"description"`
-	SemconvVersion string `yaml:"semconv_version"`
-	SchemaBaseURL  string `yaml:"schema_base_url"`
-	SchemaURL      string `yaml:"schema_url"`
-	Dependencies   []struct {
-		Name         string `yaml:"name"`
-		SchemaURL    string `yaml:"schema_url"`
-		RegistryPath string `yaml:"registry_path"`
-	} `yaml:"dependencies"`
+	SchemaURL    string               `yaml:"schema_url"`
+	Description  string               `yaml:"description"`
+	Stability    string               `yaml:"stability"`
+	Dependencies []ManifestDependency `yaml:"dependencies"`
+	// Name and Version are derived from SchemaURL as Weaver derives them:
+	// the URL without its scheme and last path segment, and that segment.
+	Name, Version string `yaml:"-"`
+}
+
+// ManifestDependency is one entry of the manifest's dependencies.
+type ManifestDependency struct {
+	SchemaURL    string `yaml:"schema_url"`
+	RegistryPath string `yaml:"registry_path"`
+}
+
+// SemconvSchemaURLPrefix is the schema URL of the semantic conventions,
+// without the version (https://opentelemetry.io/schemas/1.44.0).
+const SemconvSchemaURLPrefix = "https://opentelemetry.io/schemas/"
+
+// splitSchemaURL splits an OTel schema URL http[s]://server[:port]/path/<version>
+// into the registry name (server and path) and the version, as Weaver does
+// (schema_url.rs); ok is false when the URL has no such shape.
+func splitSchemaURL(u string) (name, version string, ok bool) {
+	u = strings.TrimRight(u, "/")
+	rest, found := strings.CutPrefix(u, "https://")
+	if !found {
+		rest, found = strings.CutPrefix(u, "http://")
+	}
+	if !found || strings.ContainsAny(rest, " ?#") {
+		return "", "", false
+	}
+	first, last := strings.IndexByte(rest, '/'), strings.LastIndexByte(rest, '/')
+	if first <= 0 || last == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:last], rest[last+1:], true
 }
 
 // Attribute is a resolved attribute definition.
@@ -77,23 +88,31 @@ type Attribute struct {
 	Stability  string
 	Examples   []string
 	Bound      uint32 // annotations.telagent.bound; 0 when not declared
-	Source     string // SourceRegistry, SourceBuiltin or "semconv vX.Y.Z"
+	Source     string // SourceRegistry or "semconv vX.Y.Z"
 	File       string // display path of the defining file (empty for built-ins)
 	GroupID    string
 }
 
-// Entity is a group of type entity.
+// Entity is a group of type entity: one of the registry's, or one imported
+// from the semantic conventions (Source "semconv vX.Y.Z"; its attributes
+// without role: identifying are descriptive, as Weaver resolves them).
 type Entity struct {
 	ID, Name, Brief, Note, Stability, File string
+	Source                                 string // SourceRegistry or "semconv vX.Y.Z"
 	Identifying, Descriptive               []*Attribute
 }
 
-// Metric is a group of type metric.
+// Metric is a group of type metric: one of the registry's, or one imported
+// from the semantic conventions (Source "semconv vX.Y.Z"), whose Note is the
+// registry's (the imported_metrics entry of the metric set that feeds it)
+// and whose Attributes are semconv's followed by the set's Extra ones.
 type Metric struct {
 	ID, Name, Instrument, Unit, Brief, Note, Stability, File string
+	Source                                                   string       // SourceRegistry or "semconv vX.Y.Z"
 	Attributes                                               []*Attribute // data-point attributes, declared order
+	Extra                                                    []*Attribute // of Attributes, those an imported metric adds to semconv's
 	EntityAssociations                                       []string
-	MetricSet                                                string // annotations.telagent.metric_set, "" if none
+	MetricSet                                                string // annotations.telagent.metric_set (or the set importing it), "" if none
 }
 
 // KeyField is one field of a metric set's map key.
@@ -201,7 +220,19 @@ type Registry struct {
 
 type yamlFile struct {
 	SemconvVersion string      `yaml:"semconv_version"` // excerpt only
+	Imports        yamlImports `yaml:"imports"`
 	Groups         []yamlGroup `yaml:"groups"`
+}
+
+// yamlImports is Weaver's v1 `imports:` (semconv.rs Imports): semconv
+// groups brought into the registry by metric name, entity name or event
+// name, never copied.
+type yamlImports struct {
+	Metrics         []string `yaml:"metrics"`
+	Events          []string `yaml:"events"`
+	Entities        []string `yaml:"entities"`
+	Spans           []string `yaml:"spans"`
+	AttributeGroups []string `yaml:"attribute_groups"`
 }
 
 type yamlGroup struct {
@@ -249,13 +280,24 @@ type yamlAttrAnnotation struct {
 }
 
 type yamlMetricSetSpec struct {
-	Name        string            `yaml:"name"`
-	Map         string            `yaml:"map"`
-	MapType     string            `yaml:"map_type"`
-	MaxEntries  uint32            `yaml:"max_entries"`
-	Key         []yamlKeyField    `yaml:"key"`
-	OverflowKey map[string]uint64 `yaml:"overflow_key"`
-	Values      []yamlValueField  `yaml:"values"`
+	Name            string               `yaml:"name"`
+	Map             string               `yaml:"map"`
+	MapType         string               `yaml:"map_type"`
+	MaxEntries      uint32               `yaml:"max_entries"`
+	Key             []yamlKeyField       `yaml:"key"`
+	OverflowKey     map[string]uint64    `yaml:"overflow_key"`
+	ImportedMetrics []yamlImportedMetric `yaml:"imported_metrics"`
+	Values          []yamlValueField     `yaml:"values"`
+}
+
+// yamlImportedMetric is what the registry says about a semconv metric it
+// imports and a metric set feeds: how the agent measures it (note) and the
+// data-point attributes it adds to semconv's (extra_attributes, each one of
+// the set's key attributes).
+type yamlImportedMetric struct {
+	Metric          string   `yaml:"metric"`
+	Note            string   `yaml:"note"`
+	ExtraAttributes []string `yaml:"extra_attributes"`
 }
 
 type yamlKeyField struct {
@@ -305,39 +347,29 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry manifest: %w", err)
 	}
-	if err := yaml.Unmarshal(mb, &r.Manifest); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifestPath, err)
+	if err := decodeStrict(mb, &r.Manifest); err != nil {
+		return nil, fmt.Errorf("%s: %w (a Weaver definition manifest has schema_url, description, stability and dependencies)", manifestPath, err)
 	}
-	if r.Manifest.Name == "" {
-		return nil, fmt.Errorf("%s: name is required", manifestPath)
+	var ok bool
+	if r.Manifest.Name, r.Manifest.Version, ok = splitSchemaURL(r.Manifest.SchemaURL); !ok {
+		return nil, fmt.Errorf("%s: schema_url %q is not http[s]://server/path/<version>", manifestPath, r.Manifest.SchemaURL)
 	}
 
-	// Pinned semconv excerpt.
-	var sc yamlFile
-	if err := yaml.Unmarshal(semconvExcerpt, &sc); err != nil {
-		return nil, fmt.Errorf("embedded semconv excerpt: %w", err)
+	sc, err := loadExcerpt()
+	if err != nil {
+		return nil, err
 	}
-	r.SemconvVersion = sc.SemconvVersion
-	if v := r.Manifest.SemconvVersion; v != "" && v != sc.SemconvVersion {
-		return nil, fmt.Errorf("%s: semconv_version %s, but the pinned offline semconv excerpt is %s (internal/schemagen/semconv_%s.yaml)",
-			manifestPath, v, sc.SemconvVersion, sc.SemconvVersion)
+	r.SemconvVersion = sc.version
+	if len(r.Manifest.Dependencies) != 1 || r.Manifest.Dependencies[0].SchemaURL != sc.schemaURL() {
+		return nil, fmt.Errorf("%s: dependencies must be the one semantic conventions registry %s (the pinned offline excerpt internal/schemagen/semconv_%s.yaml)",
+			manifestPath, sc.schemaURL(), sc.version)
 	}
-	semconv := map[string]*Attribute{}
-	for _, g := range sc.Groups {
-		if g.Type != "attribute_group" {
-			continue // the excerpt's metric groups are for the checker (check.go)
-		}
-		for _, a := range g.Attributes {
-			attr, err := newAttribute(a, "semconv "+sc.SemconvVersion, "internal/schemagen/semconv_"+sc.SemconvVersion+".yaml", g.ID)
-			if err != nil {
-				return nil, fmt.Errorf("embedded semconv excerpt: group %s: %w", g.ID, err)
-			}
-			semconv[attr.ID] = attr
-		}
-	}
-	builtins := map[string]*Attribute{}
-	for _, a := range builtinAttributes {
-		builtins[a.ID] = a
+	// Copies: a registry may bound a semconv attribute (a ref carrying
+	// annotations.telagent.bound), which must not change the shared excerpt.
+	semconv := make(map[string]*Attribute, len(sc.attrs))
+	for id, a := range sc.attrs {
+		c := *a
+		semconv[id] = &c
 	}
 
 	// Model files, in name order.
@@ -388,9 +420,6 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				if prev, dup := own[a.ID]; dup {
 					return nil, fmt.Errorf("%s: group %s: attribute %q already defined in %s", f.path, g.ID, a.ID, prev.File)
 				}
-				if _, clash := builtins[a.ID]; clash {
-					return nil, fmt.Errorf("%s: group %s: attribute %q is built in and cannot be redefined", f.path, g.ID, a.ID)
-				}
 				attr, err := newAttribute(a, SourceRegistry, f.path, g.ID)
 				if err != nil {
 					return nil, fmt.Errorf("%s: group %s: %w", f.path, g.ID, err)
@@ -407,11 +436,8 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	for _, a := range own {
 		use(a)
 	}
-	for _, a := range builtinAttributes {
-		use(a)
-	}
 	resolve := func(file, group, name string) (*Attribute, error) {
-		for _, m := range []map[string]*Attribute{own, semconv, builtins} {
+		for _, m := range []map[string]*Attribute{own, semconv} {
 			if a, ok := m[name]; ok {
 				use(a)
 				return a, nil
@@ -429,6 +455,64 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	var sets []setSrc
 	entityByName := map[string]*Entity{}
 	metricByName := map[string]*Metric{}
+
+	// Imports: semconv groups brought in by name, resolved from the
+	// pinned excerpt (their refs are semconv's own attributes).
+	importedFrom := map[string]string{} // "kind name" -> importing file
+	for _, f := range files {
+		im := f.content.Imports
+		if len(im.Spans)+len(im.AttributeGroups)+len(im.Events) > 0 {
+			return nil, fmt.Errorf("%s: imports: only metrics and entities are generated; spans, attribute_groups and events are not", f.path)
+		}
+		for _, kind := range []string{"entity", "metric"} {
+			list := im.Entities
+			if kind == "metric" {
+				list = im.Metrics
+			}
+			for _, name := range list {
+				if prev, dup := importedFrom[kind+" "+name]; dup {
+					return nil, fmt.Errorf("%s: imports: %s %q is already imported by %s", f.path, kind, name, prev)
+				}
+				importedFrom[kind+" "+name] = f.path
+				g, ok := sc.entities[name]
+				if kind == "metric" {
+					g, ok = sc.metrics[name]
+				}
+				if !ok {
+					return nil, fmt.Errorf("%s: imports: %s %q is not in the pinned semconv %s excerpt (%s; regenerate it with internal/schemagen/cmd/semconvexcerpt)",
+						f.path, kind, name, sc.version, sc.file)
+				}
+				attrs := make([]*Attribute, 0, len(g.Attributes))
+				for _, a := range g.Attributes {
+					attr, ok := semconv[a.Ref]
+					if !ok {
+						return nil, fmt.Errorf("%s: group %s: ref %q is not in the excerpt (regenerate it)", sc.file, g.ID, a.Ref)
+					}
+					use(attr)
+					attrs = append(attrs, attr)
+				}
+				src := "semconv " + sc.version
+				if kind == "entity" {
+					e := &Entity{ID: g.ID, Name: g.Name, Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: sc.file, Source: src}
+					for i, a := range g.Attributes {
+						if a.Role == "identifying" {
+							e.Identifying = append(e.Identifying, attrs[i])
+						} else {
+							e.Descriptive = append(e.Descriptive, attrs[i])
+						}
+					}
+					entityByName[e.Name] = e
+					r.Entities = append(r.Entities, e)
+					continue
+				}
+				m := &Metric{ID: g.ID, Name: g.MetricName, Instrument: g.Instrument, Unit: g.Unit, Brief: clean(g.Brief),
+					Stability: g.Stability, File: sc.file, Source: src, Attributes: attrs, EntityAssociations: g.EntityAssociations}
+				metricByName[m.Name] = m
+				r.Metrics = append(r.Metrics, m)
+			}
+		}
+	}
+
 	for _, f := range files {
 		for _, g := range f.content.Groups {
 			// Resolve every attribute of the group, whatever its type.
@@ -440,6 +524,9 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				case a.Ref != "":
 					attr, err = resolve(f.path, g.ID, a.Ref)
 					if err != nil {
+						return nil, err
+					}
+					if err := refBound(f.path, g.ID, a, attr); err != nil {
 						return nil, err
 					}
 				case a.ID != "":
@@ -456,7 +543,7 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 
 			switch g.Type {
 			case "entity":
-				e := &Entity{ID: g.ID, Name: g.Name, Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path}
+				e := &Entity{ID: g.ID, Name: g.Name, Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path, Source: SourceRegistry}
 				if e.Name == "" {
 					return nil, fmt.Errorf("%s: group %s: entity has no name", f.path, g.ID)
 				}
@@ -481,7 +568,7 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 
 			case "metric":
 				m := &Metric{ID: g.ID, Name: g.MetricName, Instrument: g.Instrument, Unit: g.Unit,
-					Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path,
+					Brief: clean(g.Brief), Note: clean(g.Note), Stability: g.Stability, File: f.path, Source: SourceRegistry,
 					Attributes: attrs, EntityAssociations: g.EntityAssociations}
 				if m.Name == "" {
 					return nil, fmt.Errorf("%s: group %s: metric has no metric_name", f.path, g.ID)
@@ -531,6 +618,43 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 		}
 	}
 
+	// Imported metrics: the metric set feeding each says how it is
+	// measured and which of its key attributes it adds.
+	for _, src := range sets {
+		spec, err := metricSetSpec(src.file, src.group)
+		if err != nil {
+			return nil, err
+		}
+		for _, im := range spec.ImportedMetrics {
+			fail := func(format string, args ...any) error {
+				return fmt.Errorf("%s: group %s: annotations.telagent.metric_set: imported_metrics: %s: %s", src.file, src.group.ID, im.Metric, fmt.Sprintf(format, args...))
+			}
+			m, ok := metricByName[im.Metric]
+			if !ok || m.Source == SourceRegistry {
+				return nil, fail("not a metric the registry imports (imports: metrics:)")
+			}
+			if m.MetricSet != "" {
+				return nil, fail("already fed by metric set %s", m.MetricSet)
+			}
+			m.MetricSet, m.Note = spec.Name, clean(im.Note)
+			for _, id := range im.ExtraAttributes {
+				var a *Attribute
+				for _, x := range src.attrs {
+					if x.ID == id {
+						a = x
+					}
+				}
+				if a == nil {
+					return nil, fail("extra attribute %q is not one of the metric set's attributes", id)
+				}
+				if containsAttr(m.Attributes, a) {
+					return nil, fail("extra attribute %q is one of semconv's attributes of the metric already", id)
+				}
+				m.Attributes = append(m.Attributes, a)
+				m.Extra = append(m.Extra, a)
+			}
+		}
+	}
 	// Entity associations.
 	for _, m := range r.Metrics {
 		for _, en := range m.EntityAssociations {
@@ -585,6 +709,48 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	return r, nil
 }
 
+// refBound applies the bound a ref declares (annotations.telagent.bound)
+// to a semconv attribute, which the registry cannot annotate where it is
+// defined; the attribute's own definition carries the bound of the
+// registry's attributes.
+func refBound(file, group string, a yamlAttr, attr *Attribute) error {
+	if a.Annotations.Telagent.IsZero() {
+		return nil
+	}
+	var ann yamlAttrAnnotation
+	if err := decodeNodeStrict(&a.Annotations.Telagent, &ann); err != nil {
+		return fmt.Errorf("%s: group %s: ref %q: annotations.telagent: %w", file, group, a.Ref, err)
+	}
+	switch {
+	case attr.Source == SourceRegistry:
+		return fmt.Errorf("%s: group %s: ref %q: declare the bound on the attribute's definition (%s)", file, group, a.Ref, attr.File)
+	case ann.Bound == 0:
+		return fmt.Errorf("%s: group %s: ref %q: annotations.telagent.bound must be positive", file, group, a.Ref)
+	case attr.Bound != 0 && attr.Bound != ann.Bound:
+		return fmt.Errorf("%s: group %s: ref %q: bound %d, but another ref bounds it to %d", file, group, a.Ref, ann.Bound, attr.Bound)
+	}
+	attr.Bound = ann.Bound
+	return nil
+}
+
+// metricSetSpec decodes a metric-set group's annotations.telagent.metric_set.
+func metricSetSpec(file string, g yamlGroup) (*yamlMetricSetSpec, error) {
+	var ann struct {
+		MetricSet yaml.Node `yaml:"metric_set"`
+	}
+	if err := decodeNodeStrict(&g.Annotations.Telagent, &ann); err != nil {
+		return nil, fmt.Errorf("%s: group %s: annotations.telagent: %w", file, g.ID, err)
+	}
+	if ann.MetricSet.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: group %s: annotations.telagent.metric_set: must be a mapping (name, map, map_type, max_entries, key, overflow_key, imported_metrics, values)", file, g.ID)
+	}
+	var spec yamlMetricSetSpec
+	if err := decodeNodeStrict(&ann.MetricSet, &spec); err != nil {
+		return nil, fmt.Errorf("%s: group %s: annotations.telagent.metric_set: %v", file, g.ID, err)
+	}
+	return &spec, nil
+}
+
 var instruments = map[string]bool{"counter": true, "updowncounter": true, "gauge": true, "histogram": true}
 
 var cTypeSizes = map[string]int{"u8": 1, "u16": 2, "u32": 4, "u64": 8}
@@ -593,18 +759,9 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: group %s: annotations.telagent.metric_set: %s", file, g.ID, fmt.Sprintf(format, args...))
 	}
-	var ann struct {
-		MetricSet yaml.Node `yaml:"metric_set"`
-	}
-	if err := decodeNodeStrict(&g.Annotations.Telagent, &ann); err != nil {
-		return nil, fmt.Errorf("%s: group %s: annotations.telagent: %w", file, g.ID, err)
-	}
-	if ann.MetricSet.Kind != yaml.MappingNode {
-		return nil, fail("must be a mapping (name, map, map_type, max_entries, key, overflow_key, values)")
-	}
-	var spec yamlMetricSetSpec
-	if err := decodeNodeStrict(&ann.MetricSet, &spec); err != nil {
-		return nil, fail("%v", err)
+	spec, err := metricSetSpec(file, g)
+	if err != nil {
+		return nil, err
 	}
 	ms := &MetricSet{ID: g.ID, Name: spec.Name, Map: spec.Map, MapType: spec.MapType, Brief: clean(g.Brief),
 		File: file, MaxEntries: spec.MaxEntries, Attributes: attrs, OverflowKey: spec.OverflowKey}

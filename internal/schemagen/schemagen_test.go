@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -304,5 +305,45 @@ func TestCHeaderCompiles(t *testing.T) {
 		"-I", "../../bpf/include", "-I", dir, filepath.Join(dir, "t.c")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", clang, err, out)
+	}
+}
+
+// TestImports: semconv metrics and entities come from the excerpt, carry
+// the registry's note and extra attributes, and a ref's bound applies to
+// this registry's copy of a semconv attribute only.
+func TestImports(t *testing.T) {
+	r, err := Load(realSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disk *Metric
+	for _, m := range r.Metrics {
+		if m.Name == "process.disk.io" {
+			disk = m
+		}
+	}
+	if disk == nil || disk.Source != "semconv v1.44.0" || disk.MetricSet != "blockio" || disk.Unit != "By" ||
+		len(disk.Extra) != 1 || disk.Extra[0].ID != "system.device" || !strings.Contains(disk.Note, "/sys/block/<dev>/stat") {
+		t.Fatalf("process.disk.io = %+v", disk)
+	}
+	var proc *Entity
+	for _, e := range r.Entities {
+		if e.Name == "process" {
+			proc = e
+		}
+	}
+	if proc == nil || proc.Source != "semconv v1.44.0" || len(proc.Identifying) != 2 ||
+		proc.Identifying[0].ID != "process.pid" || proc.Identifying[1].ID != "process.creation.time" {
+		t.Fatalf("process entity = %+v", proc)
+	}
+	if a := r.AttributeByID["otel.component.name"]; a == nil || a.Bound != 1 {
+		t.Errorf("otel.component.name = %+v, want bound 1 from the ref in agent.yaml", a)
+	}
+	sc, err := loadExcerpt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := sc.attrs["otel.component.name"].Bound; b != 0 {
+		t.Errorf("the shared excerpt's otel.component.name has bound %d after Load", b)
 	}
 }

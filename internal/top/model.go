@@ -22,13 +22,12 @@ import (
 // Schema names of the metrics the columns read. Columns whose metrics no
 // running probe emits show "-" (blockio and tcp may be absent or skipped).
 const (
-	metricOnCPU     = "telagent.sched.oncpu.time"
+	metricOnCPU     = "telagent.process.on_cpu.time"
 	metricRunqueue  = "telagent.sched.runqueue.duration"
 	metricSyscalls  = "telagent.syscall.duration"
 	metricSysErrors = "telagent.syscall.errors"
 	metricFaults    = "process.paging.faults"
-	metricDiskIO    = "system.disk.io"  // on a process resource: that process's bytes
-	metricProcDisk  = "process.disk.io" // the per-process semconv name, if a probe uses it
+	metricDiskIO    = "process.disk.io" // on a process resource: that process's bytes
 	metricRetrans   = "telagent.tcp.retransmits"
 
 	keyPID          = attribute.Key("process.pid")
@@ -51,7 +50,6 @@ var columnOf = map[string][]Column{
 	metricSysErrors: {ColErrors},
 	metricFaults:    {ColFaults},
 	metricDiskIO:    {ColDisk},
-	metricProcDisk:  {ColDisk},
 	metricRetrans:   {ColRetrans},
 }
 
@@ -299,7 +297,7 @@ func (t *Tracker) counter(snap *Snapshot, row *Row, active *bool, rk resKey, met
 		col = ColErrors
 	case metricFaults:
 		col = ColFaults
-	case metricDiskIO, metricProcDisk:
+	case metricDiskIO:
 		col = ColDisk
 	case metricRetrans:
 		col = ColRetrans

@@ -128,7 +128,7 @@ func (p *Probe) Info() probes.Info {
 		Measures: "block read/write requests per process, disk and direction: bytes, operations, device time (issue → completion), queue time (insert → issue)",
 		Hooks:    "tracepoints block:block_rq_insert, block_rq_issue, block_rq_complete, block_rq_merge, block_rq_requeue (tp_btf, raw_tp fallback)",
 		Requires: "BTF (/sys/kernel/btf/vmlinux) with the block_rq_* tracepoints",
-		Metrics: []string{entity.MetricSystemDiskIO.Name, entity.MetricSystemDiskOperations.Name,
+		Metrics: []string{entity.MetricProcessDiskIO.Name, entity.MetricProcessDiskOperations.Name,
 			entity.MetricTelagentDiskOperationDuration.Name, entity.MetricTelagentDiskQueueDuration.Name,
 			entity.MetricTelagentDiskRequestDrops.Name},
 		Sets: []entity.MetricSetDesc{set},

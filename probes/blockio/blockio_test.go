@@ -213,7 +213,7 @@ func collect(t *testing.T, h *probetest.Harness) snapshot {
 					}
 					continue
 				}
-				if !strings.HasPrefix(m.Name, "system.disk.") && !strings.HasPrefix(m.Name, "telagent.disk.") {
+				if !strings.HasPrefix(m.Name, "process.disk.") && !strings.HasPrefix(m.Name, "telagent.disk.") {
 					continue // the agent's own metrics
 				}
 				add := func(attrsDev, attrsDir string, f func(*series)) {
@@ -232,9 +232,9 @@ func collect(t *testing.T, h *probetest.Harness) snapshot {
 						dir, _ := dp.Attributes.Value(entity.AttrDiskIODirection)
 						add(dev.AsString(), dir.AsString(), func(v *series) {
 							switch m.Name {
-							case entity.MetricSystemDiskIO.Name:
+							case entity.MetricProcessDiskIO.Name:
 								v.bytes = dp.Value
-							case entity.MetricSystemDiskOperations.Name:
+							case entity.MetricProcessDiskOperations.Name:
 								v.ops = dp.Value
 							default:
 								t.Errorf("unexpected counter %s", m.Name)

@@ -79,7 +79,7 @@ func (p *Probe) Info() probes.Info {
 		Hooks:    "tracepoints sched:sched_switch, sched_wakeup, sched_wakeup_new, sched_migrate_task (tp_btf, raw_tp fallback)",
 		Requires: "BTF (/sys/kernel/btf/vmlinux), BPF task storage (Linux 5.11+), tracing programs",
 		Metrics: []string{
-			entity.MetricProcessContextSwitches.Name, entity.MetricTelagentSchedOncpuTime.Name,
+			entity.MetricProcessContextSwitches.Name, entity.MetricTelagentProcessOnCPUTime.Name,
 			entity.MetricTelagentSchedRunqueueDuration.Name, entity.MetricTelagentSchedMigrations.Name,
 		},
 		Sets: []entity.MetricSetDesc{set},

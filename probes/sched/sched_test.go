@@ -104,7 +104,7 @@ func (h *harness) sampleOf(pid int) sample {
 					}
 				}
 			case metricdata.Sum[float64]:
-				if m.Name == entity.MetricTelagentSchedOncpuTime.Name && len(d.DataPoints) == 1 {
+				if m.Name == entity.MetricTelagentProcessOnCPUTime.Name && len(d.DataPoints) == 1 {
 					s.oncpu = d.DataPoints[0].Value
 				}
 			case metricdata.Histogram[float64]:

@@ -34,8 +34,8 @@ struct blockio_key {
 };
 
 struct blockio_value {
-	__u64 bytes; /* system.disk.io value */
-	__u64 operations; /* system.disk.operations value */
+	__u64 bytes; /* process.disk.io value */
+	__u64 operations; /* process.disk.operations value */
 	__u64 op_count; /* telagent.disk.operation.duration count */
 	__u64 op_ns_sum; /* telagent.disk.operation.duration sum */
 	__u64 op_hist[TELAGENT_HIST_BUCKETS]; /* telagent.disk.operation.duration buckets */

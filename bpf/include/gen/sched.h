@@ -31,7 +31,7 @@ struct sched_key {
 struct sched_value {
 	__u64 voluntary; /* process.context_switches value, process.context_switch.type=voluntary */
 	__u64 involuntary; /* process.context_switches value, process.context_switch.type=involuntary */
-	__u64 oncpu_ns; /* telagent.sched.oncpu.time value */
+	__u64 oncpu_ns; /* telagent.process.on_cpu.time value */
 	__u64 runq_waits; /* telagent.sched.runqueue.duration count */
 	__u64 runq_ns_sum; /* telagent.sched.runqueue.duration sum */
 	__u64 runq_hist[TELAGENT_HIST_BUCKETS]; /* telagent.sched.runqueue.duration buckets */
