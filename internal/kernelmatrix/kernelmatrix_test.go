@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,6 +210,13 @@ func TestSub(t *testing.T) {
 	t.Run("a", func(t *testing.T) {})
 	t.Run("b", func(t *testing.T) { t.Skip("no loop devices") })
 }
+func BenchmarkSet(b *testing.B) {
+	b.Run("fits", func(b *testing.B) {
+		for b.Loop() {
+		}
+	})
+	b.Run("toolarge", func(b *testing.B) { b.Skip("needs 6 GiB") })
+}
 `,
 	}
 	for name, body := range files {
@@ -266,6 +274,21 @@ func TestSub(t *testing.T) {
 				t.Errorf("failure reason %q", tr.Reason())
 			}
 		}
+	}
+	// Benchmarks print a result line and no "--- PASS": passed all the
+	// same, and their parent with them, beside a skipped one.
+	out, _ = exec.Command(bin, "-test.v=test2json", "-test.run=^$", "-test.bench=.", "-test.benchtime=1x").CombinedOutput()
+	stream = markKernel + "6.1.0-test\r\n" + markBegin + "example.com/demo\n" + strings.ReplaceAll(string(out), "\n", "\r\n") + markEnd + "example.com/demo 0\n"
+	_, _, bres, err := ParseResults([]byte(stream), []string{"example.com/demo"}, tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bstatus := map[string]Status{}
+	for _, tr := range bres[0].Tests {
+		bstatus[tr.Name] = tr.Status
+	}
+	if want := map[string]Status{"BenchmarkSet": Pass, "BenchmarkSet/fits": Pass, "BenchmarkSet/toolarge": Skip}; !maps.Equal(bstatus, want) {
+		t.Errorf("benchmarks: %v, want %v", bstatus, want)
 	}
 	if res[1].Status != Fail || !strings.Contains(res[1].Note, "did not finish") {
 		t.Errorf("crashed package: %s %q, want FAIL, did not finish", res[1].Status, res[1].Note)

@@ -113,7 +113,7 @@ func WriteText(w io.Writer, runs []KernelRun) {
 	}
 }
 
-// WriteMarkdown prints the kernel × package table for the README.
+// WriteMarkdown prints the kernel × package table for docs/development.md.
 func WriteMarkdown(w io.Writer, runs []KernelRun) {
 	var pkgs []string
 	seen := map[string]bool{}

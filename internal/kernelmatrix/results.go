@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -166,6 +167,13 @@ func lastLines(text []byte) string {
 	return ": " + strings.Join(lines, " | ")
 }
 
+// isBenchResult reports whether line is a benchmark's result line
+// ("BenchmarkX-2   20   123 ns/op ...").
+func isBenchResult(line string) bool {
+	f := strings.Fields(line)
+	return len(f) >= 4 && strings.HasPrefix(f[0], "Benchmark") && f[3] == "ns/op"
+}
+
 // decode runs test2json over one package's output and gathers each
 // test's final action and output lines.
 func decode(pkg string, text []byte, test2json []string) ([]TestResult, error) {
@@ -206,6 +214,34 @@ func decode(pkg string, text []byte, test2json []string) ([]TestResult, error) {
 			if !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(strings.TrimSpace(l), "--- ") {
 				t.Output = append(t.Output, l)
 			}
+		}
+	}
+	// A benchmark that ends well prints its result line and no "--- PASS"
+	// (test2json then gives it no final action): it passed when it
+	// printed a result, and a parent when its sub-benchmarks all passed.
+	for _, n := range order {
+		if t := byName[n]; t.Status == "" && strings.HasPrefix(n, "Benchmark") && slices.ContainsFunc(t.Output, isBenchResult) {
+			t.Status = Pass
+		}
+	}
+	for _, n := range order {
+		t := byName[n]
+		if t.Status != "" || !strings.HasPrefix(n, "Benchmark") {
+			continue
+		}
+		passed, failed := 0, 0
+		for _, c := range order {
+			if strings.HasPrefix(c, n+"/") {
+				switch byName[c].Status {
+				case Pass:
+					passed++
+				case Fail, "":
+					failed++
+				}
+			}
+		}
+		if passed > 0 && failed == 0 {
+			t.Status = Pass
 		}
 	}
 	var tests []TestResult

@@ -42,7 +42,7 @@ func run() error {
 		runRe    = flag.String("run", "", "-test.run for every test binary (a subset, e.g. for CI)")
 		benchRe  = flag.String("bench", "", "-test.bench for every test binary instead of its tests (make bench-kernels)")
 		cmdline  = flag.String("cmdline", "", "extra guest kernel command line (loglevel=7 for full kernel reports)")
-		md       = flag.Bool("markdown", false, "print the table as Markdown (for the README) as well")
+		md       = flag.Bool("markdown", false, "print the table as Markdown (for docs/development.md) as well")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
