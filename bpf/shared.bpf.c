@@ -170,8 +170,10 @@ int BPF_PROG(match_exec_btf, struct task_struct *p, pid_t old_pid, struct linux_
 	if (bpf_map_lookup_elem(&targets, &tgid))
 		return 0; /* already one: nothing to decide */
 	bpf_get_current_comm(comm.comm, sizeof(comm.comm));
-	/* mm->exe_file is the program now running (/proc/<pid>/exe); a script's
-	 * own file is bprm->executable. */
+	/* mm->exe_file is the program now running (/proc/<pid>/exe); a
+	 * binfmt_misc program with the O flag is bprm->executable. A #! script's
+	 * own file is released before this tracepoint (the agent refuses --exe
+	 * of a script at start). */
 	if (!exe_matches(BPF_CORE_READ(p, mm, exe_file)) && !exe_matches(BPF_CORE_READ(bprm, executable)) &&
 	    !bpf_map_lookup_elem(&match_comm, &comm) && !cgroup_matches(p))
 		return 0;

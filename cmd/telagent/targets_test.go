@@ -229,3 +229,65 @@ func TestCommSelector(t *testing.T) {
 		t.Errorf("getppid calls %d, want 77", got.hist.GetCount())
 	}
 }
+
+// --exe of a #! script never matched: the kernel runs the interpreter, and
+// by sched_process_exec the script's own file is gone (README promised a
+// match by it). It is a one-line usage error naming what does select the
+// script, whether the script is named by its path, a symlink or a relative
+// path; the claims of the message are checked against the kernel first.
+func TestExeScriptSelector(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "job.sh")
+	body := "#!/bin/sh -e\ncat /proc/$$/comm; readlink /proc/$$/exe\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "job-link")
+	if err := os.Symlink(script, link); err != nil {
+		t.Fatal(err)
+	}
+	// The oracle: run by its path, the script's process is named after the
+	// file and runs the interpreter.
+	out, err := exec.Command(script).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	interp, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); len(got) != 2 || got[0] != "job.sh" || got[1] != interp {
+		t.Fatalf("the script ran as %q, want comm job.sh and exe %s", got, interp)
+	}
+	tail := ": a #! script, which runs as its interpreter /bin/sh, never as this file, so it can never match; " +
+		"select it with --comm job.sh (its processes' name when started by this file name) or --exe /bin/sh (every process of that interpreter)"
+	for _, tc := range []struct {
+		name string
+		opts startOpts
+		args []string
+		want string
+	}{
+		{"path", startOpts{}, []string{"run", "--exe", script, "--duration", "1s"}, "telagent: --exe " + script + tail},
+		{"top", startOpts{}, []string{"top", "--exe", script}, "telagent: --exe " + script + tail},
+		// A symlink is followed to the file, but the name its processes
+		// get is the link's: that is the one to suggest.
+		{"symlink", startOpts{}, []string{"run", "--exe", link, "--duration", "1s"},
+			"telagent: --exe " + link + strings.Replace(tail, "--comm job.sh", "--comm job-link", 1)},
+		{"relative", startOpts{wrapper: []string{"sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", dir}},
+			[]string{"run", "--exe", "./job.sh", "--duration", "1s"}, "telagent: --exe ./job.sh" + tail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line := checkUsageError(t, runAgent(t, tc.opts, tc.args...))
+			if line != tc.want {
+				t.Errorf("stderr:\n got %q\nwant %q", line, tc.want)
+			}
+		})
+	}
+	// The interpreter itself is still a valid --exe.
+	if _, err := os.Stat("/bin/sh"); err == nil {
+		res := runAgent(t, startOpts{}, "run", "--exe", "/bin/sh", "--probes", "sched", "--duration", "1s", "--exporter", "otlp-json", "--output", filepath.Join(dir, "out.json"))
+		if res.code != 0 {
+			t.Errorf("--exe /bin/sh: exit %d, stderr %s", res.code, res.stderr)
+		}
+	}
+}

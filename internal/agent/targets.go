@@ -65,7 +65,52 @@ func ResolveExe(path string) (Exe, error) {
 	if st.Mode&0o111 == 0 {
 		return Exe{}, fmt.Errorf("%s: not executable, so no process can run it", path)
 	}
+	if interp, ok := scriptInterpreter(path); ok {
+		return Exe{}, scriptError(path, interp)
+	}
 	return Exe{Path: path, ID: exeID(st)}, nil
+}
+
+// scriptInterpreter reports whether the file at path is a #! script, and
+// its interpreter ("" when the line names none). A file that cannot be
+// read is not judged: the kernel may still run it.
+func scriptInterpreter(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	// The kernel reads the #! line from the first 256 bytes (BINPRM_BUF_SIZE).
+	buf := make([]byte, 256)
+	n, _ := f.Read(buf)
+	line, ok := strings.CutPrefix(string(buf[:n]), "#!")
+	if !ok {
+		return "", false
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return "", true
+	}
+	return fields[0], true
+}
+
+// scriptError says why --exe of a script can never match and what does.
+// The kernel runs a #! script as its interpreter: by sched_process_exec,
+// the only hook the match can use, the script's own file is released
+// (exec_binprm keeps it only for binfmt_misc programs with the O flag), so
+// neither the kernel side nor /proc/<pid>/exe ever names it. A script's
+// processes take their name (comm) from the file name they were started
+// by, cut to 15 bytes.
+func scriptError(path, interp string) error {
+	comm := filepath.Base(path)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	if interp == "" {
+		return fmt.Errorf("%s: a #! script, which runs as its interpreter, never as this file, so it can never match; select it with --comm %s (its processes' name when started by this file name)", path, comm)
+	}
+	return fmt.Errorf("%s: a #! script, which runs as its interpreter %s, never as this file, so it can never match; select it with --comm %s (its processes' name when started by this file name) or --exe %s (every process of that interpreter)", path, interp, comm, interp)
 }
 
 func exeID(st unix.Stat_t) shared.ExeID {
