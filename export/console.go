@@ -42,7 +42,17 @@ type ConsoleOptions struct {
 	// histogram bars shrink to it. 0: the COLUMNS environment variable,
 	// else 80.
 	Width int
+	// Interval is the collection interval (--interval). A rate is shown
+	// only over a window of at least half of it (and at least
+	// MinRateWindow): the last interval, cut short at shutdown or when
+	// the command exits, is marked partial and shows counts and totals
+	// only. 0: MinRateWindow alone.
+	Interval time.Duration
 }
+
+// MinRateWindow is the shortest window the console computes a rate over,
+// whatever the interval: the smallest --interval.
+const MinRateWindow = 100 * time.Millisecond
 
 // console prints, per interval, the busiest (process × attribute set)
 // series of every histogram metric. The data is cumulative, so it keeps
@@ -53,6 +63,8 @@ type console struct {
 	topN   int
 	procsN int
 	width  int
+	// minRate is the shortest window in seconds a rate is shown for.
+	minRate float64
 
 	// prev holds the last cumulative value of every series seen in the
 	// previous Export; next collects this Export's. They are swapped after
@@ -111,12 +123,13 @@ func NewConsole(w io.Writer, opts ConsoleOptions) Exporter {
 		width = 80
 	}
 	return &console{
-		w:      w,
-		topN:   n,
-		procsN: procs,
-		width:  width,
-		prev:   make(map[seriesKey]*seriesState),
-		next:   make(map[seriesKey]*seriesState),
+		w:       w,
+		topN:    n,
+		procsN:  procs,
+		width:   width,
+		minRate: max(opts.Interval/2, MinRateWindow).Seconds(),
+		prev:    make(map[seriesKey]*seriesState),
+		next:    make(map[seriesKey]*seriesState),
 	}
 }
 
@@ -155,7 +168,15 @@ type histPoint struct {
 func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
 	sections := map[string]*consoleSection{}
 	counterSections := map[string]*counterSection{}
-	var now time.Time
+	var now, earliest time.Time // the newest point, the oldest start
+	seen := func(start, t time.Time) {
+		if t.After(now) {
+			now = t
+		}
+		if earliest.IsZero() || start.Before(earliest) {
+			earliest = start
+		}
+	}
 	procs := map[resKey]string{} // process → its command, for the per-process blocks
 
 	for i := range rms {
@@ -196,9 +217,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 				byMetric[m.Name] = idx
 				prefixOf[m.Name] = namePrefix(m.Name)
 				for _, p := range points {
-					if p.time.After(now) {
-						now = p.time
-					}
+					seen(p.start, p.time)
 					row := c.histogramRow(rk, m.Name, p)
 					row.res, row.pid, row.exe = rk, pid, exe
 					switch {
@@ -235,15 +254,10 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 					counterSections[m.Name] = sec
 				}
 				forEachCounterPoint(m.Data, func(attrs *attribute.Set, start, t time.Time, v float64) {
-					if t.After(now) {
-						now = t
-					}
+					seen(start, t)
 					row := &counterRow{res: rk, proc: isProc && !isOverflow(attrs), metric: m.Name, unit: m.Unit, pid: pid, exe: exe, attrs: attrs, total: v,
 						delta: c.counterDelta(seriesKey{res: rk, metric: m.Name, attrs: attrs.Equivalent()}, start, t, v)}
-					row.seconds = t.Sub(start).Seconds()
-					if !c.lastTime.IsZero() && c.lastTime.After(start) {
-						row.seconds = t.Sub(c.lastTime).Seconds()
-					}
+					row.seconds = c.window(start, t)
 					switch {
 					case isOverflow(attrs):
 						row.pidText, row.exe = "overflow", "-"
@@ -305,7 +319,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c.render(now, procs, sections, counterSections)
+	c.render(now, earliest, procs, sections, counterSections)
 	c.prev, c.next = c.next, c.prev
 	clear(c.next)
 	c.lastTime = now
@@ -340,7 +354,7 @@ func (c *console) histogramRow(rk resKey, metric string, p histPoint) *consoleRo
 		row.calls = p.count
 		row.sum = p.sum
 		copy(row.buckets, p.buckets)
-		row.seconds = p.time.Sub(p.start).Seconds()
+		row.seconds = c.window(p.start, p.time)
 	}
 
 	// Reuse the previous state's bucket slice: after the delta above it is
@@ -353,6 +367,27 @@ func (c *console) histogramRow(rk resKey, metric string, p histPoint) *consoleRo
 	st.buckets = append(st.buckets[:0], p.buckets...)
 	c.next[key] = st
 	return row
+}
+
+// window is the seconds a value with no previous one to subtract covers:
+// from its stream's start, or from the previous export if that is later (a
+// series met for the first time moved since then, as every live series is
+// in every export).
+func (c *console) window(start, t time.Time) float64 {
+	if !c.lastTime.IsZero() && c.lastTime.After(start) {
+		start = c.lastTime
+	}
+	return t.Sub(start).Seconds()
+}
+
+// rate prints n/seconds with format, or "-" over a window too short for a
+// rate to mean anything (see ConsoleOptions.Interval): 22 calls in the
+// 2 ms between the last interval and the exit are not 10167/s.
+func (c *console) rate(n, seconds float64, format func(float64) string) string {
+	if seconds < c.minRate || seconds <= 0 {
+		return "-"
+	}
+	return format(n / seconds)
 }
 
 func bucketsWentBack(prev, cur []uint64) bool {
@@ -379,12 +414,27 @@ func (c *console) counterDelta(key seriesKey, start, t time.Time, v float64) flo
 	return d
 }
 
-func (c *console) render(now time.Time, procCmds map[resKey]string, sections map[string]*consoleSection, counters map[string]*counterSection) {
+func (c *console) render(now, earliest time.Time, procCmds map[resKey]string, sections map[string]*consoleSection, counters map[string]*counterSection) {
 	procs := len(procCmds)
 	c.out.Reset()
-	interval := "first interval"
-	if !c.lastTime.IsZero() {
-		interval = "interval " + now.Sub(c.lastTime).Round(time.Millisecond).String()
+	// The interval is partial when too short for rates: the last one, cut
+	// short by the shutdown or the command's exit, usually is.
+	var interval string
+	var length time.Duration
+	if c.lastTime.IsZero() {
+		interval = "first interval"
+		if !earliest.IsZero() {
+			length = now.Sub(earliest)
+		}
+	} else {
+		length = now.Sub(c.lastTime)
+		interval = "interval " + length.Round(time.Millisecond).String()
+	}
+	if length > 0 && length.Seconds() < c.minRate {
+		if c.lastTime.IsZero() {
+			interval += " " + length.Round(time.Millisecond).String()
+		}
+		interval += " (partial, no rates)"
 	}
 	noun := "processes"
 	if procs == 1 {
@@ -475,10 +525,7 @@ func (c *console) renderCounters(sec *counterSection) {
 			}
 			cells = append(cells, v)
 		}
-		rate := "-"
-		if r.seconds > 0 {
-			rate = formatCounterRate(r.delta/r.seconds, sec.unit)
-		}
+		rate := c.rate(r.delta, r.seconds, func(v float64) string { return formatCounterRate(v, sec.unit) })
 		writeCells(tw, append(cells, formatCount(r.delta, sec.unit), rate, formatCount(r.total, sec.unit)))
 	}
 	tw.Flush()
@@ -544,18 +591,15 @@ func (c *console) renderSection(sec *consoleSection) {
 			}
 			cells = append(cells, v)
 		}
-		rate := "-"
-		if r.seconds > 0 {
-			rate = formatRate(float64(r.calls) / r.seconds)
-		}
+		rate := c.rate(float64(r.calls), r.seconds, formatRate)
 		errs := "-"
 		if r.hasErr {
 			errs = strconv.FormatFloat(r.errors, 'f', -1, 64)
 		}
 		cells = append(cells,
 			strconv.FormatUint(r.calls, 10), rate, errs,
-			quantile(r.bounds, r.buckets, 0.50, sec.unit),
-			quantile(r.bounds, r.buckets, 0.99, sec.unit),
+			FormatQuantile(r.bounds, r.buckets, r.sum, 0.50, sec.unit),
+			FormatQuantile(r.bounds, r.buckets, r.sum, 0.99, sec.unit),
 			formatValue(r.sum, sec.unit),
 		)
 		writeCells(tw, cells)
@@ -616,24 +660,6 @@ func columnHeaders(keys []attribute.Key) []string {
 	return short
 }
 
-// quantile estimates the q-quantile of a histogram from its bucket counts
-// (here: the interval's deltas) by linear interpolation inside the bucket
-// holding the rank, as Prometheus' histogram_quantile does. The first
-// bucket has no lower bound and the last no upper bound, so a rank landing
-// there is printed as "<first bound" or ">last bound" rather than invented.
-func quantile(bounds []float64, counts []uint64, q float64, unit string) string {
-	v, below, above, ok := HistogramQuantile(bounds, counts, q)
-	switch {
-	case !ok:
-		return "-"
-	case below:
-		return "<" + formatValue(v, unit)
-	case above:
-		return ">" + formatValue(v, unit)
-	}
-	return formatValue(v, unit)
-}
-
 // formatValue prints v in unit: durations with a µs/ms/s unit chosen so
 // there are 1–3 integer digits, three significant digits; other units as a
 // short number followed by the unit (annotations like {call} dropped).
@@ -647,12 +673,40 @@ func formatValue(v float64, unit string) string {
 		return formatSeconds(v / 1e6)
 	case "ns":
 		return formatSeconds(v / 1e9)
+	case "By":
+		return FormatBytes(v)
 	}
 	s := strconv.FormatFloat(v, 'g', 3, 64)
 	if unit == "" || unit == "1" || strings.HasPrefix(unit, "{") {
 		return s
 	}
 	return s + unit
+}
+
+// FormatBytes prints a number of bytes (or bytes per second) in binary
+// units, the unit chosen after rounding so the number stays below 1024: a
+// whole number of the unit as it is (0B, 512B, 100KiB, 48MiB: the form
+// --bpf-memory takes), anything else with three significant digits
+// (1.50GiB, 41.1MiB, 0.50B). It is the one byte formatter of the console,
+// top, probes and the command line's messages.
+func FormatBytes(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return strconv.FormatFloat(v, 'g', -1, 64) + "B"
+	}
+	units := [...]string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	sign := ""
+	if v < 0 {
+		sign, v = "-", -v
+	}
+	i := 0
+	for v >= 1023.5 && i < len(units)-1 { // 1023.5 would print as 1024
+		v /= 1024
+		i++
+	}
+	if v == math.Trunc(v) {
+		return sign + strconv.FormatFloat(v, 'f', 0, 64) + units[i]
+	}
+	return sign + sig3(v) + units[i]
 }
 
 func formatSeconds(s float64) string {
@@ -691,10 +745,10 @@ func sig3(x float64) string {
 	}
 }
 
-// formatCount prints a counter's value: durations as formatValue does,
-// counts of things as whole numbers (1520, not 1.52e+03).
+// formatCount prints a counter's value: durations and bytes as formatValue
+// does, counts of things as whole numbers (1520, not 1.52e+03).
 func formatCount(v float64, unit string) string {
-	if isTimeUnit(unit) || v != math.Trunc(v) || math.Abs(v) >= 1e15 {
+	if isTimeUnit(unit) || unit == "By" || v != math.Trunc(v) || math.Abs(v) >= 1e15 {
 		return formatValue(v, unit)
 	}
 	s := strconv.FormatFloat(v, 'f', 0, 64)
@@ -705,9 +759,10 @@ func formatCount(v float64, unit string) string {
 }
 
 // formatCounterRate prints a counter's rate per second: time per second in
-// µs/ms/s, counts with one decimal below 100.
+// µs/ms/s, bytes per second in B/KiB/MiB..., counts with one decimal below
+// 100.
 func formatCounterRate(v float64, unit string) string {
-	if isTimeUnit(unit) {
+	if isTimeUnit(unit) || unit == "By" {
 		return formatValue(v, unit)
 	}
 	s := formatRate(v)

@@ -27,6 +27,7 @@ type procHist struct {
 	name, unit string
 	series     int
 	count      uint64
+	sum        float64
 	errors     float64
 	hasErr     bool
 	seconds    float64
@@ -71,6 +72,7 @@ func (c *console) renderProcesses(cmds map[resKey]string, sections map[string]*c
 			}
 			h.series++
 			h.count += r.calls
+			h.sum += r.sum
 			h.errors += r.errors
 			h.hasErr = h.hasErr || r.hasErr
 			h.seconds = max(h.seconds, r.seconds)
@@ -115,10 +117,7 @@ func (c *console) renderProcesses(cmds map[resKey]string, sections map[string]*c
 		if len(b.counters) > 0 {
 			tw := tabwriter.NewWriter(&c.out, 0, 0, 2, ' ', 0)
 			for _, r := range b.counters {
-				rate := "-"
-				if r.seconds > 0 {
-					rate = formatCounterRate(r.delta/r.seconds, r.unit) + "/s"
-				}
+				rate := c.rate(r.delta, r.seconds, func(v float64) string { return formatCounterRate(v, r.unit) + "/s" })
 				writeCells(tw, []string{"  " + r.metric + attrSuffix(r.attrs), rate, "total " + formatCount(r.total, r.unit)})
 			}
 			tw.Flush()
@@ -129,17 +128,18 @@ func (c *console) renderProcesses(cmds map[resKey]string, sections map[string]*c
 				what = fmt.Sprintf(", %d series added", h.series)
 			}
 			rate, errs := "", ""
-			if h.seconds > 0 {
-				rate = ", " + formatRate(float64(h.count)/h.seconds) + "/s"
+			perSecond := func(v float64) string { return formatRate(v) + "/s" }
+			if r := c.rate(float64(h.count), h.seconds, perSecond); r != "-" {
+				rate = ", " + r
 			}
 			if h.hasErr {
 				errs = ", errors " + strconv.FormatFloat(h.errors, 'f', -1, 64)
-				if h.seconds > 0 {
-					errs += " (" + formatRate(h.errors/h.seconds) + "/s)"
+				if r := c.rate(h.errors, h.seconds, perSecond); r != "-" {
+					errs += " (" + r + ")"
 				}
 			}
 			fmt.Fprintf(&c.out, "  %s: %d in the interval%s%s%s, p50 %s, p99 %s\n", h.name, h.count, rate, errs, what,
-				quantile(h.bounds, h.buckets, 0.50, h.unit), quantile(h.bounds, h.buckets, 0.99, h.unit))
+				FormatQuantile(h.bounds, h.buckets, h.sum, 0.50, h.unit), FormatQuantile(h.bounds, h.buckets, h.sum, 0.99, h.unit))
 			WriteHistogramBars(&c.out, h.bounds, h.buckets, h.unit, c.width, "    ")
 		}
 	}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -37,16 +40,121 @@ func TestQuantile(t *testing.T) {
 		{"empty", us, []uint64{0, 0, 0, 0, 0}, "-", "-"},
 		{"no bounds", nil, []uint64{7}, "-", "-"},
 	} {
-		if got := quantile(tc.bounds, tc.counts, 0.5, "s"); got != tc.p50 {
+		if got := FormatQuantile(tc.bounds, tc.counts, math.NaN(), 0.5, "s"); got != tc.p50 {
 			t.Errorf("%s: p50 = %q, want %q", tc.name, got, tc.p50)
 		}
-		if got := quantile(tc.bounds, tc.counts, 0.99, "s"); got != tc.p99 {
+		if got := FormatQuantile(tc.bounds, tc.counts, math.NaN(), 0.99, "s"); got != tc.p99 {
 			t.Errorf("%s: p99 = %q, want %q", tc.name, got, tc.p99)
 		}
 	}
 	// p75 of {0,50,50,0,0}: rank 75 is 25/50 into (2.048, 4.096] = 3.072µs.
-	if got := quantile(us, []uint64{0, 50, 50, 0, 0}, 0.75, "s"); got != "3.07µs" {
+	if got := FormatQuantile(us, []uint64{0, 50, 50, 0, 0}, math.NaN(), 0.75, "s"); got != "3.07µs" {
 		t.Errorf("p75 = %q", got)
+	}
+}
+
+// log2Bounds are the agent's first n bucket bounds in seconds: 1.024µs × 2^i.
+func log2Bounds(n int) []float64 {
+	b := make([]float64, n)
+	for i := range b {
+		b[i] = 1.024e-6 * float64(uint64(1)<<i)
+	}
+	return b
+}
+
+// log2Hist puts values (seconds) into the agent's buckets, as
+// telagent_hist_bucket does: bucket i+1 holds [bounds[i], bounds[i+1]).
+func log2Hist(bounds []float64, values ...float64) (counts []uint64, sum float64) {
+	counts = make([]uint64, len(bounds)+1)
+	for _, v := range values {
+		i := sort.SearchFloat64s(bounds, v)
+		if i < len(bounds) && bounds[i] == v {
+			i++ // a bound belongs to the bucket above it
+		}
+		counts[i]++
+		sum += v
+	}
+	return counts, sum
+}
+
+// TestQuantileBoundedBySum: the sum bounds what a quantile can be, so a p99
+// never exceeds the largest value the buckets and the sum allow, and one
+// observation is the sum exactly. Before, interpolation inside the bucket
+// printed 521µs for one call of 300µs (a p99 above the TOTAL column).
+func TestQuantileBoundedBySum(t *testing.T) {
+	bounds := log2Bounds(10) // 1.024µs ... 524µs, then +Inf
+	for _, tc := range []struct {
+		name     string
+		values   []float64
+		p50, p99 string
+	}{
+		{"one call of 300µs", []float64{300e-6}, "300µs", "300µs"},
+		// The largest is at most 400 - 65.5 (the other's least) = 334µs.
+		{"100µs and 300µs", []float64{100e-6, 300e-6}, "131µs", "334µs"},
+		// Above the last bound: exact with one value; with three small
+		// ones beside it, between 2.0009s - 3×524µs and 2.0009s - 3×262µs,
+		// which three digits cannot tell apart (it printed ">524µs").
+		{"one of 2s, past the last bound", []float64{2}, "2.00s", "2.00s"},
+		{"2s and three of 300µs", []float64{300e-6, 300e-6, 300e-6, 2}, "437µs", "2.00s"},
+		// Many values: the sum is far from binding, interpolation stands.
+		{"100 of 3µs", slices.Repeat([]float64{3e-6}, 100), "3.07µs", "4.08µs"},
+	} {
+		counts, sum := log2Hist(bounds, tc.values...)
+		if got := FormatQuantile(bounds, counts, sum, 0.5, "s"); got != tc.p50 {
+			t.Errorf("%s: p50 = %q, want %q", tc.name, got, tc.p50)
+		}
+		if got := FormatQuantile(bounds, counts, sum, 0.99, "s"); got != tc.p99 {
+			t.Errorf("%s: p99 = %q, want %q", tc.name, got, tc.p99)
+		}
+	}
+	// A sum the buckets cannot add up to is ignored: four values in
+	// (1.024, 2.048]µs do not add up to 1ms.
+	if got := FormatQuantile(testBounds, []uint64{0, 4, 0, 0, 0}, 1e-3, 0.99, "s"); got != "2.04µs" {
+		t.Errorf("inconsistent sum: p99 = %q, want the buckets' 2.04µs", got)
+	}
+}
+
+// TestQuantileClaimsHold checks HistogramQuantile against the values
+// themselves (the oracle: the sorted values of random histograms): a plain
+// value lies in the bucket of the true quantile and never above the
+// largest value the sum allows, "<x" is never below it, ">x" never above
+// it, and nothing exceeds the sum.
+func TestQuantileClaimsHold(t *testing.T) {
+	bounds := log2Bounds(12)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 20000 {
+		n := 1 + rng.IntN(8)
+		if iter%10 == 0 {
+			n = 1 + rng.IntN(300)
+		}
+		values := make([]float64, n)
+		for i := range values {
+			// log-uniform from 0.1µs to 20ms: every bucket, both open ends
+			values[i] = math.Exp(math.Log(1e-7) + rng.Float64()*(math.Log(2e-2)-math.Log(1e-7)))
+		}
+		counts, sum := log2Hist(bounds, values...)
+		slices.Sort(values)
+		for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+			v, below, above, ok := HistogramQuantile(bounds, counts, sum, q)
+			k := max(int(math.Ceil(q*float64(n))), 1)
+			truth := values[k-1]
+			lo, hi := bucketBounds(bounds, sort.SearchFloat64s(bounds, truth))
+			const eps = 1e-12
+			switch {
+			case !ok:
+				t.Fatalf("%v q=%v: not ok", values, q)
+			case v > sum*(1+1e-9):
+				t.Fatalf("%v q=%v: %v exceeds the sum %v", values, q, v, sum)
+			case below && v < truth-eps:
+				t.Fatalf("%v q=%v: <%v, but the quantile is %v", values, q, v, truth)
+			case above && v > truth+eps:
+				t.Fatalf("%v q=%v: >%v, but the quantile is %v", values, q, v, truth)
+			case !below && !above && (v < lo-eps || v > hi+eps) && math.Abs(v-truth) > 1e-3*truth:
+				t.Fatalf("%v q=%v: %v outside the quantile's bucket [%v, %v] (quantile %v)", values, q, v, lo, hi, truth)
+			case n == 1 && !below && !above && math.Abs(v-truth) > 1e-9*truth:
+				t.Fatalf("one value %v: quantile %v", truth, v)
+			}
+		}
 	}
 }
 
@@ -142,7 +250,9 @@ func TestConsoleIntervals(t *testing.T) {
 		// PID EXE SYSCALL COUNT COUNT/S ERRORS P50 P99 TOTAL
 		{"100", "nginx", "read", "10", "2.0", "3", "1.54µs", "2.04µs", "15.0µs"},
 		{"100", "nginx", "write", "5", "1.0", "0", "3.07µs", "4.08µs", "15.0µs"},
-		{"200", "postgres", "fsync", "3", "0.6", "-", ">8.19µs", ">8.19µs", "30.0ms"},
+		// Three fsyncs above 8.19µs adding up to 30ms: the largest is at
+		// least a third of that.
+		{"200", "postgres", "fsync", "3", "0.6", "-", ">8.19µs", ">10.0ms", "30.0ms"},
 	}
 	checkConsole(t, "interval 1", buf.String(), headers, rows, wantHeaders, wantRows)
 	if !strings.Contains(buf.String(), "\nPID  EXE       SYSCALL  COUNT  COUNT/S  ERRORS  P50      P99      TOTAL\n") {
@@ -166,7 +276,11 @@ func TestConsoleIntervals(t *testing.T) {
 	wantRows = [][]string{
 		{"100", "nginx", "write", "20", "4.0", "6", "6.14µs", "8.15µs", "120µs"},
 		{"200", "postgres", "fsync", "4", "0.8", "-", "1.54µs", "2.04µs", "1.00ms"},
-		{"overflow", "-", "-", "4", "0.8", "2", "6.14µs", "8.15µs", "20.0µs"},
+		// Four values in (4.096, 8.192]µs adding up to 20µs: the second
+		// smallest is at most (20 - 4.096)/3 = 5.30µs, the largest at most
+		// 20 - 3×4.096 = 7.71µs, below the bucket interpolation's 6.14µs
+		// and 8.15µs.
+		{"overflow", "-", "-", "4", "0.8", "2", "5.30µs", "7.71µs", "20.0µs"},
 	}
 	checkConsole(t, "interval 2", buf.String(), headers, rows, wantHeaders, wantRows)
 
@@ -348,6 +462,8 @@ func TestConsoleGolden(t *testing.T) {
 	if err := c.Export(context.Background(), goldenInterval(t2, 2)); err != nil {
 		t.Fatal(err)
 	}
+	// postgres's p99: three fsyncs of at most 524µs and a fourth adding
+	// up to 500ms, so the slowest took at least 500ms - 3×524µs.
 	const want = `--- 2023-11-14T22:13:40Z  2 processes  interval 10s ---
 telagent.sched.runqueue.duration: top 1 of 1 active series
 PID  EXE    COUNT  COUNT/S  ERRORS  P50     P99     TOTAL
@@ -356,7 +472,7 @@ telagent.syscall.duration: top 3 of 3 active series
 PID  EXE       SYSCALL     COUNT  COUNT/S  ERRORS  P50     P99     TOTAL
 100  nginx     read        442    44.2     25      3.28µs  14.4µs  2.00ms
 100  nginx     epoll_wait  100    10.0     0       92.8µs  253µs   80.0ms
-200  postgres  fsync       4      0.4      -       437µs   >524µs  500ms
+200  postgres  fsync       4      0.4      -       437µs   >498ms  500ms
 process.context_switches: top 2 of 2 active series
 PID  EXE    TYPE         DELTA  RATE/S  TOTAL
 100  nginx  voluntary    95     9.5     190
@@ -386,7 +502,7 @@ process 100 nginx (/usr/bin/nginx)
     65.5µs -> 131µs  : 62    |*******                          |
      131µs -> 262µs  : 15    |**                               |
 process 200 postgres (/usr/bin/postgres)
-  telagent.syscall.duration: 4 in the interval, 0.4/s, p50 437µs, p99 >524µs
+  telagent.syscall.duration: 4 in the interval, 0.4/s, p50 437µs, p99 >498ms
           duration : count  distribution
     262µs -> 524µs : 3     |***********************************|
     524µs -> +Inf  : 1     |************                       |
@@ -449,7 +565,11 @@ func TestConsoleFormatCount(t *testing.T) {
 		{1520.4, "{context_switch}", "1.52e+03", "1520"},
 		{7, "{fault}", "7", "7.0"},
 		{0.0572, "s", "57.2ms", "57.2ms"},
-		{2048, "By", "2048By", "2048By"},
+		// Bytes in binary units (they printed raw: 52428800By).
+		{2048, "By", "2KiB", "2KiB"},
+		{52428800, "By", "50MiB", "50MiB"},
+		{1.5 * (1 << 30), "By", "1.50GiB", "1.50GiB"},
+		{5242880.5, "By", "5.00MiB", "5.00MiB"},
 	} {
 		if got := formatCount(tc.v, tc.unit); got != tc.want {
 			t.Errorf("formatCount(%v, %s) = %q, want %q", tc.v, tc.unit, got, tc.want)
@@ -457,5 +577,104 @@ func TestConsoleFormatCount(t *testing.T) {
 		if got := formatCounterRate(tc.v, tc.unit); got != tc.rate {
 			t.Errorf("formatCounterRate(%v, %s) = %q, want %q", tc.v, tc.unit, got, tc.rate)
 		}
+	}
+}
+
+// TestFormatBytes: the one byte formatter of the console, top, probes and
+// the command line's messages.
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "0B"},
+		{512, "512B"},
+		{1023, "1023B"},
+		{0.5, "0.50B"},
+		{1023.7, "1.00KiB"}, // the unit is chosen after rounding
+		{1024, "1KiB"},
+		{100 << 10, "100KiB"},
+		{812.4 * 1024, "812KiB"},
+		{48 << 20, "48MiB"},
+		{52428800, "50MiB"},
+		{41.1 * (1 << 20), "41.1MiB"},
+		{1.5 * (1 << 30), "1.50GiB"},
+		{(1 << 40) - 1, "1.00TiB"},
+		{-2048, "-2KiB"},
+	} {
+		if got := FormatBytes(tc.in); got != tc.want {
+			t.Errorf("FormatBytes(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestConsolePartialInterval: a rate needs a window of at least half the
+// interval. The last interval, 2.16ms between the last tick and the
+// command's exit, is marked partial and shows counts and totals with no
+// rate (it printed 22 calls as 10185/s). A process met for the first time
+// gets its rate over the interval it appeared in, not over the whole run.
+// Bytes print in binary units.
+func TestConsolePartialInterval(t *testing.T) {
+	var buf bytes.Buffer
+	c := NewConsole(&buf, ConsoleOptions{Interval: 10 * time.Second, Width: 72})
+	diskIO := attribute.NewSet(attribute.String("disk.io.direction", "write"))
+	interval := func(at time.Time, reads uint64, written int64, cat bool) []metricdata.ResourceMetrics {
+		// reads calls of 3µs in (2.048, 4.096]µs: self-consistent sums
+		nginx := syscallRM(processResource(100, "nginx"), []metricdata.HistogramDataPoint[float64]{
+			hpoint(syscallAttrs("read"), at, float64(reads)*3e-6, 0, 0, reads, 0, 0)}, nil)
+		nginx.ScopeMetrics[0].Metrics = append(nginx.ScopeMetrics[0].Metrics, metricdata.Metrics{
+			Name: "process.disk.io", Unit: "By", Data: metricdata.Sum[int64]{
+				Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+				DataPoints: []metricdata.DataPoint[int64]{cpoint(diskIO, at, written)}}})
+		rms := []metricdata.ResourceMetrics{nginx}
+		if cat {
+			rms = append(rms, syscallRM(processResource(300, "cat"), []metricdata.HistogramDataPoint[float64]{
+				hpoint(syscallAttrs("read"), at, 50*3e-6, 0, 0, 50, 0, 0)}, nil))
+		}
+		return rms
+	}
+	ctx := context.Background()
+	t1 := testStart.Add(10 * time.Second)
+	t2 := t1.Add(10 * time.Second)
+	t3 := t2.Add(2160 * time.Microsecond)
+	if err := c.Export(ctx, interval(t1, 100, 50<<20, false)); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := c.Export(ctx, interval(t2, 200, 100<<20, true)); err != nil {
+		t.Fatal(err)
+	}
+	headers, rows := consoleRows(buf.String())
+	checkConsole(t, "interval 2", buf.String(), headers, rows, []string{
+		"--- 2023-11-14T22:13:40Z  2 processes  interval 10s ---",
+		"telagent.syscall.duration: top 2 of 2 active series",
+		"process.disk.io: top 1 of 1 active series",
+	}, [][]string{
+		{"100", "nginx", "read", "100", "10.0", "-", "3.07µs", "4.08µs", "300µs"},
+		// cat's 50 calls are new in this interval: 5.0/s, not 50/20s.
+		{"300", "cat", "read", "50", "5.0", "-", "3.07µs", "4.08µs", "150µs"},
+		{"100", "nginx", "write", "50MiB", "5MiB", "100MiB"},
+	})
+
+	buf.Reset()
+	if err := c.Export(ctx, interval(t3, 222, 100<<20+4096, false)); err != nil {
+		t.Fatal(err)
+	}
+	const want = `--- 2023-11-14T22:13:40Z  1 process  interval 2ms (partial, no rates) ---
+telagent.syscall.duration: top 1 of 1 active series
+PID  EXE    SYSCALL  COUNT  COUNT/S  ERRORS  P50     P99     TOTAL
+100  nginx  read     22     -        -       3.07µs  4.08µs  66.0µs
+process.disk.io: top 1 of 1 active series
+PID  EXE    DIRECTION  DELTA  RATE/S  TOTAL
+100  nginx  write      4KiB   -       100MiB
+busiest processes: 1 of 1 active
+process 100 nginx (/usr/bin/nginx)
+  process.disk.io [write]  -  total 100MiB
+  telagent.syscall.duration: 22 in the interval, p50 3.07µs, p99 4.08µs
+            duration : count  distribution
+    2.05µs -> 4.10µs : 22    |****************************************|
+`
+	if got := buf.String(); got != want {
+		t.Errorf("partial interval: got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"fmt"
+	"github.com/telagent/telagent/export"
 	"math"
 
 	"github.com/telagent/telagent/aggregator"
@@ -81,20 +82,5 @@ type BudgetError struct {
 
 func (e *BudgetError) Error() string {
 	return fmt.Sprintf("%s is too small for %d metric sets on %d possible CPUs and %d NUMA nodes: they need at least %s",
-		FormatBytes(e.Budget), e.Sets, e.PossibleCPUs, e.Nodes, FormatBytes(e.Need))
-}
-
-// FormatBytes prints n in the largest binary unit that keeps it whole
-// enough to read: 48 MiB, 1.5 GiB, 812 KiB.
-func FormatBytes(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	v, i := float64(n), 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if v == math.Trunc(v) || i == 0 {
-		return fmt.Sprintf("%.0f %s", v, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+		export.FormatBytes(float64(e.Budget)), e.Sets, e.PossibleCPUs, e.Nodes, export.FormatBytes(float64(e.Need)))
 }

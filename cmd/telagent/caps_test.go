@@ -102,14 +102,17 @@ func TestLeastPrivilege(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "capabilities dropped") {
 		t.Errorf("no \"capabilities dropped\" log line:\n%s", p.stderr)
 	}
-	// The command: a child of the agent, with no capability at all.
+	// The command: a child of the agent, with no capability at all, not
+	// even in its inheritable set (which would hand them to any program
+	// with file capabilities it runs).
 	kids := children(agentPid)
 	if len(kids) != 1 {
 		t.Fatalf("agent children %v, want the one command", kids)
 	}
 	for tid, st := range procCaps(t, kids[0]) {
-		if st.Effective != 0 || st.Permitted != 0 || st.Ambient != 0 {
-			t.Errorf("command thread %d inherited capabilities: %+v", tid, st)
+		if st.Effective != 0 || st.Permitted != 0 || st.Inheritable != 0 || st.Ambient != 0 {
+			t.Errorf("command thread %d inherited capabilities: effective %s permitted %s inheritable %s ambient %s",
+				tid, st.Effective, st.Permitted, st.Inheritable, st.Ambient)
 		}
 	}
 	if n := listeningSockets(t, agentPid); len(n) > 0 {

@@ -156,13 +156,13 @@ func TestCLIErrors(t *testing.T) {
 		{
 			name:   "bpf memory too small",
 			args:   []string{"run", "--bpf-memory", "100KiB"},
-			want:   "telagent: --bpf-memory 100 KiB: too small for the 7 metric sets of the selected probes on this host (",
+			want:   "telagent: --bpf-memory 100KiB: too small for the 7 metric sets of the selected probes on this host (",
 			substr: true,
 		},
 		{
 			name:   "bpf memory too small for one probe",
 			args:   []string{"run", "--probes", "syscalls", "--bpf-memory", "1KiB"},
-			want:   "telagent: --bpf-memory 1 KiB: too small for the 1 metric sets of the selected probes on this host (",
+			want:   "telagent: --bpf-memory 1KiB: too small for the 1 metric sets of the selected probes on this host (",
 			substr: true,
 		},
 		{

@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/telagent/telagent/export"
 	"io"
 	"io/fs"
 	"os"
@@ -63,12 +64,12 @@ func writeStorageTable(out io.Writer, ps []probes.Probe, width int) error {
 		return err
 	}
 	head := fmt.Sprintf("Metric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, NUMA nodes: %d): %s in all",
-		probes.FormatBytes(plan.Budget), topo.PossibleCPUs, plan.Nodes, probes.FormatBytes(plan.Total))
+		export.FormatBytes(float64(plan.Budget)), topo.PossibleCPUs, plan.Nodes, export.FormatBytes(float64(plan.Total)))
 	fmt.Fprintf(out, "\n%s\n", strings.Join(wrapWords(head, width), "\n"))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SET\tPROBE\tENTRIES/HASH\tHASHES\tMEMORY")
 	for _, s := range sets {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, probes.FormatBytes(plan.Bytes[s.Name]))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, export.FormatBytes(float64(plan.Bytes[s.Name])))
 	}
 	return w.Flush()
 }

@@ -94,7 +94,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Debug("metric-set storage", "budget", probes.FormatBytes(storage.Budget), "planned", probes.FormatBytes(storage.Total), "entries", storage.Entries)
+	log.Debug("metric-set storage", "budget", export.FormatBytes(float64(storage.Budget)), "planned", export.FormatBytes(float64(storage.Total)), "entries", storage.Entries)
 	command := c.Args().Slice()
 	if len(command) > 0 {
 		if _, err := exec.LookPath(command[0]); err != nil {
@@ -118,7 +118,7 @@ func runAction(c *cli.Context) error {
 	if len(command) > 0 {
 		consoleOut = c.App.ErrWriter
 	}
-	exp, err := newExporter(c, consoleOut)
+	exp, err := newExporter(c, consoleOut, interval)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func planStorage(c *cli.Context, selected []probes.Probe, bounds map[string]uint
 	if errors.As(err, &small) {
 		return plan, usagef("--bpf-memory %s: too small for the %d metric sets of the selected probes on this host "+
 			"(%d possible CPUs, NUMA nodes: %d): they need at least %s; raise it or select fewer probes",
-			probes.FormatBytes(budget), small.Sets, small.PossibleCPUs, small.Nodes, probes.FormatBytes(small.Need))
+			export.FormatBytes(float64(budget)), small.Sets, small.PossibleCPUs, small.Nodes, export.FormatBytes(float64(small.Need)))
 	}
 	return plan, err
 }
@@ -294,10 +294,10 @@ func selectProbes(known []probes.Probe, spec string, set bool) ([]probes.Probe, 
 	return out, nil
 }
 
-func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error) }) (export.Exporter, error) {
+func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error) }, interval time.Duration) (export.Exporter, error) {
 	switch kind := c.String("exporter"); kind {
 	case "console":
-		return export.NewConsole(consoleOut, export.ConsoleOptions{}), nil
+		return export.NewConsole(consoleOut, export.ConsoleOptions{Interval: interval}), nil
 	case "otlp-json":
 		out := c.String("output")
 		if out == "" {

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/telagent/telagent/internal/privilege"
 )
 
 // heldCommand is a child process stopped right after its execve, before its
@@ -32,16 +32,21 @@ func startHeld(argv []string, stdin io.Reader, stdout, stderr io.Writer) (*heldC
 	h := &heldCommand{cmd: cmd, release: make(chan struct{}), done: make(chan error, 1)}
 	started := make(chan error, 1)
 	go func() {
-		// Unlocked only after a successful detach: a goroutine that exits
-		// locked takes its thread down with it, which also ends the trace.
+		// The command is the user's workload, not the agent: it must get
+		// none of the agent's capabilities (an agent run as a user with
+		// ambient CAP_BPF... from systemd or setpriv would otherwise hand
+		// them on through the inheritable and ambient sets). Capabilities
+		// are per thread and the child copies its forking thread's, so
+		// this locked thread, which forks it, empties both sets first. The
+		// goroutine then exits locked, even after a successful detach,
+		// which ends the thread: a thread whose sets differ from the
+		// others' never goes back to the runtime. (Exiting locked before
+		// the detach also ends the trace.)
 		runtime.LockOSThread()
-		// The command is the user's workload: it must not inherit the
-		// agent's capabilities through the ambient set (an agent run as a
-		// user with ambient CAP_BPF... from systemd or setpriv). This
-		// locked thread is the one that forks it, and the ambient set
-		// matters only at execve, which the agent does nowhere else.
-		// Before Linux 4.3 there is no ambient set and nothing to clear.
-		_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+		if err := privilege.ClearInheritable(); err != nil {
+			started <- fmt.Errorf("start %s: %w", argv[0], err)
+			return
+		}
 		if err := cmd.Start(); err != nil {
 			started <- fmt.Errorf("start %s: %w", argv[0], err)
 			return
@@ -58,11 +63,7 @@ func startHeld(argv []string, stdin io.Reader, stdout, stderr io.Writer) (*heldC
 		}
 		started <- nil
 		<-h.release
-		err := syscall.PtraceDetach(pid)
-		if err == nil {
-			runtime.UnlockOSThread()
-		}
-		h.done <- err
+		h.done <- syscall.PtraceDetach(pid)
 	}()
 	if err := <-started; err != nil {
 		if cmd.Process != nil {

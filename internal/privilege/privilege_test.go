@@ -185,6 +185,71 @@ func TestMapAccessNeedsCapBPF(t *testing.T) {
 	}
 }
 
+// TestClearInheritable: on a thread holding capabilities in its
+// inheritable and ambient sets (as an agent started by systemd or setpriv
+// with AmbientCapabilities does), ClearInheritable empties both and leaves
+// effective and permitted alone; the oracle is the thread's own
+// /proc/self/task/<tid>/status. The goroutine exits locked, so the altered
+// thread ends with it.
+func TestClearInheritable(t *testing.T) {
+	requireRoot(t)
+	type result struct {
+		before, after ThreadState
+		err           error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		var r result
+		defer func() { done <- r }()
+		status := func() (ThreadState, error) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", unix.Gettid()))
+			if err != nil {
+				return ThreadState{}, err
+			}
+			return ParseStatus(b)
+		}
+		cur, err := Current()
+		if err != nil {
+			r.err = err
+			return
+		}
+		give := Of(unix.CAP_BPF, unix.CAP_SYS_PTRACE) & cur.Permitted
+		cur.Inheritable = give
+		if r.err = capset(cur); r.err != nil {
+			return
+		}
+		for _, c := range give.Caps() {
+			if r.err = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); r.err != nil {
+				r.err = fmt.Errorf("raise ambient %s: %w", Name(c), r.err)
+				return
+			}
+		}
+		if r.before, r.err = status(); r.err != nil {
+			return
+		}
+		if r.err = ClearInheritable(); r.err != nil {
+			return
+		}
+		r.after, r.err = status()
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := Of(unix.CAP_BPF, unix.CAP_SYS_PTRACE)
+	if r.before.Inheritable != want || r.before.Ambient != want {
+		t.Fatalf("set-up: inheritable %s, ambient %s; want %s in both", r.before.Inheritable, r.before.Ambient, want)
+	}
+	if r.after.Inheritable != 0 || r.after.Ambient != 0 {
+		t.Errorf("after ClearInheritable: inheritable %s, ambient %s; want none", r.after.Inheritable, r.after.Ambient)
+	}
+	if r.after.Effective != r.before.Effective || r.after.Permitted != r.before.Permitted {
+		t.Errorf("effective %s → %s, permitted %s → %s: want them unchanged",
+			r.before.Effective, r.after.Effective, r.before.Permitted, r.after.Permitted)
+	}
+}
+
 // dropChildEnv makes the test binary, re-run, be the process that drops:
 // a drop cannot be undone, so it must not happen in the test process.
 const dropChildEnv = "TELAGENT_PRIVILEGE_DROP_CHILD"

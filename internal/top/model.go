@@ -110,6 +110,7 @@ type Hist struct {
 	Name, Unit string
 	Bounds     []float64
 	Counts     []uint64
+	Sum        float64 // of the values in Counts; it bounds the quantiles
 }
 
 // Row is one process's activity in the last interval. Rates are per
@@ -224,7 +225,7 @@ func (t *Tracker) Snapshot(rms []metricdata.ResourceMetrics) Snapshot {
 						if snap.Time.Before(p.Time) {
 							snap.Time = p.Time
 						}
-						counts, secs := t.histDelta(seriesKey{rk, m.Name, p.Attributes.Equivalent()}, p)
+						counts, sum, secs := t.histDelta(seriesKey{rk, m.Name, p.Attributes.Equivalent()}, p)
 						h := hists[m.Name]
 						if h == nil {
 							h = &Hist{Name: m.Name, Unit: m.Unit, Bounds: p.Bounds, Counts: make([]uint64, len(counts))}
@@ -234,6 +235,7 @@ func (t *Tracker) Snapshot(rms []metricdata.ResourceMetrics) Snapshot {
 						if len(h.Counts) != len(counts) {
 							continue
 						}
+						h.Sum += sum
 						var n uint64
 						for bi, c := range counts {
 							h.Counts[bi] += c
@@ -265,8 +267,8 @@ func (t *Tracker) Snapshot(rms []metricdata.ResourceMetrics) Snapshot {
 			row.Hists = append(row.Hists, *h)
 			if name == metricRunqueue {
 				snap.Has[ColRunqP50], snap.Has[ColRunqP99] = true, true
-				p50, _, _, ok50 := export.HistogramQuantile(h.Bounds, h.Counts, 0.50)
-				p99, _, _, _ := export.HistogramQuantile(h.Bounds, h.Counts, 0.99)
+				p50, _, _, ok50 := export.HistogramQuantile(h.Bounds, h.Counts, h.Sum, 0.50)
+				p99, _, _, _ := export.HistogramQuantile(h.Bounds, h.Counts, h.Sum, 0.99)
 				row.RunqP50, row.RunqP99, row.RunqOK = p50, p99, ok50
 			}
 		}
@@ -351,15 +353,17 @@ func (t *Tracker) sumDelta(k seriesKey, start, at time.Time, v float64) (float64
 	return d, secs
 }
 
-func (t *Tracker) histDelta(k seriesKey, p *metricdata.HistogramDataPoint[float64]) ([]uint64, float64) {
+func (t *Tracker) histDelta(k seriesKey, p *metricdata.HistogramDataPoint[float64]) ([]uint64, float64, float64) {
 	prev := t.prev[k]
 	out := make([]uint64, len(p.BucketCounts))
 	secs := p.Time.Sub(p.StartTime).Seconds()
+	sum := p.Sum
 	if prev != nil && prev.start.Equal(p.StartTime) && len(prev.buckets) == len(p.BucketCounts) && !wentBack(prev.buckets, p.BucketCounts) {
 		for i := range out {
 			out[i] = p.BucketCounts[i] - prev.buckets[i]
 		}
 		secs = p.Time.Sub(prev.time).Seconds()
+		sum = p.Sum - prev.value
 	} else {
 		copy(out, p.BucketCounts)
 	}
@@ -367,10 +371,10 @@ func (t *Tracker) histDelta(k seriesKey, p *metricdata.HistogramDataPoint[float6
 	if st == nil {
 		st = &cumulative{}
 	}
-	st.start, st.time = p.StartTime, p.Time
+	st.start, st.time, st.value = p.StartTime, p.Time, p.Sum
 	st.buckets = append(st.buckets[:0], p.BucketCounts...)
 	t.next[k] = st
-	return out, secs
+	return out, sum, secs
 }
 
 func wentBack(prev, cur []uint64) bool {

@@ -29,12 +29,13 @@ type procData struct {
 	syscalls     [5]uint64 // cumulative buckets
 	errs, faults int64
 	runq         [5]uint64
+	runqSum      float64 // seconds, cumulative (0: not set)
 }
 
 func interval(at time.Time, ps ...procData) []metricdata.ResourceMetrics {
 	var rms []metricdata.ResourceMetrics
 	for _, p := range ps {
-		hist := func(name string, b [5]uint64) metricdata.Metrics {
+		hist := func(name string, b [5]uint64, sum float64) metricdata.Metrics {
 			var n uint64
 			for _, x := range b {
 				n += x
@@ -43,7 +44,7 @@ func interval(at time.Time, ps ...procData) []metricdata.ResourceMetrics {
 				Temporality: metricdata.CumulativeTemporality,
 				DataPoints: []metricdata.HistogramDataPoint[float64]{{
 					Attributes: attribute.NewSet(attribute.String("telagent.syscall.name", "read")),
-					StartTime:  t0, Time: at, Count: n, Bounds: bounds, BucketCounts: slices.Clone(b[:])}}}}
+					StartTime:  t0, Time: at, Count: n, Sum: sum, Bounds: bounds, BucketCounts: slices.Clone(b[:])}}}}
 		}
 		sum := func(name string, v int64) metricdata.Metrics {
 			return metricdata.Metrics{Name: name, Data: metricdata.Sum[int64]{IsMonotonic: true,
@@ -51,7 +52,7 @@ func interval(at time.Time, ps ...procData) []metricdata.ResourceMetrics {
 		}
 		rms = append(rms, metricdata.ResourceMetrics{Resource: proc(p.pid, p.name), ScopeMetrics: []metricdata.ScopeMetrics{{
 			Metrics: []metricdata.Metrics{
-				hist(metricSyscalls, p.syscalls), hist(metricRunqueue, p.runq),
+				hist(metricSyscalls, p.syscalls, 0), hist(metricRunqueue, p.runq, p.runqSum),
 				sum(metricSysErrors, p.errs), sum(metricFaults, p.faults),
 				{Name: metricOnCPU, Unit: "s", Data: metricdata.Sum[float64]{IsMonotonic: true,
 					DataPoints: []metricdata.DataPoint[float64]{{StartTime: t0, Time: at, Value: p.oncpu}}}},
@@ -248,5 +249,38 @@ func TestTopRunningProbeColumns(t *testing.T) {
 	}
 	if got := v.cell(ColRetrans, &s.Rows[0]); got != "-" {
 		t.Errorf("retransmits without the tcp probe: %q, want -", got)
+	}
+}
+
+// TestTopQuantileBoundedBySum: top's run-queue p50/p99 and its detail view
+// use the sum as the console does: one wait of 3µs is 3µs, not the 3.07µs
+// and 4.08µs of interpolation inside (2.048, 4.096]µs. Disk rates print in
+// binary units.
+func TestTopQuantileBoundedBySum(t *testing.T) {
+	tr := NewTracker()
+	tr.Snapshot(interval(t0.Add(time.Second), procData{pid: 1, name: "a", syscalls: [5]uint64{0, 1, 0, 0, 0}, runq: [5]uint64{0, 0, 4, 0, 0}, runqSum: 12e-6}))
+	s := tr.Snapshot(interval(t0.Add(2*time.Second), procData{pid: 1, name: "a", syscalls: [5]uint64{0, 2, 0, 0, 0}, runq: [5]uint64{0, 0, 5, 0, 0}, runqSum: 15e-6}))
+	if len(s.Rows) != 1 {
+		t.Fatalf("rows %+v", s.Rows)
+	}
+	r := s.Rows[0]
+	if d := r.RunqP50 - 3e-6; d > 1e-12 || d < -1e-12 {
+		t.Errorf("run-queue p50 %v, want 3µs", r.RunqP50)
+	}
+	if d := r.RunqP99 - 3e-6; d > 1e-12 || d < -1e-12 {
+		t.Errorf("run-queue p99 %v, want 3µs", r.RunqP99)
+	}
+	s.Has[ColDisk] = true
+	v := NewView(120, 30)
+	v.Update(s)
+	v.Render() // highlights the first row
+	v.Key(KeyEnter)
+	if joined := strings.Join(v.Render(), "\n"); !strings.Contains(joined, "telagent.sched.runqueue.duration: 1 in the interval, p50 3.00µs, p99 3.00µs") {
+		t.Errorf("detail view:\n%s", joined)
+	}
+	for in, want := range map[float64]string{0: "0B", 5 << 20: "5MiB", 1536: "1.50KiB", 999.5 * 1024: "1000KiB"} {
+		if got := v.cell(ColDisk, &Row{Disk: in}); got != want {
+			t.Errorf("disk %v B/s: %q, want %q", in, got, want)
+		}
 	}
 }

@@ -244,7 +244,7 @@ func (v *View) cell(c Column, r *Row) string {
 		}
 		return export.FormatValue(value(c, r), "s")
 	case ColDisk:
-		return formatBytes(r.Disk)
+		return export.FormatBytes(r.Disk)
 	}
 	return formatRate(value(c, r))
 }
@@ -259,19 +259,6 @@ func formatRate(x float64) string {
 		return strconv.FormatFloat(x, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(x, 'f', 1, 64)
-}
-
-func formatBytes(x float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for x >= 1023.95 && i < len(units)-1 {
-		x /= 1024
-		i++
-	}
-	if i == 0 {
-		return strconv.FormatFloat(x, 'f', 0, 64) + units[0]
-	}
-	return strconv.FormatFloat(x, 'f', 1, 64) + units[i]
 }
 
 // sortName is the sort column's title and direction for the header.
@@ -405,24 +392,11 @@ func (v *View) renderDetail(r *Row) []string {
 			fmt.Fprintf(&b, "%s: nothing in the interval\n", h.Name)
 			continue
 		}
-		p50, p99 := quantileText(h, 0.50), quantileText(h, 0.99)
+		p50, p99 := export.FormatQuantile(h.Bounds, h.Counts, h.Sum, 0.50, h.Unit), export.FormatQuantile(h.Bounds, h.Counts, h.Sum, 0.99, h.Unit)
 		fmt.Fprintf(&b, "%s: %d in the interval, p50 %s, p99 %s\n", h.Name, n, p50, p99)
 		export.WriteHistogramBars(&b, h.Bounds, h.Counts, h.Unit, v.Width, "  ")
 	}
 	return strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-}
-
-func quantileText(h Hist, q float64) string {
-	x, below, above, ok := export.HistogramQuantile(h.Bounds, h.Counts, q)
-	switch {
-	case !ok:
-		return "-"
-	case below:
-		return "<" + export.FormatValue(x, h.Unit)
-	case above:
-		return ">" + export.FormatValue(x, h.Unit)
-	}
-	return export.FormatValue(x, h.Unit)
 }
 
 // clip cuts lines to the screen.
