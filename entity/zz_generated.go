@@ -69,7 +69,8 @@ const (
 	AttrHostImageName = attribute.Key("host.image.name")
 	// AttrHostImageVersion is "host.image.version" (semconv v1.44.0; string,
 	// development): The version string of the VM image or host OS as defined in
-	// [Version Attributes](/docs/resource/README.md#version-attributes).
+	// [Version
+	// Attributes](https://github.com/open-telemetry/semantic-conventions/blob/v1.44.0/docs/resource/README.md#version-attributes).
 	AttrHostImageVersion = attribute.Key("host.image.version")
 	// AttrHostIP is "host.ip" (semconv v1.44.0; string[], development): Available
 	// IP addresses of the host, excluding loopback interfaces.
@@ -133,7 +134,7 @@ const (
 	AttrOSType = attribute.Key("os.type")
 	// AttrOSVersion is "os.version" (semconv v1.44.0; string, development): The
 	// version string of the operating system as defined in [Version
-	// Attributes](/docs/resource/README.md#version-attributes).
+	// Attributes](https://github.com/open-telemetry/semantic-conventions/blob/v1.44.0/docs/resource/README.md#version-attributes).
 	AttrOSVersion = attribute.Key("os.version")
 	// AttrOtelComponentName is "otel.component.name" (semconv v1.44.0, bound 1;
 	// string, development): A name uniquely identifying the instance of the

@@ -347,3 +347,21 @@ func TestImports(t *testing.T) {
 		t.Errorf("the shared excerpt's otel.component.name has bound %d after Load", b)
 	}
 }
+
+// Semconv's Markdown links are relative to its repository (](/docs/...));
+// copied into docs/telemetry.md they pointed nowhere. Every one must now be
+// an absolute link into the pinned tag, and at least one exists (the
+// version-attribute links of host.image.version and os.version).
+func TestDocsSemconvLinksAbsolute(t *testing.T) {
+	doc, err := load(t).GenerateDocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(doc, []byte("](/")); i >= 0 {
+		t.Errorf("relative link in docs/telemetry.md: %q", doc[i:min(len(doc), i+60)])
+	}
+	want := []byte("](" + SemconvRepoURL + "/blob/v1.44.0/docs/resource/README.md#version-attributes)")
+	if !bytes.Contains(doc, want) {
+		t.Errorf("docs/telemetry.md lacks %s", want)
+	}
+}
