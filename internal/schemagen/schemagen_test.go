@@ -365,3 +365,35 @@ func TestDocsSemconvLinksAbsolute(t *testing.T) {
 		t.Errorf("docs/telemetry.md lacks %s", want)
 	}
 }
+
+// Entity refs' id_keys come from the schema: semconv's identifying
+// attributes where it has them (process, k8s.pod), the registry's
+// entity_ref_ids for host, os and container; description_keys are the rest.
+func TestEntityRefKeys(t *testing.T) {
+	r := load(t)
+	want := map[string]string{
+		"host": "host.id", "os": "os.type", "container": "container.id",
+		"process": "process.pid, process.creation.time", "k8s.pod": "k8s.pod.uid",
+	}
+	for _, e := range r.Entities {
+		w, ok := want[e.Name]
+		if !ok {
+			continue
+		}
+		delete(want, e.Name)
+		if got := attrIDs(e.RefID); got != w {
+			t.Errorf("entity %s: ref id_keys %q, want %q", e.Name, got, w)
+		}
+		for _, a := range e.RefDescriptive {
+			if containsAttr(e.RefID, a) {
+				t.Errorf("entity %s: %s both identifying and descriptive in its ref", e.Name, a.ID)
+			}
+		}
+		if len(e.RefID)+len(e.RefDescriptive) != len(e.Identifying)+len(e.Descriptive) {
+			t.Errorf("entity %s: ref keys %d+%d, attributes %d+%d", e.Name, len(e.RefID), len(e.RefDescriptive), len(e.Identifying), len(e.Descriptive))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("entities missing: %v", want)
+	}
+}
