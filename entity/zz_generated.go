@@ -833,6 +833,17 @@ func Entities() []EntityDesc {
 	}
 }
 
+// entityTable is every entity declared in the schema, sorted by Name
+// (read-only; RefEntities hands it out without allocating).
+var entityTable = [...]*EntityDesc{
+	&EntityContainer,
+	&EntityHost,
+	&EntityK8sPod,
+	&EntityOS,
+	&EntityProcess,
+	&EntityProcessExecutable,
+}
+
 // FieldDesc describes one field of a metric set's BPF map key.
 type FieldDesc struct {
 	Name      string        // C field name

@@ -202,6 +202,11 @@ type EntityDesc struct {
 		w("\t\t%s,\n", entityIdent(e.Name))
 	}
 	w("\t}\n}\n\n")
+	w("// entityTable is every entity declared in the schema, sorted by Name\n// (read-only; RefEntities hands it out without allocating).\nvar entityTable = [...]*EntityDesc{\n")
+	for _, e := range r.Entities {
+		w("\t&%s,\n", entityIdent(e.Name))
+	}
+	w("}\n\n")
 
 	// Metric sets.
 	w(`// FieldDesc describes one field of a metric set's BPF map key.
