@@ -61,7 +61,7 @@ func NewProcessResolver(procRoot string, host []attribute.KeyValue) (*ProcessRes
 		return nil, err
 	}
 	return &ProcessResolver{
-		procRoot: procRoot, bootTime: bt, host: host, hostRes: resource.NewSchemaless(host...),
+		procRoot: procRoot, bootTime: bt, host: host, hostRes: resource.NewWithAttributes(SchemaURL, host...),
 		cache: make(map[uint32]*processEntry),
 	}, nil
 }
@@ -153,7 +153,7 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
 		attrs = append(attrs, ParseCgroup(cg).Attributes()...)
 	}
-	return resource.NewSchemaless(attrs...)
+	return resource.NewWithAttributes(SchemaURL, attrs...)
 }
 
 // kernelProcess is what the kernel recorded of a pid's process.
@@ -197,7 +197,7 @@ func (r *ProcessResolver) describeGone(pid uint32, k kernelProcess) *resource.Re
 		attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(k.start)),
 			AttrProcessExecutableName.String(kernelString([]byte(k.comm), maxCommLen)))
 	}
-	return resource.NewSchemaless(attrs...)
+	return resource.NewWithAttributes(SchemaURL, attrs...)
 }
 
 // commandOf is argv[0] of a NUL-separated cmdline: semconv's process.command

@@ -44,7 +44,7 @@ func (r *ProcessResolver) describeExited(pid uint32, startTicks uint64, comm str
 	if comm != "" {
 		attrs = append(attrs, AttrProcessExecutableName.String(strings.ToValidUTF8(comm, "\uFFFD")))
 	}
-	return resource.NewSchemaless(attrs...)
+	return resource.NewWithAttributes(SchemaURL, attrs...)
 }
 
 // CheckLiveness revalidates against /proc, now, every cached process that

@@ -69,7 +69,8 @@ const (
 	AttrHostImageName = attribute.Key("host.image.name")
 	// AttrHostImageVersion is "host.image.version" (semconv v1.44.0; string,
 	// development): The version string of the VM image or host OS as defined in
-	// [Version Attributes](/docs/resource/README.md#version-attributes).
+	// [Version
+	// Attributes](https://github.com/open-telemetry/semantic-conventions/blob/v1.44.0/docs/resource/README.md#version-attributes).
 	AttrHostImageVersion = attribute.Key("host.image.version")
 	// AttrHostIP is "host.ip" (semconv v1.44.0; string[], development): Available
 	// IP addresses of the host, excluding loopback interfaces.
@@ -133,7 +134,7 @@ const (
 	AttrOSType = attribute.Key("os.type")
 	// AttrOSVersion is "os.version" (semconv v1.44.0; string, development): The
 	// version string of the operating system as defined in [Version
-	// Attributes](/docs/resource/README.md#version-attributes).
+	// Attributes](https://github.com/open-telemetry/semantic-conventions/blob/v1.44.0/docs/resource/README.md#version-attributes).
 	AttrOSVersion = attribute.Key("os.version")
 	// AttrOtelComponentName is "otel.component.name" (semconv v1.44.0, bound 1;
 	// string, development): A name uniquely identifying the instance of the
@@ -748,53 +749,75 @@ type EntityDesc struct {
 	Identifying []attribute.Key
 	Descriptive []attribute.Key
 	Description string
+	// RefIDKeys and RefDescriptionKeys are the id_keys and
+	// description_keys of the entity's OTLP EntityRef: Identifying, or the
+	// registry's choice (entity_ref_ids) for a semconv entity without any,
+	// and the descriptive rest. No RefIDKeys: the entity gets no ref.
+	RefIDKeys          []attribute.Key
+	RefDescriptionKeys []attribute.Key
 }
+
+// SchemaURL is the registry's schema URL (schema/manifest.yaml): the
+// schema_url of every Resource, scope and entity ref the agent exports.
+const SchemaURL = "https://telagent.dev/schemas/0.2.0"
 
 // Entities declared in the schema.
 var (
 	// EntityContainer (development): A container instance.
 	EntityContainer = EntityDesc{
-		Name:        "container",
-		Identifying: nil,
-		Descriptive: []attribute.Key{AttrContainerName, AttrContainerID, AttrContainerCommand, AttrContainerCommandLine, AttrContainerCommandArgs, AttrContainerLabel, AttrOciManifestDigest},
-		Description: "A container instance.",
+		Name:               "container",
+		Identifying:        nil,
+		Descriptive:        []attribute.Key{AttrContainerName, AttrContainerID, AttrContainerCommand, AttrContainerCommandLine, AttrContainerCommandArgs, AttrContainerLabel, AttrOciManifestDigest},
+		Description:        "A container instance.",
+		RefIDKeys:          []attribute.Key{AttrContainerID},
+		RefDescriptionKeys: []attribute.Key{AttrContainerName, AttrContainerCommand, AttrContainerCommandLine, AttrContainerCommandArgs, AttrContainerLabel, AttrOciManifestDigest},
 	}
 	// EntityHost (development): A host is defined as a computing instance. For
 	// example, physical servers, virtual machines, switches or disk array.
 	EntityHost = EntityDesc{
-		Name:        "host",
-		Identifying: nil,
-		Descriptive: []attribute.Key{AttrHostID, AttrHostName, AttrHostType, AttrHostArch, AttrHostImageName, AttrHostImageID, AttrHostImageVersion, AttrHostIP, AttrHostMac},
-		Description: "A host is defined as a computing instance. For example, physical servers, virtual machines, switches or disk array.",
+		Name:               "host",
+		Identifying:        nil,
+		Descriptive:        []attribute.Key{AttrHostID, AttrHostName, AttrHostType, AttrHostArch, AttrHostImageName, AttrHostImageID, AttrHostImageVersion, AttrHostIP, AttrHostMac},
+		Description:        "A host is defined as a computing instance. For example, physical servers, virtual machines, switches or disk array.",
+		RefIDKeys:          []attribute.Key{AttrHostID},
+		RefDescriptionKeys: []attribute.Key{AttrHostName, AttrHostType, AttrHostArch, AttrHostImageName, AttrHostImageID, AttrHostImageVersion, AttrHostIP, AttrHostMac},
 	}
 	// EntityK8sPod (development): A Kubernetes Pod object.
 	EntityK8sPod = EntityDesc{
-		Name:        "k8s.pod",
-		Identifying: []attribute.Key{AttrK8sPodUID},
-		Descriptive: []attribute.Key{AttrK8sPodName, AttrK8sPodLabel, AttrK8sPodAnnotation, AttrK8sPodIP, AttrK8sPodHostname, AttrK8sPodStartTime},
-		Description: "A Kubernetes Pod object.",
+		Name:               "k8s.pod",
+		Identifying:        []attribute.Key{AttrK8sPodUID},
+		Descriptive:        []attribute.Key{AttrK8sPodName, AttrK8sPodLabel, AttrK8sPodAnnotation, AttrK8sPodIP, AttrK8sPodHostname, AttrK8sPodStartTime},
+		Description:        "A Kubernetes Pod object.",
+		RefIDKeys:          []attribute.Key{AttrK8sPodUID},
+		RefDescriptionKeys: []attribute.Key{AttrK8sPodName, AttrK8sPodLabel, AttrK8sPodAnnotation, AttrK8sPodIP, AttrK8sPodHostname, AttrK8sPodStartTime},
 	}
 	// EntityOS (development): The operating system (OS) on which the process
 	// represented by this resource is running.
 	EntityOS = EntityDesc{
-		Name:        "os",
-		Identifying: nil,
-		Descriptive: []attribute.Key{AttrOSType, AttrOSDescription, AttrOSName, AttrOSVersion, AttrOSBuildID},
-		Description: "The operating system (OS) on which the process represented by this resource is running.",
+		Name:               "os",
+		Identifying:        nil,
+		Descriptive:        []attribute.Key{AttrOSType, AttrOSDescription, AttrOSName, AttrOSVersion, AttrOSBuildID},
+		Description:        "The operating system (OS) on which the process represented by this resource is running.",
+		RefIDKeys:          []attribute.Key{AttrOSType},
+		RefDescriptionKeys: []attribute.Key{AttrOSDescription, AttrOSName, AttrOSVersion, AttrOSBuildID},
 	}
 	// EntityProcess (release_candidate): An operating system process.
 	EntityProcess = EntityDesc{
-		Name:        "process",
-		Identifying: []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
-		Descriptive: []attribute.Key{AttrProcessParentPID, AttrProcessCommand, AttrProcessCommandLine, AttrProcessCommandArgs, AttrProcessArgsCount, AttrProcessInteractive, AttrProcessTitle, AttrProcessWorkingDirectory, AttrProcessOwner, AttrProcessLinuxCgroup},
-		Description: "An operating system process.",
+		Name:               "process",
+		Identifying:        []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
+		Descriptive:        []attribute.Key{AttrProcessParentPID, AttrProcessCommand, AttrProcessCommandLine, AttrProcessCommandArgs, AttrProcessArgsCount, AttrProcessInteractive, AttrProcessTitle, AttrProcessWorkingDirectory, AttrProcessOwner, AttrProcessLinuxCgroup},
+		Description:        "An operating system process.",
+		RefIDKeys:          []attribute.Key{AttrProcessPID, AttrProcessCreationTime},
+		RefDescriptionKeys: []attribute.Key{AttrProcessParentPID, AttrProcessCommand, AttrProcessCommandLine, AttrProcessCommandArgs, AttrProcessArgsCount, AttrProcessInteractive, AttrProcessTitle, AttrProcessWorkingDirectory, AttrProcessOwner, AttrProcessLinuxCgroup},
 	}
 	// EntityProcessExecutable (development): The executable of a process.
 	EntityProcessExecutable = EntityDesc{
-		Name:        "process.executable",
-		Identifying: []attribute.Key{AttrProcessExecutableBuildIDHtlhash},
-		Descriptive: []attribute.Key{AttrProcessExecutablePath, AttrProcessExecutableBuildIDGo, AttrProcessExecutableBuildIDGnu, AttrProcessExecutableName},
-		Description: "The executable of a process.",
+		Name:               "process.executable",
+		Identifying:        []attribute.Key{AttrProcessExecutableBuildIDHtlhash},
+		Descriptive:        []attribute.Key{AttrProcessExecutablePath, AttrProcessExecutableBuildIDGo, AttrProcessExecutableBuildIDGnu, AttrProcessExecutableName},
+		Description:        "The executable of a process.",
+		RefIDKeys:          []attribute.Key{AttrProcessExecutableBuildIDHtlhash},
+		RefDescriptionKeys: []attribute.Key{AttrProcessExecutablePath, AttrProcessExecutableBuildIDGo, AttrProcessExecutableBuildIDGnu, AttrProcessExecutableName},
 	}
 )
 
@@ -808,6 +831,17 @@ func Entities() []EntityDesc {
 		EntityProcess,
 		EntityProcessExecutable,
 	}
+}
+
+// entityTable is every entity declared in the schema, sorted by Name
+// (read-only; RefEntities hands it out without allocating).
+var entityTable = [...]*EntityDesc{
+	&EntityContainer,
+	&EntityHost,
+	&EntityK8sPod,
+	&EntityOS,
+	&EntityProcess,
+	&EntityProcessExecutable,
 }
 
 // FieldDesc describes one field of a metric set's BPF map key.

@@ -103,7 +103,7 @@ const (
 
 // NewBuilder returns a builder whose points start at start (attach time).
 func NewBuilder(version string, start time.Time) *Builder {
-	return &Builder{scope: instrumentation.Scope{Name: ScopeName, Version: version}, start: start}
+	return &Builder{scope: instrumentation.Scope{Name: ScopeName, Version: version, SchemaURL: entity.SchemaURL}, start: start}
 }
 
 // Begin starts an interval ending at now. Without a Finish since the last

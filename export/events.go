@@ -8,6 +8,8 @@ import (
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/telagent/telagent/entity"
 )
 
 // EventExporter ships events as OTLP log records (event name set, severity
@@ -60,7 +62,7 @@ func (b *EventBuilder) Add(res *resource.Resource, name string, t time.Time, att
 			clear(b.loggers)
 		}
 		lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(captureProcessor{b}))
-		l = lp.Logger(ScopeName, otellog.WithInstrumentationVersion(b.version))
+		l = lp.Logger(ScopeName, otellog.WithInstrumentationVersion(b.version), otellog.WithSchemaURL(entity.SchemaURL))
 		b.loggers[res] = l
 	}
 	var r otellog.Record

@@ -45,7 +45,7 @@ func (r *refBuilder) result(version string) []metricdata.ResourceMetrics {
 	out := []metricdata.ResourceMetrics{}
 	for _, res := range r.res {
 		out = append(out, metricdata.ResourceMetrics{Resource: res, ScopeMetrics: []metricdata.ScopeMetrics{{
-			Scope: instrumentation.Scope{Name: ScopeName, Version: version}, Metrics: r.metrics[res]}}})
+			Scope: instrumentation.Scope{Name: ScopeName, Version: version, SchemaURL: entity.SchemaURL}, Metrics: r.metrics[res]}}})
 	}
 	return out
 }

@@ -28,7 +28,7 @@ func LogsToProto(records []sdklog.Record) *collogspb.ExportLogsServiceRequest {
 		if !ok {
 			rl = &logspb.ResourceLogs{}
 			if res != nil {
-				rl.Resource = &resourcepb.Resource{Attributes: setToProto(res.Set())}
+				rl.Resource = &resourcepb.Resource{Attributes: setToProto(res.Set()), EntityRefs: entityRefsToProto(res.Set())}
 				rl.SchemaUrl = res.SchemaURL()
 			}
 			byRes[res] = rl

@@ -55,9 +55,9 @@ func wholeLines(t *testing.T, path string) int {
 
 // A full disk: a write that fails half-way leaves no torn line, and once
 // space comes back the same exporter writes again (a bufio.Writer keeps
-// its first error for good). On a real tmpfs of 200 KiB.
+// its first error for good). On a real tmpfs of 320 KiB (two big lines, with their Resources' entity refs, and the events fit).
 func TestOTLPJSONFullDisk(t *testing.T) {
-	dir := testutil.MountTmpfs(t, 200<<10)
+	dir := testutil.MountTmpfs(t, 320<<10)
 	ctx := context.Background()
 	path := filepath.Join(dir, "metrics.jsonl")
 	exp, err := NewOTLPJSON(path)

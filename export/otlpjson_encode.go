@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/telagent/telagent/entity"
 )
 
 // This file encodes metricdata as OTLP/JSON by hand, appending to a
@@ -124,6 +126,7 @@ func openJSONResourceMetrics(b []byte, res *resource.Resource) []byte {
 	b = append(b, '{')
 	if res != nil {
 		b = appendJSONAttrs(b, obj, res.Set())
+		b = appendJSONEntityRefs(b, obj, res.Set())
 	}
 	return append(b, '}')
 }
@@ -469,6 +472,58 @@ func appendJSONAttrs(b []byte, obj int, s *attribute.Set) []byte {
 		b = appendJSONKeyValue(b, kv)
 	}
 	return append(b, ']')
+}
+
+// appendJSONEntityRefs appends the Resource's "entityRefs" as protojson
+// writes entityRefsToProto's, if it has any (the JSON twin of
+// appendEntityRefs, without allocating).
+func appendJSONEntityRefs(b []byte, obj int, s *attribute.Set) []byte {
+	n := 0
+	for _, ent := range entity.RefEntities() {
+		if !ent.HasRef(s) {
+			continue
+		}
+		if n == 0 {
+			b = jsonKey(b, obj, "entityRefs")
+			b = append(b, '[')
+		} else {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, `{"schemaUrl":`...)
+		b = appendJSONString(b, entity.SchemaURL)
+		b = append(b, `,"type":`...)
+		b = appendJSONString(b, ent.Name)
+		b = append(b, `,"idKeys":[`...)
+		for i, k := range ent.RefIDKeys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, string(k))
+		}
+		b = append(b, ']')
+		d := 0
+		for _, k := range ent.RefDescriptionKeys {
+			if !s.HasValue(k) {
+				continue
+			}
+			if d == 0 {
+				b = append(b, `,"descriptionKeys":[`...)
+			} else {
+				b = append(b, ',')
+			}
+			d++
+			b = appendJSONString(b, string(k))
+		}
+		if d > 0 {
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	if n > 0 {
+		b = append(b, ']')
+	}
+	return b
 }
 
 func appendJSONKeyValue(b []byte, kv attribute.KeyValue) []byte {

@@ -172,6 +172,7 @@ func (e *otlpLogsEncoder) appendProto(b []byte, records []sdklog.Record) []byte 
 			var r pbMsg
 			b, r = e.pb.open(b, pbResourceLogsResource, pbLevelResource)
 			b = e.pb.appendAttrs(b, pbResourceAttributes, rg.res.Set())
+			b = e.pb.appendEntityRefs(b, rg.res.Set())
 			b = e.pb.close(b, r)
 		}
 		for s := rg.firstScope; s >= 0; s = e.scopes[s].next {
@@ -251,6 +252,7 @@ func (e *otlpLogsEncoder) appendJSON(b []byte, records []sdklog.Record, chunk in
 			obj := len(b)
 			b = append(b, '{')
 			b = appendJSONAttrs(b, obj, rg.res.Set())
+			b = appendJSONEntityRefs(b, obj, rg.res.Set())
 			b = append(b, "},"...)
 		}
 		b = append(b, `"scopeLogs":[`...)

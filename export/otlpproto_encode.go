@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/telagent/telagent/entity"
 )
 
 // This file encodes metricdata as an OTLP/protobuf ExportMetricsServiceRequest
@@ -58,6 +60,12 @@ const (
 	pbResourceMetricsSchemaURL    = 3
 
 	pbResourceAttributes = 1
+	pbResourceEntityRefs = 3
+
+	pbEntityRefSchemaURL       = 1
+	pbEntityRefType            = 2
+	pbEntityRefIDKeys          = 3
+	pbEntityRefDescriptionKeys = 4
 
 	pbScopeMetricsScope     = 1
 	pbScopeMetricsMetrics   = 2
@@ -143,6 +151,7 @@ const (
 	pbLevelKeyValue
 	pbLevelAnyValue
 	pbLevelList // ArrayValue, KeyValueList
+	pbLevelEntityRef
 	pbLevels
 )
 
@@ -265,6 +274,7 @@ func (e *otlpProtoEncoder) openResourceMetrics(b []byte, res *resource.Resource)
 	b, r := e.open(b, pbResourceMetricsResource, pbLevelResource)
 	if res != nil {
 		b = e.appendAttrs(b, pbResourceAttributes, res.Set())
+		b = e.appendEntityRefs(b, res.Set())
 	}
 	return e.close(b, r), m
 }
@@ -514,6 +524,32 @@ func (e *otlpProtoEncoder) appendAttrs(b []byte, num protowire.Number, s *attrib
 	}
 	for it := s.Iter(); it.Next(); { // an empty set: no iteration
 		b = e.appendKeyValue(b, num, it.Attribute())
+	}
+	return b
+}
+
+// appendEntityRefs appends the Resource's entity_refs as entityRefsToProto
+// has them (entity.Refs), without allocating: for each entity whose ref id
+// keys are all in s, its schema URL, type, id keys and the descriptive keys
+// s has.
+func (e *otlpProtoEncoder) appendEntityRefs(b []byte, s *attribute.Set) []byte {
+	for _, ent := range entity.RefEntities() {
+		if !ent.HasRef(s) {
+			continue
+		}
+		var m pbMsg
+		b, m = e.open(b, pbResourceEntityRefs, pbLevelEntityRef)
+		b = appendPBString(b, pbEntityRefSchemaURL, entity.SchemaURL)
+		b = appendPBString(b, pbEntityRefType, ent.Name)
+		for _, k := range ent.RefIDKeys {
+			b = appendPBStringAlways(b, pbEntityRefIDKeys, string(k))
+		}
+		for _, k := range ent.RefDescriptionKeys {
+			if s.HasValue(k) {
+				b = appendPBStringAlways(b, pbEntityRefDescriptionKeys, string(k))
+			}
+		}
+		b = e.close(b, m)
 	}
 	return b
 }

@@ -10,6 +10,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+
+	"github.com/telagent/telagent/entity"
 )
 
 // ToProto converts one interval of metric data into a single OTLP export
@@ -42,6 +44,7 @@ func resourceMetricsToProto(rm *metricdata.ResourceMetrics) *metricspb.ResourceM
 	}
 	if rm.Resource != nil {
 		out.Resource.Attributes = setToProto(rm.Resource.Set())
+		out.Resource.EntityRefs = entityRefsToProto(rm.Resource.Set())
 		out.SchemaUrl = rm.Resource.SchemaURL()
 	}
 	for i := range rm.ScopeMetrics {
@@ -326,4 +329,22 @@ func arrayAny[T any](vs []T, conv func(T) *commonpb.AnyValue) *commonpb.AnyValue
 		arr.Values = append(arr.Values, conv(v))
 	}
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: arr}}
+}
+
+// entityRefsToProto is the Resource's entity refs (entity.Refs), each with
+// the registry's schema URL: which of its attributes identify which entity
+// and which describe it.
+func entityRefsToProto(set *attribute.Set) []*commonpb.EntityRef {
+	var out []*commonpb.EntityRef
+	for _, r := range entity.Refs(set) {
+		ref := &commonpb.EntityRef{SchemaUrl: entity.SchemaURL, Type: r.Type}
+		for _, k := range r.IDKeys {
+			ref.IdKeys = append(ref.IdKeys, string(k))
+		}
+		for _, k := range r.DescriptionKeys {
+			ref.DescriptionKeys = append(ref.DescriptionKeys, string(k))
+		}
+		out = append(out, ref)
+	}
+	return out
 }

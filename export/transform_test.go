@@ -59,6 +59,18 @@ func pbHostAttrs() []*commonpb.KeyValue {
 	}
 }
 
+// pbRef is an entity ref written out by hand: the oracle for what
+// entity.Refs derives from the schema.
+func pbRef(typ string, ids []string, desc ...string) *commonpb.EntityRef {
+	return &commonpb.EntityRef{SchemaUrl: "https://telagent.dev/schemas/0.2.0", Type: typ, IdKeys: ids, DescriptionKeys: desc}
+}
+
+// pbHostRefs are the refs of pbHostAttrs: host (host.id, described by
+// host.name) and os (os.type).
+func pbHostRefs() []*commonpb.EntityRef {
+	return []*commonpb.EntityRef{pbRef("host", []string{"host.id"}, "host.name"), pbRef("os", []string{"os.type"})}
+}
+
 // roundTripInput is two resources of syscall data (one process, one
 // host-only holding the overflow series) plus one metric of every other
 // aggregation, and data-point attributes of every attribute.Type.
@@ -181,7 +193,7 @@ func roundTripExpected(now time.Time) *colmetricspb.ExportMetricsServiceRequest 
 				pbStr("process.creation.time", "2026-11-25T12:00:00.5Z"),
 				pbStr("process.executable.name", "nginx"),
 				pbInt("process.pid", 4242),
-			)},
+			), EntityRefs: append(pbHostRefs(), pbRef("process", []string{"process.pid", "process.creation.time"}, "process.command"))},
 			SchemaUrl: schema,
 			ScopeMetrics: []*metricspb.ScopeMetrics{{
 				Scope: &commonpb.InstrumentationScope{
@@ -257,7 +269,7 @@ func roundTripExpected(now time.Time) *colmetricspb.ExportMetricsServiceRequest 
 			}},
 		},
 		{
-			Resource: &resourcepb.Resource{Attributes: pbHostAttrs()},
+			Resource: &resourcepb.Resource{Attributes: pbHostAttrs(), EntityRefs: pbHostRefs()},
 			ScopeMetrics: []*metricspb.ScopeMetrics{{
 				Scope: scope,
 				Metrics: []*metricspb.Metric{

@@ -231,3 +231,24 @@ func TestConfigNotARegularFile(t *testing.T) {
 		}
 	}
 }
+
+// process.command_args is opt-in: off unless the flag or the config file
+// asks for it, and the config key is the flag's long name.
+func TestProcessCommandArgsSetting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "false"},
+		{[]string{"--process-command-args"}, "true"},
+		{[]string{"--config", writeConfig(t, "process-command-args: true\n")}, "true"},
+	} {
+		values, _, err := captureRun(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := values["process-command-args"]; got != tc.want {
+			t.Errorf("%q: process-command-args = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}

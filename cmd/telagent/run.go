@@ -39,6 +39,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Usage: "observe processes with this command name (at most 15 bytes), from their exec, and their descendants (repeatable)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "observe processes in this cgroup v2 directory or below it, from their exec, and their descendants (repeatable)"},
 			&cli.StringSliceFlag{Name: "uprobe", Usage: "count and time calls of a user-space function, `BINARY:SYMBOL` (BINARY a path, a library name such as libc, or pid:PID; repeatable)"},
+			&cli.BoolFlag{Name: "process-command-args", Usage: "put each exec'd program's argv on exec events as process.command_args (off by default: argv can hold passwords and tokens)"},
 			&cli.BoolFlag{Name: "fork-events", Usage: "report every fork on the host as an event (targets' forks are always reported)"},
 			&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "collection and export interval (at least 100ms)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
@@ -86,7 +87,7 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
-	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: bounds[0], SchedMaxEntries: bounds[1], MemoryMaxEntries: bounds[2], BlockioMaxEntries: bounds[3], TCPMaxEntries: bounds[4], ForkEvents: c.Bool("fork-events"), Uprobes: uprobes}), c.String("probes"), c.IsSet("probes"))
+	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: bounds[0], SchedMaxEntries: bounds[1], MemoryMaxEntries: bounds[2], BlockioMaxEntries: bounds[3], TCPMaxEntries: bounds[4], ForkEvents: c.Bool("fork-events"), CommandArgs: c.Bool("process-command-args"), Uprobes: uprobes}), c.String("probes"), c.IsSet("probes"))
 	if err != nil {
 		return err
 	}

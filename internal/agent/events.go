@@ -283,7 +283,7 @@ func (e *eventPipeline) add(ev probes.Event) {
 		if ev.Comm != "" {
 			attrs = append(attrs, entity.AttrProcessExecutableName.String(ev.Comm))
 		}
-		res = resource.NewSchemaless(attrs...)
+		res = resource.NewWithAttributes(entity.SchemaURL, attrs...)
 		e.resources[k] = res
 	}
 	e.builder.Add(res, ev.Desc.Name, ev.Time, ev.Attributes)

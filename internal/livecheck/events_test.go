@@ -20,10 +20,14 @@ func TestCheckEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("host.id", "abc"), str("host.name", "box"),
-		integer("process.pid", 42), str("process.creation.time", "2026-01-01T00:00:00Z")}}
+		integer("process.pid", 42), str("process.creation.time", "2026-01-01T00:00:00Z")},
+		EntityRefs: []*commonpb.EntityRef{
+			{SchemaUrl: r.Manifest.SchemaURL, Type: "host", IdKeys: []string{"host.id"}, DescriptionKeys: []string{"host.name"}},
+			{SchemaUrl: r.Manifest.SchemaURL, Type: "process", IdKeys: []string{"process.pid", "process.creation.time"}},
+		}}
 	req := func(records ...*logspb.LogRecord) []*collogspb.ExportLogsServiceRequest {
 		return []*collogspb.ExportLogsServiceRequest{{ResourceLogs: []*logspb.ResourceLogs{{
-			Resource: res, ScopeLogs: []*logspb.ScopeLogs{{LogRecords: records}}}}}}
+			Resource: res, SchemaUrl: r.Manifest.SchemaURL, ScopeLogs: []*logspb.ScopeLogs{{SchemaUrl: r.Manifest.SchemaURL, LogRecords: records}}}}}}
 	}
 	fork := &logspb.LogRecord{EventName: "telagent.process.fork", Attributes: []*commonpb.KeyValue{integer("process.parent_pid", 1)}}
 

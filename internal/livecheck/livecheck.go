@@ -93,7 +93,9 @@ func Check(r *schemagen.Registry, reqs []*colmetricspb.ExportMetricsServiceReque
 		for _, rm := range req.GetResourceMetrics() {
 			c.rep.Resources++
 			entities := c.resource(rm.GetResource())
+			c.schemaURL("resource", rm.GetSchemaUrl())
 			for _, sm := range rm.GetScopeMetrics() {
+				c.schemaURL("scope", sm.GetSchemaUrl())
 				for _, m := range sm.GetMetrics() {
 					c.metric(m, entities)
 				}
@@ -149,7 +151,67 @@ func (c *checker) resource(res *resourcepb.Resource) map[string]bool {
 	if c.hasEntity("host") && !present[hostIdentity] {
 		c.violation("resource lacks %s (every resource carries the host attributes)", hostIdentity)
 	}
+	c.entityRefs(res, present)
 	return entities
+}
+
+// schemaURL checks the schema URL of a resource or scope: the registry's.
+func (c *checker) schemaURL(where, u string) {
+	if u != c.r.Manifest.SchemaURL {
+		c.violation("%s schema URL %q, want the registry's %q", where, u, c.r.Manifest.SchemaURL)
+	}
+}
+
+// entityRefs checks the resource's OTLP entity refs against the registry:
+// exactly one per entity whose ref id keys are all on the resource, in any
+// order, each with the registry's schema URL, the entity's id keys (in the
+// registry's order) and as description keys the entity's other attributes
+// the resource has; no ref of an undeclared entity or one whose identity is
+// not on the resource.
+func (c *checker) entityRefs(res *resourcepb.Resource, present map[string]bool) {
+	ids := func(as []*schemagen.Attribute, only bool) []string {
+		var out []string
+		for _, a := range as {
+			if !only || present[a.ID] {
+				out = append(out, a.ID)
+			}
+		}
+		return out
+	}
+	seen := map[string]bool{}
+	for _, ref := range res.GetEntityRefs() {
+		typ := ref.GetType()
+		i := slices.IndexFunc(c.r.Entities, func(e *schemagen.Entity) bool { return e.Name == typ })
+		switch {
+		case i < 0:
+			c.violation("entity ref of type %q, which the registry does not declare", typ)
+			continue
+		case seen[typ]:
+			c.violation("two entity refs of type %q on one resource", typ)
+			continue
+		}
+		seen[typ] = true
+		e := c.r.Entities[i]
+		if ref.GetSchemaUrl() != c.r.Manifest.SchemaURL {
+			c.violation("entity ref %s: schema URL %q, want %q", typ, ref.GetSchemaUrl(), c.r.Manifest.SchemaURL)
+		}
+		if want := ids(e.RefID, false); len(want) == 0 || !slices.Equal(ref.GetIdKeys(), want) {
+			c.violation("entity ref %s: id_keys %v, want %v", typ, ref.GetIdKeys(), want)
+		}
+		for _, k := range append(slices.Clone(ref.GetIdKeys()), ref.GetDescriptionKeys()...) {
+			if !present[k] {
+				c.violation("entity ref %s names %q, which the resource does not have", typ, k)
+			}
+		}
+		if want := ids(e.RefDescriptive, true); !slices.Equal(ref.GetDescriptionKeys(), want) {
+			c.violation("entity ref %s: description_keys %v, want %v", typ, ref.GetDescriptionKeys(), want)
+		}
+	}
+	for _, e := range c.r.Entities {
+		if len(e.RefID) > 0 && !seen[e.Name] && len(ids(e.RefID, true)) == len(e.RefID) {
+			c.violation("resource has the identity of entity %s (%s) but no entity ref for it", e.Name, strings.Join(ids(e.RefID, false), ", "))
+		}
+	}
 }
 
 // partOfLarger: e's identifying attributes that are present all belong to
@@ -415,7 +477,9 @@ func CheckEvents(r *schemagen.Registry, reqs []*collogspb.ExportLogsServiceReque
 		for _, rl := range req.GetResourceLogs() {
 			rep.Resources++
 			c.resource(rl.GetResource())
+			c.schemaURL("resource", rl.GetSchemaUrl())
 			for _, sl := range rl.GetScopeLogs() {
+				c.schemaURL("scope", sl.GetSchemaUrl())
 				for _, lr := range sl.GetLogRecords() {
 					c.event(events, lr)
 				}

@@ -41,6 +41,9 @@ func doublePoint(v float64, attrs ...*commonpb.KeyValue) *metricspb.NumberDataPo
 	return &metricspb.NumberDataPoint{Attributes: attrs, Value: &metricspb.NumberDataPoint_AsDouble{AsDouble: v}}
 }
 
+// testSchemaURL is testdata/schema's schema_url.
+const testSchemaURL = "https://telagent.dev/schemas/test/0.0.0"
+
 func load(t *testing.T) *schemagen.Registry {
 	t.Helper()
 	r, err := schemagen.Load("testdata/schema")
@@ -66,21 +69,25 @@ func good() *colmetricspb.ExportMetricsServiceRequest {
 		}}}
 	}
 	overflow := boolean("otel.metric.overflow", true)
+	hostRef := &commonpb.EntityRef{SchemaUrl: testSchemaURL, Type: "host", IdKeys: []string{"host.id"}, DescriptionKeys: []string{"host.name"}}
+	procRef := &commonpb.EntityRef{SchemaUrl: testSchemaURL, Type: "process", IdKeys: []string{"process.pid", "process.creation.time"}}
 	return &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{
-		{Resource: &resourcepb.Resource{Attributes: proc}, ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{
-			hist(op),
-			sum("process.context_switches", "{context_switch}", true,
-				intPoint(3, op, str("process.context_switch.type", "voluntary")),
-				intPoint(1, op, str("process.context_switch.type", "involuntary"))),
-			sum("telagent.demo.busy.time", "s", true, doublePoint(0.5, op)),
-		}}}},
-		{Resource: &resourcepb.Resource{Attributes: host}, ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{
-			hist(overflow),
-			sum("process.context_switches", "{context_switch}", true,
-				intPoint(3, overflow, str("process.context_switch.type", "voluntary")),
-				intPoint(1, overflow, str("process.context_switch.type", "involuntary"))),
-			sum("telagent.demo.drops", "{drop}", true, intPoint(2, str("telagent.demo.reason", "full"))),
-		}}}},
+		{Resource: &resourcepb.Resource{Attributes: proc, EntityRefs: []*commonpb.EntityRef{hostRef, procRef}}, SchemaUrl: testSchemaURL,
+			ScopeMetrics: []*metricspb.ScopeMetrics{{SchemaUrl: testSchemaURL, Metrics: []*metricspb.Metric{
+				hist(op),
+				sum("process.context_switches", "{context_switch}", true,
+					intPoint(3, op, str("process.context_switch.type", "voluntary")),
+					intPoint(1, op, str("process.context_switch.type", "involuntary"))),
+				sum("telagent.demo.busy.time", "s", true, doublePoint(0.5, op)),
+			}}}},
+		{Resource: &resourcepb.Resource{Attributes: host, EntityRefs: []*commonpb.EntityRef{proto.Clone(hostRef).(*commonpb.EntityRef)}}, SchemaUrl: testSchemaURL,
+			ScopeMetrics: []*metricspb.ScopeMetrics{{SchemaUrl: testSchemaURL, Metrics: []*metricspb.Metric{
+				hist(overflow),
+				sum("process.context_switches", "{context_switch}", true,
+					intPoint(3, overflow, str("process.context_switch.type", "voluntary")),
+					intPoint(1, overflow, str("process.context_switch.type", "involuntary"))),
+				sum("telagent.demo.drops", "{drop}", true, intPoint(2, str("telagent.demo.reason", "full"))),
+			}}}},
 	}}
 }
 
@@ -151,11 +158,34 @@ func TestViolations(t *testing.T) {
 		{"incomplete identity", func(req *colmetricspb.ExportMetricsServiceRequest) {
 			res := req.ResourceMetrics[0].Resource
 			res.Attributes = slices.DeleteFunc(res.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == "process.creation.time" })
+			res.EntityRefs = res.EntityRefs[:1] // the host's ref stays right
 		}, `resource has process.pid but not process.creation.time: entity process is identified incompletely (1 time)`},
 		{"no host", func(req *colmetricspb.ExportMetricsServiceRequest) {
 			res := req.ResourceMetrics[1].Resource
-			res.Attributes = res.Attributes[1:]
+			res.Attributes, res.EntityRefs = res.Attributes[1:], nil
 		}, `resource lacks host.id (every resource carries the host attributes) (1 time)`},
+		{"no entity refs", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[1].Resource.EntityRefs = nil
+		}, `resource has the identity of entity host (host.id) but no entity ref for it (1 time)`},
+		{"ref id keys", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[0].Resource.EntityRefs[1].IdKeys = []string{"process.pid"}
+		}, `entity ref process: id_keys [process.pid], want [process.pid process.creation.time] (1 time)`},
+		{"ref description keys", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[1].Resource.EntityRefs[0].DescriptionKeys = nil
+		}, `entity ref host: description_keys [], want [host.name] (1 time)`},
+		{"ref schema URL", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[1].Resource.EntityRefs[0].SchemaUrl = "https://opentelemetry.io/schemas/1.44.0"
+		}, `entity ref host: schema URL "https://opentelemetry.io/schemas/1.44.0", want "https://telagent.dev/schemas/test/0.0.0" (1 time)`},
+		{"ref of an undeclared entity", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			res := req.ResourceMetrics[1].Resource
+			res.EntityRefs = append(res.EntityRefs, &commonpb.EntityRef{SchemaUrl: testSchemaURL, Type: "service", IdKeys: []string{"host.id"}})
+		}, `entity ref of type "service", which the registry does not declare (1 time)`},
+		{"resource schema URL", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[0].SchemaUrl = ""
+		}, `resource schema URL "", want the registry's "https://telagent.dev/schemas/test/0.0.0" (1 time)`},
+		{"scope schema URL", func(req *colmetricspb.ExportMetricsServiceRequest) {
+			req.ResourceMetrics[1].ScopeMetrics[0].SchemaUrl = "https://telagent.dev/schemas/0.1.0"
+		}, `scope schema URL "https://telagent.dev/schemas/0.1.0", want the registry's "https://telagent.dev/schemas/test/0.0.0" (1 time)`},
 		{"histogram bounds", func(req *colmetricspb.ExportMetricsServiceRequest) {
 			procMetric(req, 0).GetHistogram().DataPoints[0].ExplicitBounds = []float64{0.001, 0.01}
 		}, `metric telagent.demo.duration: explicit bounds differ from the registry's log2 layout (29 buckets from 2^10 ns) (1 time)`},

@@ -14,6 +14,7 @@ type Event struct {
 	ID, Name, Brief, Note, Stability, File string
 	Attributes                             []*Attribute // record attributes, declared order
 	Required                               []bool       // per attribute: requirement_level required
+	OptIn                                  []bool       // per attribute: requirement_level opt_in (only when asked for)
 	EntityAssociations                     []string
 }
 
@@ -45,6 +46,7 @@ func buildEvent(file string, g yamlGroup, attrs []*Attribute) (*Event, error) {
 	}
 	for _, a := range g.Attributes {
 		ev.Required = append(ev.Required, a.RequirementLevel.Kind != 0 && a.RequirementLevel.Value == "required")
+		ev.OptIn = append(ev.OptIn, isOptIn(&a.RequirementLevel))
 	}
 	return ev, nil
 }
@@ -141,6 +143,9 @@ func (r *Registry) generateDocsEvents(b *bytes.Buffer) {
 			attrs[i] = code(a.ID)
 			if ev.Required[i] {
 				attrs[i] += " (required)"
+			}
+			if ev.OptIn[i] {
+				attrs[i] += " (opt-in)"
 			}
 		}
 		list := strings.Join(attrs, ", ")

@@ -31,13 +31,17 @@ func (r *Registry) GenerateDocs() ([]byte, error) {
 
 	// Entities.
 	w("## Entities\n\n")
-	w("| entity | identifying | descriptive | stability | source | brief |\n|---|---|---|---|---|---|\n")
+	w("| entity | identifying | descriptive | entity ref id_keys | stability | source | brief |\n|---|---|---|---|---|---|---|\n")
 	for _, e := range r.Entities {
-		w("| %s | %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), e.Stability, e.Source, cell(e.Brief))
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", code(e.Name), codes(e.Identifying), codes(e.Descriptive), codes(e.RefID), e.Stability, e.Source, cell(e.Brief))
 	}
 	w("\nEntities of the semantic conventions are imported (`imports: entities:`), never redefined: their roles are semconv's ")
 	w("(an attribute without `role: identifying` is descriptive, as Weaver resolves it). What the agent fills in, and ")
-	w("how long each identity holds, is written in `schema/model/entities.yaml`. Identity and its stability promise:\n\n")
+	w("how long each identity holds, is written in `schema/model/entities.yaml`. ")
+	w("Every Resource carries one OTLP entity ref (`schema_url` %s, `type`, `id_keys`, `description_keys`) per entity whose ref id_keys are all on it; ", r.Manifest.SchemaURL)
+	w("`description_keys` are the entity's other attributes the Resource has. ")
+	w("For host, os and container, which semconv %s marks no attribute of identifying, the id_keys are the registry's choice ", r.SemconvVersion)
+	w("(`telagent.entity_refs` in `schema/model/entities.yaml`). Identity and its stability promise:\n\n")
 	for _, e := range r.Entities {
 		note := e.Note
 		if note == "" {

@@ -179,14 +179,22 @@ type EntityDesc struct {
 	Identifying []attribute.Key
 	Descriptive []attribute.Key
 	Description string
+	// RefIDKeys and RefDescriptionKeys are the id_keys and
+	// description_keys of the entity's OTLP EntityRef: Identifying, or the
+	// registry's choice (entity_ref_ids) for a semconv entity without any,
+	// and the descriptive rest. No RefIDKeys: the entity gets no ref.
+	RefIDKeys          []attribute.Key
+	RefDescriptionKeys []attribute.Key
 }
 
 `)
+	w("// SchemaURL is the registry's schema URL (schema/manifest.yaml): the\n// schema_url of every Resource, scope and entity ref the agent exports.\n")
+	w("const SchemaURL = %q\n\n", r.Manifest.SchemaURL)
 	w("// Entities declared in the schema.\nvar (\n")
 	for _, e := range r.Entities {
 		comment(&b, "\t", fmt.Sprintf("%s (%s): %s", entityIdent(e.Name), e.Stability, e.Brief))
-		w("\t%s = EntityDesc{\n\t\tName: %q,\n\t\tIdentifying: %s,\n\t\tDescriptive: %s,\n\t\tDescription: %q,\n\t}\n",
-			entityIdent(e.Name), e.Name, keyList(e.Identifying), keyList(e.Descriptive), e.Brief)
+		w("\t%s = EntityDesc{\n\t\tName: %q,\n\t\tIdentifying: %s,\n\t\tDescriptive: %s,\n\t\tDescription: %q,\n\t\tRefIDKeys: %s,\n\t\tRefDescriptionKeys: %s,\n\t}\n",
+			entityIdent(e.Name), e.Name, keyList(e.Identifying), keyList(e.Descriptive), e.Brief, keyList(e.RefID), keyList(e.RefDescriptive))
 	}
 	w(")\n\n")
 	w("// Entities returns every entity declared in the schema, sorted by Name.\nfunc Entities() []EntityDesc {\n\treturn []EntityDesc{\n")
@@ -194,6 +202,11 @@ type EntityDesc struct {
 		w("\t\t%s,\n", entityIdent(e.Name))
 	}
 	w("\t}\n}\n\n")
+	w("// entityTable is every entity declared in the schema, sorted by Name\n// (read-only; RefEntities hands it out without allocating).\nvar entityTable = [...]*EntityDesc{\n")
+	for _, e := range r.Entities {
+		w("\t&%s,\n", entityIdent(e.Name))
+	}
+	w("}\n\n")
 
 	// Metric sets.
 	w(`// FieldDesc describes one field of a metric set's BPF map key.

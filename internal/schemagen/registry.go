@@ -100,6 +100,12 @@ type Entity struct {
 	ID, Name, Brief, Note, Stability, File string
 	Source                                 string // SourceRegistry or "semconv vX.Y.Z"
 	Identifying, Descriptive               []*Attribute
+	// RefID are the id_keys of the entity's OTLP EntityRef: Identifying,
+	// or, for a semconv entity that marks no attribute identifying (host,
+	// os, container in v1.44.0), the keys the registry's entity_ref_ids
+	// annotation chooses. RefDescriptive are the description_keys: the
+	// descriptive attributes not in RefID.
+	RefID, RefDescriptive []*Attribute
 }
 
 // Metric is a group of type metric: one of the registry's, or one imported
@@ -447,12 +453,8 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	}
 
 	// Pass 2: groups.
-	type setSrc struct {
-		file  string
-		group yamlGroup
-		attrs []*Attribute
-	}
-	var sets []setSrc
+	type setSrc = groupSrc
+	var sets, refGroups []setSrc
 	entityByName := map[string]*Entity{}
 	metricByName := map[string]*Metric{}
 
@@ -594,6 +596,8 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 			case "attribute_group":
 				switch {
 				case g.Annotations.Telagent.IsZero():
+				case isEntityRefGroup(g):
+					refGroups = append(refGroups, setSrc{file: f.path, group: g, attrs: attrs})
 				case isBreakdownGroup(g):
 					bd, err := buildBreakdown(f.path, g, attrs)
 					if err != nil {
@@ -654,6 +658,9 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				m.Extra = append(m.Extra, a)
 			}
 		}
+	}
+	if err := resolveEntityRefs(r.Entities, entityByName, refGroups); err != nil {
+		return nil, err
 	}
 	// Entity associations.
 	for _, m := range r.Metrics {
@@ -1144,4 +1151,87 @@ func displayPath(p string) string {
 			return p
 		}
 	}
+}
+
+// groupSrc is a group with its resolved attributes, kept for a later pass.
+type groupSrc struct {
+	file  string
+	group yamlGroup
+	attrs []*Attribute
+}
+
+// isEntityRefGroup reports whether g is an attribute group whose telagent
+// annotation is entity_ref_ids: the identifying keys the agent's OTLP
+// entity refs give entities that semconv leaves without any.
+func isEntityRefGroup(g yamlGroup) bool {
+	n := &g.Annotations.Telagent
+	return n.Kind == yaml.MappingNode && len(n.Content) > 0 && n.Content[0].Value == "entity_ref_ids"
+}
+
+// resolveEntityRefs sets every entity's RefID and RefDescriptive: its own
+// identifying attributes, or those an entity_ref_ids annotation names for
+// an entity that has none. An entity left without any has no ref (the
+// agent emits none for it).
+func resolveEntityRefs(entities []*Entity, byName map[string]*Entity, groups []groupSrc) error {
+	chosen := map[string][]*Attribute{}
+	for _, src := range groups {
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("%s: group %s: annotations.telagent.entity_ref_ids: %s", src.file, src.group.ID, fmt.Sprintf(format, args...))
+		}
+		var ann struct {
+			EntityRefIDs map[string][]string `yaml:"entity_ref_ids"`
+		}
+		if err := decodeNodeStrict(&src.group.Annotations.Telagent, &ann); err != nil {
+			return fail("%v", err)
+		}
+		for name, ids := range ann.EntityRefIDs {
+			e, ok := byName[name]
+			switch {
+			case !ok:
+				return fail("no entity named %q", name)
+			case len(e.Identifying) > 0:
+				return fail("entity %q already has identifying attributes (%s); its ref uses them", name, attrIDs(e.Identifying))
+			case chosen[name] != nil:
+				return fail("entity %q chosen twice", name)
+			case len(ids) == 0:
+				return fail("entity %q: no attribute", name)
+			}
+			for _, id := range ids {
+				var a *Attribute
+				for _, x := range e.Descriptive {
+					if x.ID == id {
+						a = x
+					}
+				}
+				if a == nil {
+					return fail("entity %q: %q is not one of its attributes", name, id)
+				}
+				if !containsAttr(src.attrs, a) {
+					return fail("entity %q: %q is not referenced by the group (add it to attributes)", name, id)
+				}
+				chosen[name] = append(chosen[name], a)
+			}
+		}
+	}
+	for _, e := range entities {
+		e.RefID = e.Identifying
+		if c := chosen[e.Name]; c != nil {
+			e.RefID = c
+		}
+		e.RefDescriptive = nil
+		for _, a := range e.Descriptive {
+			if !containsAttr(e.RefID, a) {
+				e.RefDescriptive = append(e.RefDescriptive, a)
+			}
+		}
+	}
+	return nil
+}
+
+func attrIDs(list []*Attribute) string {
+	ids := make([]string, len(list))
+	for i, a := range list {
+		ids[i] = a.ID
+	}
+	return strings.Join(ids, ", ")
 }

@@ -347,3 +347,53 @@ func TestImports(t *testing.T) {
 		t.Errorf("the shared excerpt's otel.component.name has bound %d after Load", b)
 	}
 }
+
+// Semconv's Markdown links are relative to its repository (](/docs/...));
+// copied into docs/telemetry.md they pointed nowhere. Every one must now be
+// an absolute link into the pinned tag, and at least one exists (the
+// version-attribute links of host.image.version and os.version).
+func TestDocsSemconvLinksAbsolute(t *testing.T) {
+	doc, err := load(t).GenerateDocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(doc, []byte("](/")); i >= 0 {
+		t.Errorf("relative link in docs/telemetry.md: %q", doc[i:min(len(doc), i+60)])
+	}
+	want := []byte("](" + SemconvRepoURL + "/blob/v1.44.0/docs/resource/README.md#version-attributes)")
+	if !bytes.Contains(doc, want) {
+		t.Errorf("docs/telemetry.md lacks %s", want)
+	}
+}
+
+// Entity refs' id_keys come from the schema: semconv's identifying
+// attributes where it has them (process, k8s.pod), the registry's
+// entity_ref_ids for host, os and container; description_keys are the rest.
+func TestEntityRefKeys(t *testing.T) {
+	r := load(t)
+	want := map[string]string{
+		"host": "host.id", "os": "os.type", "container": "container.id",
+		"process": "process.pid, process.creation.time", "k8s.pod": "k8s.pod.uid",
+	}
+	for _, e := range r.Entities {
+		w, ok := want[e.Name]
+		if !ok {
+			continue
+		}
+		delete(want, e.Name)
+		if got := attrIDs(e.RefID); got != w {
+			t.Errorf("entity %s: ref id_keys %q, want %q", e.Name, got, w)
+		}
+		for _, a := range e.RefDescriptive {
+			if containsAttr(e.RefID, a) {
+				t.Errorf("entity %s: %s both identifying and descriptive in its ref", e.Name, a.ID)
+			}
+		}
+		if len(e.RefID)+len(e.RefDescriptive) != len(e.Identifying)+len(e.Descriptive) {
+			t.Errorf("entity %s: ref keys %d+%d, attributes %d+%d", e.Name, len(e.RefID), len(e.RefDescriptive), len(e.Identifying), len(e.Descriptive))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("entities missing: %v", want)
+	}
+}

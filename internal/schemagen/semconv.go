@@ -41,6 +41,17 @@ func (e *excerpt) schemaURL() string {
 	return SemconvSchemaURLPrefix + strings.TrimPrefix(e.version, "v")
 }
 
+// SemconvRepoURL is where the semantic conventions' Markdown lives; a
+// version's tag follows /blob/.
+const SemconvRepoURL = "https://github.com/open-telemetry/semantic-conventions"
+
+// absLinks makes the semantic conventions' repository-relative Markdown
+// links (](/docs/...)) absolute links into the pinned version's tag: in our
+// docs and comments a path starting at /docs points nowhere.
+func (e *excerpt) absLinks(s string) string {
+	return strings.ReplaceAll(s, "](/", "]("+SemconvRepoURL+"/blob/"+e.version+"/")
+}
+
 var (
 	excerptOnce sync.Once
 	excerptVal  *excerpt
@@ -70,13 +81,17 @@ func parseExcerpt(yb, nb []byte) (*excerpt, error) {
 				if err != nil {
 					return nil, fmt.Errorf("embedded semconv excerpt: group %s: %w", g.ID, err)
 				}
+				attr.Brief, attr.Note = e.absLinks(attr.Brief), e.absLinks(attr.Note)
 				e.attrs[attr.ID] = attr
 			}
 		case "metric":
+			g.Brief, g.Note = e.absLinks(g.Brief), e.absLinks(g.Note)
 			e.metrics[g.MetricName] = g
 		case "entity":
+			g.Brief, g.Note = e.absLinks(g.Brief), e.absLinks(g.Note)
 			e.entities[g.Name] = g
 		case "event":
+			g.Brief, g.Note = e.absLinks(g.Brief), e.absLinks(g.Note)
 			e.events[g.Name] = g
 		}
 	}

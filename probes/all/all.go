@@ -21,6 +21,8 @@ type Options struct {
 	TCPMaxEntries      uint32
 	// ForkEvents reports every fork on the host, not only targets' (process).
 	ForkEvents bool
+	// CommandArgs puts argv on exec events (process; opt-in, may hold secrets).
+	CommandArgs bool
 	// Uprobes are the resolved --uprobe functions (uprobe.Resolve); none
 	// leaves the uprobe probe idle.
 	Uprobes []uprobe.Function
@@ -32,7 +34,7 @@ func New(o Options) []probes.Probe {
 		syscalls.New(syscalls.Config{MaxEntries: o.SyscallsMaxEntries}),
 		sched.New(sched.Config{MaxEntries: o.SchedMaxEntries}),
 		memory.New(memory.Config{MaxEntries: o.MemoryMaxEntries}),
-		process.New(process.Config{ForkEvents: o.ForkEvents}),
+		process.New(process.Config{ForkEvents: o.ForkEvents, CommandArgs: o.CommandArgs}),
 		uprobe.New(uprobe.Config{Functions: o.Uprobes}),
 		blockio.New(blockio.Config{MaxEntries: o.BlockioMaxEntries}),
 		tcp.New(tcp.Config{MaxEntries: o.TCPMaxEntries}),

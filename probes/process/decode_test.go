@@ -118,7 +118,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("truncated path %q (truncated %v, err %v), want …/bi/cat", r.Path, r.Truncated, err)
 	}
 
-	ev := recordEvent(mustDecode(t, exitRecord(7, 3<<8)), 0)
+	ev := recordEvent(mustDecode(t, exitRecord(7, 3<<8)), 0, false)
 	if ev.Desc.Name != entity.EventTelagentProcessExit.Name || !ev.Exited || ev.StartTicks != 200 {
 		t.Errorf("exit event %+v", ev)
 	}
@@ -128,7 +128,7 @@ func TestDecode(t *testing.T) {
 	if v, _ := attrOf(ev, entity.AttrTelagentProcessLifetime); v.AsFloat64() != 3 {
 		t.Errorf("lifetime %v, want 3 s", v.AsFloat64())
 	}
-	ev = recordEvent(mustDecode(t, exitRecord(7, 9|0x80)), 0)
+	ev = recordEvent(mustDecode(t, exitRecord(7, 9|0x80)), 0, false)
 	if v, _ := attrOf(ev, entity.AttrTelagentProcessExitSignal); v.AsInt64() != 9 {
 		t.Errorf("signal %v", v.Emit())
 	}
@@ -198,7 +198,7 @@ func FuzzDecode(f *testing.F) {
 		if r.Path != "" && !strings.HasPrefix(r.Path, "/") && !strings.HasPrefix(r.Path, "…") {
 			t.Fatalf("path %q neither absolute nor marked truncated", r.Path)
 		}
-		ev := recordEvent(r, 0)
+		ev := recordEvent(r, 0, true)
 		if ev.Desc.Name == "" || len(ev.Attributes) != len(ev.Desc.Attributes) && r.Type != TypeExit {
 			t.Fatalf("event %+v does not match its schema", ev)
 		}

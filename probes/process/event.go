@@ -12,10 +12,12 @@ import (
 // toEvent turns a decoded record into the event the schema declares for
 // it; the attributes are exactly the schema's, in its order.
 func (p *Probe) toEvent(r Record) probes.Event {
-	return recordEvent(r, p.bootToWall)
+	return recordEvent(r, p.bootToWall, p.cfg.CommandArgs)
 }
 
-func recordEvent(r Record, bootToWall int64) probes.Event {
+// recordEvent builds the event of r; withArgs adds process.command_args to
+// an exec event (opt-in, --process-command-args).
+func recordEvent(r Record, bootToWall int64, withArgs bool) probes.Event {
 	ev := probes.Event{
 		Time:       time.Unix(0, bootToWall+int64(r.TimeNs)),
 		Pid:        r.Pid,
@@ -30,11 +32,15 @@ func recordEvent(r Record, bootToWall int64) probes.Event {
 		ev.Attributes = []attribute.KeyValue{
 			entity.AttrProcessParentPID.Int64(int64(r.Ppid)),
 			entity.AttrProcessExecutablePath.String(r.Path),
-			entity.AttrProcessCommandArgs.StringSlice(r.Args),
+		}
+		if withArgs {
+			ev.Attributes = append(ev.Attributes, entity.AttrProcessCommandArgs.StringSlice(r.Args))
+		}
+		ev.Attributes = append(ev.Attributes,
 			entity.AttrProcessUserID.Int64(int64(r.EUID)),
 			entity.AttrProcessRealUserID.Int64(int64(r.UID)),
 			entity.AttrTelagentProcessExecTruncated.Bool(r.Truncated),
-		}
+		)
 	case TypeFork:
 		ev.Desc = entity.EventTelagentProcessFork
 		ev.Attributes = []attribute.KeyValue{entity.AttrProcessParentPID.Int64(int64(r.Ppid))}

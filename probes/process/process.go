@@ -41,6 +41,11 @@ type Config struct {
 	// ForkEvents reports every fork on the host; with a target filter,
 	// forks of targets are always reported.
 	ForkEvents bool
+	// CommandArgs puts the exec'd program's argv on exec events as
+	// process.command_args. Off by default: argv can carry secrets
+	// (passwords, tokens on command lines), and semconv says it should not
+	// be collected unless asked for.
+	CommandArgs bool
 	// RingBytes per node (a power of two, multiple of the page size); 0
 	// means DefaultRingBytes.
 	RingBytes uint32

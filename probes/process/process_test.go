@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func startTicks(t *testing.T, pid int) uint64 {
 // from the test's fork+exec of sh), one exit event with code 3, the pid and
 // start time of the process /proc showed.
 func TestExitCode(t *testing.T) {
-	s := start(t, Config{}, false)
+	s := start(t, Config{CommandArgs: true}, false)
 	// The shell burns ~10 ms of CPU first: the kernel charges a task's
 	// running slice at ticks and switches only, so a process that lives less
 	// than a tick without blocking legitimately has 0 s accounted at exit.
@@ -205,14 +206,113 @@ func TestExitCode(t *testing.T) {
 	if v, _ := attrOf(ev, entity.AttrProcessExecutablePath); v.AsString() != real {
 		t.Errorf("process.executable.path %q, want %q", v.AsString(), real)
 	}
-	if v, _ := attrOf(ev, entity.AttrProcessCommandArgs); strings.Join(v.AsStringSlice(), " ") != "sh -c "+script {
-		t.Errorf("process.command_args %q", v.AsStringSlice())
+	if v, _ := attrOf(ev, entity.AttrProcessCommandArgs); !slices.Equal(v.AsStringSlice(), cmd.Args) {
+		t.Errorf("process.command_args %q, want the argv the test passed %q", v.AsStringSlice(), cmd.Args)
 	}
 	if v, _ := attrOf(ev, entity.AttrProcessParentPID); v.AsInt64() != int64(os.Getpid()) {
 		t.Errorf("process.parent_pid %d, want %d", v.AsInt64(), os.Getpid())
 	}
 	if v, _ := attrOf(ev, entity.AttrProcessUserID); v.AsInt64() != int64(os.Geteuid()) {
 		t.Errorf("process.user.id %d", v.AsInt64())
+	}
+}
+
+// runHeld starts argv with its stdin held open, reads its /proc start time
+// while it waits, releases it and waits for it to exit with code want.
+func runHeld(t *testing.T, want int, argv ...string) (pid int, ticks uint64) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid = cmd.Process.Pid
+	ticks = startTicks(t, pid)
+	_ = stdin.Close()
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); want != 0 && (!ok || ee.ExitCode() != want) || want == 0 && err != nil {
+		t.Fatalf("%q: %v, want exit code %d", argv, err, want)
+	}
+	return pid, ticks
+}
+
+// eventsNamed returns pid's events of one name.
+func (c *collector) eventsNamed(pid int, name string) []probes.Event {
+	var out []probes.Event
+	for _, ev := range c.of(pid) {
+		if ev.Desc.Name == name {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// process.command_args is opt-in: argv can hold secrets. Without the
+// setting an exec event has no process.command_args at all (the token the
+// test puts in argv is nowhere in the event); with it, exactly the argv the
+// test passed.
+func TestCommandArgsOptIn(t *testing.T) {
+	argv := []string{"sh", "-c", "read x; exit 0", "sh", "--token=s3cret-for-test"}
+	for _, on := range []bool{false, true} {
+		t.Run(strconv.FormatBool(on), func(t *testing.T) {
+			s := start(t, Config{CommandArgs: on}, false)
+			pid, _ := runHeld(t, 0, argv...)
+			s.sync(t)
+			execs := s.sink.eventsNamed(pid, entity.EventTelagentProcessExec.Name)
+			if len(execs) != 1 {
+				t.Fatalf("%d exec events for pid %d, want 1", len(execs), pid)
+			}
+			v, ok := attrOf(execs[0], entity.AttrProcessCommandArgs)
+			if !on {
+				if ok {
+					t.Errorf("process.command_args %q on an exec event without the opt-in", v.AsStringSlice())
+				}
+				for _, a := range execs[0].Attributes {
+					if strings.Contains(a.Value.Emit(), "s3cret") {
+						t.Errorf("argv leaked through %s = %q", a.Key, a.Value.Emit())
+					}
+				}
+				return
+			}
+			if !slices.Equal(v.AsStringSlice(), argv) {
+				t.Errorf("process.command_args %q, want the argv the test passed %q", v.AsStringSlice(), argv)
+			}
+		})
+	}
+}
+
+// An exec replaces the program, never the process: the test's sh execs
+// sleep; both exec events and the exit event carry the pid the test
+// started and the start time /proc showed before the exec (the process's
+// identifying attributes), while the descriptive ones (command name,
+// executable path) change from sh to sleep.
+func TestExecKeepsIdentity(t *testing.T) {
+	s := start(t, Config{}, false)
+	sleepPath, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	pid, ticks := runHeld(t, 0, "sh", "-c", "read x; exec "+sleepPath+" 0.05")
+	s.sync(t)
+	execs := s.sink.eventsNamed(pid, entity.EventTelagentProcessExec.Name)
+	exits := s.sink.eventsNamed(pid, entity.EventTelagentProcessExit.Name)
+	if len(execs) != 2 || len(exits) != 1 {
+		t.Fatalf("pid %d: %d exec and %d exit events, want 2 and 1: %+v", pid, len(execs), len(exits), s.sink.of(pid))
+	}
+	for _, ev := range append(execs, exits...) {
+		if int(ev.Pid) != pid || ev.StartTicks != ticks {
+			t.Errorf("%s: pid %d start %d ticks, want %d and %d (the pid started, /proc before the exec)", ev.Desc.Name, ev.Pid, ev.StartTicks, pid, ticks)
+		}
+	}
+	if execs[0].Comm != "sh" || execs[1].Comm != "sleep" || exits[0].Comm != "sleep" {
+		t.Errorf("command names %q, %q, exit %q; want sh, sleep, sleep", execs[0].Comm, execs[1].Comm, exits[0].Comm)
+	}
+	realSleep, _ := realPath(sleepPath)
+	if v, _ := attrOf(execs[1], entity.AttrProcessExecutablePath); v.AsString() != realSleep {
+		t.Errorf("second exec's process.executable.path %q, want %q", v.AsString(), realSleep)
 	}
 }
 
