@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -407,7 +408,17 @@ func TestNoBPFObjectOutlives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(Config{Functions: fns})
+	for _, mode := range []string{AttachMulti, AttachPerEvent} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == AttachMulti && features.HaveBPFLinkUprobeMulti() != nil {
+				t.Skip("kernel lacks uprobe_multi links (Linux 6.6+)")
+			}
+			noObjectOutlives(t, New(Config{Functions: fns, Attach: mode}))
+		})
+	}
+}
+
+func noObjectOutlives(t *testing.T, p *Probe) {
 	probetest.Start(t, p, true, nil)
 	var progs []ebpf.ProgramID
 	for _, prog := range []*ebpf.Program{p.objs.NativeEntry, p.objs.NativeReturn, p.objs.GoEntry, p.objs.GoReturn} {
@@ -436,32 +447,34 @@ func TestNoBPFObjectOutlives(t *testing.T) {
 		}
 		links = append(links, info.ID)
 	}
-	if len(links) != 4 { // entry + return for each of two functions
-		t.Fatalf("%d links, want 4", len(links))
+	// An entry and a return site for each of two functions: one link per
+	// site, or one uprobe_multi link per binary and program.
+	if want := map[string]int{AttachPerEvent: 4, AttachMulti: 2}[p.mode]; len(links) != want {
+		t.Fatalf("%d %s links, want %d", len(links), p.mode, want)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel frees a uprobe_multi link's program after an RCU
+	// tasks-trace grace period and a map after the last program using it,
+	// from deferred work: give each a moment.
 	for _, id := range progs {
-		if prog, err := ebpf.NewProgramFromID(id); err == nil {
-			prog.Close()
-			t.Errorf("program %d still loaded after Close", id)
-		}
+		waitGone(t, fmt.Sprintf("program %d", id), func() bool {
+			prog, err := ebpf.NewProgramFromID(id)
+			if err == nil {
+				prog.Close()
+			}
+			return err != nil
+		})
 	}
-	// The kernel frees a map after the last program using it, from a
-	// deferred work item: give it a moment.
 	for _, id := range maps {
-		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		waitGone(t, fmt.Sprintf("map %d", id), func() bool {
 			m, err := ebpf.NewMapFromID(id)
-			if err != nil {
-				break
+			if err == nil {
+				m.Close()
 			}
-			m.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("map %d still exists 3 s after Close", id)
-				break
-			}
-		}
+			return err != nil
+		})
 	}
 	for _, id := range links {
 		if l, err := link.NewFromID(id); err == nil {
@@ -469,4 +482,94 @@ func TestNoBPFObjectOutlives(t *testing.T) {
 			t.Errorf("link %d still exists after Close", id)
 		}
 	}
+}
+
+// waitGone fails the test when gone has not said so within 3 s.
+func waitGone(t *testing.T, what string, gone func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); !gone(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s still exists 3 s after Close", what)
+			return
+		}
+	}
+}
+
+// manyFunctions attaches f000 … f<n-1> of testdata/workload/manyfuncs.c in
+// the given attach mode, checks every function's call count against the
+// workload's own arithmetic (N rounds; f<i> is called (i % 7) + 1 times a
+// round) and returns how long Close took.
+func manyFunctions(t *testing.T, mode string, n int) (attach, closing time.Duration) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	requireAMD64(t)
+	bin := testutil.BuildC(t, "manyfuncs.c", "-O2")
+	const rounds = 3
+	target := startHeld(t, bin, fmt.Sprint(rounds))
+	specs := make([]string, n)
+	for i := range specs {
+		specs[i] = fmt.Sprintf("%s:f%03d", bin, i)
+	}
+	fns, err := Resolve(specs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Functions: fns, Attach: mode})
+	begin := time.Now()
+	h := probetest.Start(t, p, true, nil)
+	attach = time.Since(begin)
+	if p.mode != mode {
+		t.Fatalf("attached with %q, want %q", p.mode, mode)
+	}
+	if p.sites != 2*n { // an entry uprobe and a uretprobe per function
+		t.Errorf("%d probe sites, want %d", p.sites, 2*n)
+	}
+	addTarget(t, h, target.pid())
+	out := parseInts(t, target.run(t), 0)
+	got := collect(h)[target.pid()]
+	var want, sum int64
+	for i := range 256 {
+		want += rounds * int64(i%7+1)
+	}
+	if out[0] != want {
+		t.Fatalf("workload made %d calls, its arithmetic says %d", out[0], want)
+	}
+	for i := range n {
+		name := fmt.Sprintf("f%03d", i)
+		s := got[name]
+		if w := rounds * int64(i%7+1); s.calls != w || int64(s.hist.Count) != w {
+			t.Errorf("%s: %d calls, %d timed, want %d of each", name, s.calls, s.hist.Count, w)
+		}
+		sum += s.calls
+	}
+	if len(got) != n {
+		t.Errorf("series for %d functions, want %d", len(got), n)
+	}
+	begin = time.Now()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closing = time.Since(begin)
+	t.Logf("%s: %d functions (%d calls counted), attach %v, close %v", mode, n, sum, attach, closing)
+	return attach, closing
+}
+
+// With uprobe_multi, 256 functions (512 probe sites) detach within the 5 s
+// the agent's shutdown may spend on them: one perf-event uprobe per site
+// took ~80 ms each to close, 56 s in all, past the shipped
+// TimeoutStopSec=40s.
+func TestManyFunctionsMulti(t *testing.T) {
+	if err := features.HaveBPFLinkUprobeMulti(); err != nil {
+		t.Skipf("kernel lacks uprobe_multi links (Linux 6.6+): %v", err)
+	}
+	if _, closing := manyFunctions(t, AttachMulti, 256); closing > 5*time.Second {
+		t.Errorf("closing 256 functions' uprobe_multi links took %v, want < 5 s", closing)
+	}
+}
+
+// The fallback where uprobe_multi is missing: one perf event per site,
+// exact counts too (fewer functions: each site's close waits for its own
+// grace periods).
+func TestManyFunctionsPerEvent(t *testing.T) {
+	manyFunctions(t, AttachPerEvent, 16)
 }
