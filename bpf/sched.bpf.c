@@ -303,21 +303,11 @@ struct {
 	__type(value, struct cpu_slot);
 } raw_cpu SEC(".maps");
 
-/* A run-queue wait's start, and how often the thread had run by then
- * (sched_info.pcount, counted at each arrival on a CPU, after the
- * sched_switch tracepoint): a switch-in that finds the count moved on took
- * a start from before runs it did not see (the switch program missed
- * them), which is stale. */
-struct raw_start {
-	__u64 since;
-	__u64 pcount;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);   /* thread id */
-	__type(value, struct raw_start);
+	__type(value, __u64); /* runnable since */
 } raw_runnable SEC(".maps");
 
 SEC("raw_tp/sched_switch")
@@ -328,8 +318,7 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	bool preempt = ctx->args[0];
 	unsigned int prev_state = ctx->args[3];
 	__u32 pid = prev->pid, zero = 0, next_pid, next_tgid;
-	__u64 nm;
-	struct raw_start *start;
+	__u64 nm, *since;
 	struct thread_state *st = NULL;
 	struct cpu_slot *slot;
 	bool fresh = false;
@@ -352,11 +341,8 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 		switch_out(prev, st, fresh, preempt, prev_state, nm - st->nr_migrations);
 		st->nr_migrations = nm;
 		/* switch_out() stamped runnable_since; only the hash is read here. */
-		if (prev_state == TASK_RUNNING) {
-			struct raw_start rs = {st->runnable_since, BPF_CORE_READ(prev, sched_info.pcount)};
-
-			bpf_map_update_elem(&raw_runnable, &pid, &rs, BPF_ANY);
-		}
+		if (prev_state == TASK_RUNNING)
+			bpf_map_update_elem(&raw_runnable, &pid, &st->runnable_since, BPF_ANY);
 		else if (!seen_in)
 			/* A start the missed switch-in did not take is stale. */
 			bpf_map_delete_elem(&raw_runnable, &pid);
@@ -367,12 +353,10 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	slot->pid = next_pid;
 	slot->has_wait = 0;
 	if (next_pid && telagent_is_target(next_tgid)) {
-		start = bpf_map_lookup_elem(&raw_runnable, &next_pid);
-		if (start) {
-			if (start->pcount == BPF_CORE_READ(next, sched_info.pcount)) {
-				slot->wait_ns = bpf_ktime_get_ns() - start->since;
-				slot->has_wait = 1;
-			}
+		since = bpf_map_lookup_elem(&raw_runnable, &next_pid);
+		if (since) {
+			slot->wait_ns = bpf_ktime_get_ns() - *since;
+			slot->has_wait = 1;
 			bpf_map_delete_elem(&raw_runnable, &next_pid);
 		}
 	}
@@ -382,14 +366,13 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 static __always_inline void raw_wakeup(struct task_struct *p)
 {
 	__u32 pid = BPF_CORE_READ(p, pid);
-	struct raw_start rs;
+	__u64 now;
 
 	if (!pid || !telagent_is_target(BPF_CORE_READ(p, tgid)) || BPF_CORE_READ(p, on_cpu))
 		return;
-	rs.since = bpf_ktime_get_ns();
-	rs.pcount = BPF_CORE_READ(p, sched_info.pcount);
+	now = bpf_ktime_get_ns();
 	/* Any start still there is stale (see on_wakeup). */
-	bpf_map_update_elem(&raw_runnable, &pid, &rs, BPF_ANY);
+	bpf_map_update_elem(&raw_runnable, &pid, &now, BPF_ANY);
 }
 
 SEC("raw_tp/sched_wakeup")

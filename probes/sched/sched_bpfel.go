@@ -20,12 +20,6 @@ type schedCpuSlot struct {
 	HasWait uint32
 }
 
-type schedRawStart struct {
-	_      structs.HostLayout
-	Since  uint64
-	Pcount uint64
-}
-
 type schedSchedEntryKey struct {
 	_     structs.HostLayout
 	Tuple schedSchedKey
