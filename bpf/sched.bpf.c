@@ -31,24 +31,6 @@
  * migration only while it is off-CPU), so it needs no lock or atomic
  * either.
  *
- * Run-queue waits. A wait starts at a real enqueue (a wakeup, or a
- * switch-out that leaves the thread runnable: preempted or yielding) and
- * ends at that thread's next switch-in. Nothing guarantees the probe sees
- * every switch-in: some kernels perform switches that fire no sched_switch
- * at all (the development VM's: a switch away from a thread of its init,
- * pid 1, about 4 a second, the number by which /proc/stat's ctxt exceeds
- * the program's runs, with no recursion miss; the thread switched in there
- * is next seen switching out), the wakeups are attached before the switch
- * program, and a filter may change between events. So a start is never
- * trusted beyond the thread's next sign of life: every switch-out replaces
- * it (a thread switching out ran, so a start still pending means its
- * switch-in was missed, and that wait is dropped rather than stretched
- * over the sleep that follows), and every wakeup sets it anew (the kernel
- * wakes only a thread that its last switch-out did not leave runnable, so
- * any start it still holds is stale). Before, one missed switch-in ahead
- * of a long sleep became a wait as long as the sleep: a kworker with a
- * 1.77 s wait, processes at several times their run_delay.
- *
  * Target filter. The target check comes before any map access. A thread
  * group leaves the target set when it dies (sched_process_exit), just
  * before its last thread's final switch-out; that one switch (prev_state
@@ -179,12 +161,9 @@ static __always_inline void switch_out(struct task_struct *prev, struct thread_s
 		}
 	}
 	st->has_wait = 0;
-	/*
-	 * Preempted or yielding: still on the run queue, waiting from now.
-	 * Otherwise not waiting; a start still set here is one whose switch-in
-	 * was not seen (the thread ran: it is switching out), dropped.
-	 */
-	st->runnable_since = prev_state == TASK_RUNNING ? bpf_ktime_get_ns() : 0;
+	/* Preempted or yielding: still on the run queue, waiting from now. */
+	if (prev_state == TASK_RUNNING)
+		st->runnable_since = bpf_ktime_get_ns();
 }
 
 /* ---- tp_btf: typed arguments, task storage for every task involved ---- */
@@ -218,13 +197,8 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	return 0;
 }
 
-/*
- * p became runnable. A thread still on its CPU (woken before it got to
- * sleep) is not waiting. Otherwise the wait starts now, whatever start p
- * still holds: the kernel wakes only a thread that is not TASK_RUNNING,
- * and one that was left runnable (a pending start) is TASK_RUNNING until
- * it runs again, so such a start is stale (its switch-in was missed).
- */
+/* p became runnable. A thread still on its CPU (woken before it got to
+ * sleep) is not waiting, and an earlier start of the wait is kept. */
 static __always_inline void on_wakeup(struct task_struct *p)
 {
 	struct thread_state *st;
@@ -233,7 +207,7 @@ static __always_inline void on_wakeup(struct task_struct *p)
 	if (!p->pid || !telagent_is_target(p->tgid))
 		return;
 	st = thread_get(p, &fresh);
-	if (st && !p->on_cpu)
+	if (st && !st->runnable_since && !p->on_cpu)
 		st->runnable_since = bpf_ktime_get_ns();
 }
 
@@ -281,18 +255,14 @@ int BPF_PROG(sched_migrate_task, struct task_struct *p, int dest_cpu)
  *    CPU);
  *  - the start of a run-queue wait goes into a hash by thread id (set by
  *    the waker, taken by the switch-in), the one map here shared between
- *    CPUs: per-bucket locks, only in this fallback. Every enqueue
- *    overwrites it, and a thread that switches out to sleep although its
- *    switch-in was not seen on this CPU (the per-CPU slot names another
- *    thread) deletes it: a stale start neither stretches a later wait
- *    nor passes to a thread that reuses the id;
+ *    CPUs: per-bucket locks, only in this fallback;
  *  - migrations are the delta of the kernel's se.nr_migrations read from
  *    current at switch-out, so sched_migrate_task is not needed.
  */
 
 struct cpu_slot {
 	__u64 wait_ns;
-	__u32 pid;      /* the thread seen switched in last on this CPU */
+	__u32 pid;      /* the thread switched in last on this CPU */
 	__u32 has_wait; /* wait_ns ended at its switch-in */
 };
 
@@ -331,9 +301,7 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	else if (pid && (prev_state & TASK_DEAD))
 		st = bpf_task_storage_get(&threads, prev, 0, 0);
 	if (st) {
-		bool seen_in = slot->pid == pid; /* its switch-in here was seen */
-
-		if (seen_in && slot->has_wait) {
+		if (slot->pid == pid && slot->has_wait) {
 			st->wait_ns = slot->wait_ns;
 			st->has_wait = 1;
 		}
@@ -343,9 +311,6 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 		/* switch_out() stamped runnable_since; only the hash is read here. */
 		if (prev_state == TASK_RUNNING)
 			bpf_map_update_elem(&raw_runnable, &pid, &st->runnable_since, BPF_ANY);
-		else if (!seen_in)
-			/* A start the missed switch-in did not take is stale. */
-			bpf_map_delete_elem(&raw_runnable, &pid);
 	}
 
 	next_pid = BPF_CORE_READ(next, pid);
@@ -371,8 +336,8 @@ static __always_inline void raw_wakeup(struct task_struct *p)
 	if (!pid || !telagent_is_target(BPF_CORE_READ(p, tgid)) || BPF_CORE_READ(p, on_cpu))
 		return;
 	now = bpf_ktime_get_ns();
-	/* Any start still there is stale (see on_wakeup). */
-	bpf_map_update_elem(&raw_runnable, &pid, &now, BPF_ANY);
+	/* NOEXIST: a wait that already started keeps its start. */
+	bpf_map_update_elem(&raw_runnable, &pid, &now, BPF_NOEXIST);
 }
 
 SEC("raw_tp/sched_wakeup")

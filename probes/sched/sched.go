@@ -186,9 +186,8 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 	return nil
 }
 
-// attachTracing attaches switch last: a wakeup seen before it whose
-// switch-in was missed is dropped at the thread's first switch-out, as any
-// start whose switch-in the program did not see (see sched.bpf.c).
+// attachTracing attaches switch last: its state is then complete from the
+// first switch it sees (a wakeup before it would only be missed).
 func (p *Probe) attachTracing() error {
 	return probes.AttachTracing(&p.links, p.objs.Wakeup, p.objs.WakeupNew, p.objs.Migrate, p.objs.Switch)
 }

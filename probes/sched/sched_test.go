@@ -65,40 +65,25 @@ type sample struct {
 	overflowed        bool // an overflow series was exported too
 	pids              map[int64]bool
 	exe               map[int64]string // each process's Resource, for messages
-	resource          string           // this process's Resource
 	pointsWithoutType int
 }
 
 // sampleOf collects once and extracts pid's points (pid 0: none).
 func (h *harness) sampleOf(pid int) sample {
 	h.T.Helper()
-	all, overflowed := h.samples()
-	s := sample{pids: map[int64]bool{}, exe: map[int64]string{}, overflowed: overflowed}
-	if got, ok := all[int64(pid)]; ok {
-		s = *got
-		s.overflowed = overflowed
-	}
-	for p, got := range all {
-		s.pids[p] = true
-		s.exe[p] = got.resource
-	}
-	return s
-}
-
-// samples collects once and returns every process's points by pid, and
-// whether an overflow series was exported too.
-func (h *harness) samples() (map[int64]*sample, bool) {
-	h.T.Helper()
-	all := map[int64]*sample{}
-	overflowed := false
+	s := sample{pids: map[int64]bool{}, exe: map[int64]string{}}
 	for _, rm := range h.CollectAll() {
 		v, hasPID := rm.Resource.Set().Value(entity.AttrProcessPID)
 		if !hasPID {
-			overflowed = true
+			s.overflowed = true
 			continue
 		}
-		s := &sample{found: true, pids: map[int64]bool{}, exe: map[int64]string{}, resource: rm.Resource.String()}
-		all[v.AsInt64()] = s
+		s.pids[v.AsInt64()] = true
+		s.exe[v.AsInt64()] = rm.Resource.String()
+		if v.AsInt64() != int64(pid) {
+			continue
+		}
+		s.found = true
 		for _, m := range rm.ScopeMetrics[0].Metrics {
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
@@ -128,11 +113,11 @@ func (h *harness) samples() (map[int64]*sample, bool) {
 				}
 			}
 		}
-		if s.pointsWithoutType > 0 {
-			h.T.Errorf("pid %d: %d context-switch points without a valid %s", v.AsInt64(), s.pointsWithoutType, entity.AttrProcessContextSwitchType)
-		}
 	}
-	return all, overflowed
+	if s.pointsWithoutType > 0 {
+		h.T.Errorf("%d context-switch points without a valid %s", s.pointsWithoutType, entity.AttrProcessContextSwitchType)
+	}
+	return s
 }
 
 var warmUp sync.Once
@@ -296,10 +281,16 @@ func (w *workload) oracle() oracle {
 				o.invol += n
 			}
 		}
-		rt, rd, err := readSchedstat(task)
+		ss, err := os.ReadFile(filepath.Join(task, "schedstat"))
 		if err != nil {
 			w.t.Fatal(err)
 		}
+		f := strings.Fields(string(ss))
+		if len(f) != 3 {
+			w.t.Fatalf("%s/schedstat: %q", task, ss)
+		}
+		rt, _ := strconv.ParseInt(f[0], 10, 64)
+		rd, _ := strconv.ParseInt(f[1], 10, 64)
 		o.runtimeNs += rt
 		o.runDelayNs += rd
 		sched, err := os.ReadFile(filepath.Join(task, "sched"))
@@ -324,27 +315,6 @@ func (w *workload) oracle() oracle {
 		w.t.Fatalf("workload %d has no threads in /proc", w.pid)
 	}
 	return o
-}
-
-// readSchedstat reads a thread's /proc/<pid>/task/<tid>/schedstat: its
-// run time (se.sum_exec_runtime) and run delay (sched_info.run_delay: the
-// time spent runnable on a run queue), in ns.
-func readSchedstat(task string) (runtimeNs, runDelayNs int64, err error) {
-	b, err := os.ReadFile(filepath.Join(task, "schedstat"))
-	if err != nil {
-		return 0, 0, err
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 {
-		return 0, 0, fmt.Errorf("%s/schedstat: %q", task, b)
-	}
-	if runtimeNs, err = strconv.ParseInt(f[0], 10, 64); err == nil {
-		runDelayNs, err = strconv.ParseInt(f[1], 10, 64)
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("%s/schedstat: %w", task, err)
-	}
-	return runtimeNs, runDelayNs, nil
 }
 
 // within reports whether got is within rel (fraction) of want, or within
