@@ -55,11 +55,15 @@ test: test-deps
 
 ## fuzz: every fuzz target for FUZZTIME, from its committed corpus
 ## (testdata/fuzz/<target> in its package). A finding fails the run and is
-## written there: fix it and commit the file as a regression seed.
+## written there: fix it and commit the file as a regression seed. A
+## failed target runs once more: the seed replay of the second run fails
+## again on a written finding, not on the coordinator's deadline race.
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $${t%%:*}; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $${t%%:*} || { \
+		echo "fuzz: once more: a bare 'context deadline exceeded' is Go's coordinator race (go.dev/issue/75804, fixed in Go 1.27); a finding was written to testdata/fuzz and fails again"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $${t%%:*}; }; \
 	done
 
 # Tests compile workloads with gcc/g++ (bpf2go outputs are committed), run
