@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/telagent/telagent/internal/schemagen/yamlnode"
 )
 
 type checker struct {
@@ -106,7 +108,7 @@ func (c *checker) run(fsys fs.FS) {
 			continue // empty file
 		}
 		pf := &parsedFile{path: display, groups: f.Groups, root: n.Content[0], imports: f.Imports}
-		pf.nodes = seqNode(pf.root, "groups")
+		pf.nodes = yamlnode.Seq(pf.root, "groups")
 		if len(pf.nodes) != len(pf.groups) {
 			pf.nodes = make([]*yaml.Node, len(pf.groups))
 		}
@@ -447,9 +449,9 @@ type enumMember struct{ id, value string }
 
 func enumMembers(t *yaml.Node) []enumMember {
 	var ms []enumMember
-	for _, m := range seqNode(t, "members") {
-		id := scalarNode(m, "id")
-		v := getNode(m, "value")
+	for _, m := range yamlnode.Seq(t, "members") {
+		id := yamlnode.Scalar(m, "id")
+		v := yamlnode.Get(m, "value")
 		val := id
 		if v != nil {
 			val = v.Value
@@ -495,7 +497,7 @@ func (c *checker) checkManifest(file string, doc *yaml.Node) {
 			add("manifest", "key %q is not part of a Weaver v0.25.1 definition manifest (schema_url, description, stability, dependencies; the registry's name and version come from schema_url)", k)
 		}
 	}
-	u := scalarNode(m, "schema_url")
+	u := yamlnode.Scalar(m, "schema_url")
 	if u == "" {
 		add("manifest", "schema_url is missing (http[s]://server/path/<version>)")
 	} else if _, v, ok := splitSchemaURL(u); !ok {
@@ -503,10 +505,10 @@ func (c *checker) checkManifest(file string, doc *yaml.Node) {
 	} else if !semverRE.MatchString(v) {
 		add("manifest", "schema_url %q: version %q is not MAJOR.MINOR.PATCH", u, v)
 	}
-	if s := scalarNode(m, "stability"); s != "" && !stabilities[s] {
+	if s := yamlnode.Scalar(m, "stability"); s != "" && !stabilities[s] {
 		add("manifest", "stability %q is not one of development, alpha, beta, release_candidate, stable", s)
 	}
-	deps := seqNode(m, "dependencies")
+	deps := yamlnode.Seq(m, "dependencies")
 	want := c.sc.schemaURL()
 	if len(deps) != 1 {
 		add("manifest", "dependencies: want exactly one, the semantic conventions %s (Weaver supports one dependency)", want)
@@ -517,10 +519,10 @@ func (c *checker) checkManifest(file string, doc *yaml.Node) {
 				add("manifest", "dependencies: key %q is not part of a Weaver dependency (schema_url, registry_path)", k)
 			}
 		}
-		if u := scalarNode(d, "schema_url"); u != want {
+		if u := yamlnode.Scalar(d, "schema_url"); u != want {
 			add("manifest", "dependencies: schema_url %q is not %s, the semantic conventions of the pinned excerpt (%s)", u, want, c.sc.file)
 		}
-		if scalarNode(d, "registry_path") == "" {
+		if yamlnode.Scalar(d, "registry_path") == "" {
 			add("manifest", "dependencies: registry_path is missing (where Weaver reads the semantic conventions, e.g. https://github.com/open-telemetry/semantic-conventions/archive/refs/tags/%s.zip[model])", c.sc.version)
 		}
 	}
@@ -620,25 +622,25 @@ func (c *checker) checkGroupSyntax(add func(rule, format string, args ...any), g
 	case !groupTypes[g.Type]:
 		add("weaver-syntax", "type %q is not a Weaver group type (attribute_group, span, event, metric, metric_group, entity, scope)", g.Type)
 	}
-	if getNode(n, "prefix") != nil {
+	if yamlnode.Get(n, "prefix") != nil {
 		add("weaver-syntax", "prefix is not supported by Weaver (spell attribute ids out in full)")
 	}
 	if g.Type == "metric" {
 		for _, k := range []string{"metric_name", "instrument", "unit"} {
-			if getNode(n, k) == nil {
+			if yamlnode.Get(n, k) == nil {
 				add("weaver-syntax", "metric has no %s", k)
 			}
 		}
 	}
-	if g.Type != "metric" && g.Type != "event" && getNode(n, "extends") == nil && len(g.Attributes) == 0 {
+	if g.Type != "metric" && g.Type != "event" && yamlnode.Get(n, "extends") == nil && len(g.Attributes) == 0 {
 		add("weaver-syntax", "group has no attributes (Weaver requires attributes or extends on a %s group)", g.Type)
 	}
 	if len(g.EntityAssociations) > 0 && g.Type != "metric" && g.Type != "event" && g.Type != "span" {
 		add("weaver-syntax", "entity_associations on group type %s (only metrics, events and spans have them)", g.Type)
 	}
 	refs := map[string]bool{}
-	for i, a := range seqNode(n, "attributes") {
-		id, ref := scalarNode(a, "id"), scalarNode(a, "ref")
+	for i, a := range yamlnode.Seq(n, "attributes") {
+		id, ref := yamlnode.Scalar(a, "id"), yamlnode.Scalar(a, "ref")
 		name := id + ref
 		switch {
 		case id != "" && ref != "":
@@ -659,11 +661,11 @@ func (c *checker) checkGroupSyntax(add func(rule, format string, args ...any), g
 				add("weaver-syntax", "attribute %q: key %q is not a Weaver attribute key", name, k)
 			}
 		}
-		if rl := getNode(a, "requirement_level"); rl != nil {
+		if rl := yamlnode.Get(a, "requirement_level"); rl != nil {
 			checkRequirementLevel(add, name, rl)
 		}
 		if id != "" {
-			checkExamples(add, id, getNode(a, "type"), getNode(a, "examples"))
+			checkExamples(add, id, yamlnode.Get(a, "type"), yamlnode.Get(a, "examples"))
 		}
 	}
 }
@@ -861,30 +863,4 @@ func (c *checker) checkCollisions() {
 			ids[m.id], vals[m.value], consts[cn] = true, true, true
 		}
 	}
-}
-
-func getNode(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalarNode(m *yaml.Node, key string) string {
-	if v := getNode(m, key); v != nil && v.Kind == yaml.ScalarNode {
-		return v.Value
-	}
-	return ""
-}
-
-func seqNode(m *yaml.Node, key string) []*yaml.Node {
-	if v := getNode(m, key); v != nil && v.Kind == yaml.SequenceNode {
-		return v.Content
-	}
-	return nil
 }

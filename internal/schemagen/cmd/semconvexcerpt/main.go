@@ -27,6 +27,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/telagent/telagent/internal/schemagen/yamlnode"
 )
 
 type group struct {
@@ -61,20 +63,20 @@ func run(model, version, schemaDir, out string) error {
 	byKind := map[string]map[string]*group{"metric": {}, "entity": {}, "event": {}}
 	names := map[string]bool{}
 	for _, g := range groups {
-		id, typ := scalar(g.node, "id"), scalar(g.node, "type")
+		id, typ := yamlnode.Scalar(g.node, "id"), yamlnode.Scalar(g.node, "type")
 		names["group "+id] = true
 		switch typ {
 		case "metric":
-			n := scalar(g.node, "metric_name")
+			n := yamlnode.Scalar(g.node, "metric_name")
 			byKind["metric"][n] = g
 			names["metric "+n] = true
 		case "entity", "event":
-			n := scalar(g.node, "name")
+			n := yamlnode.Scalar(g.node, "name")
 			byKind[typ][n] = g
 			names[typ+" "+n] = true
 		}
-		for _, a := range seq(g.node, "attributes") {
-			if aid := scalar(a, "id"); aid != "" {
+		for _, a := range yamlnode.Seq(g.node, "attributes") {
+			if aid := yamlnode.Scalar(a, "id"); aid != "" {
 				if _, dup := attrNode[aid]; dup {
 					return fmt.Errorf("attribute %s defined twice upstream", aid)
 				}
@@ -97,8 +99,8 @@ func run(model, version, schemaDir, out string) error {
 				return fmt.Errorf("the registry imports %s %q, which semconv %s does not define", kind, n, version)
 			}
 			picked = append(picked, g)
-			for _, a := range seq(g.node, "attributes") {
-				if r := scalar(a, "ref"); r != "" {
+			for _, a := range yamlnode.Seq(g.node, "attributes") {
+				if r := yamlnode.Scalar(a, "ref"); r != "" {
 					refs[r] = true
 				}
 			}
@@ -116,7 +118,9 @@ func run(model, version, schemaDir, out string) error {
 		}
 		wantAttrs[g] = append(wantAttrs[g], r)
 	}
-	sort.Slice(attrGroups, func(i, j int) bool { return scalar(attrGroups[i].node, "id") < scalar(attrGroups[j].node, "id") })
+	sort.Slice(attrGroups, func(i, j int) bool {
+		return yamlnode.Scalar(attrGroups[i].node, "id") < yamlnode.Scalar(attrGroups[j].node, "id")
+	})
 
 	var body []*yaml.Node
 	for _, g := range attrGroups {
@@ -130,7 +134,7 @@ func run(model, version, schemaDir, out string) error {
 			if k.Value == "attributes" {
 				l := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 				for _, a := range v.Content {
-					if keep[scalar(a, "id")] {
+					if keep[yamlnode.Scalar(a, "id")] {
 						l.Content = append(l.Content, a)
 					}
 				}
@@ -207,7 +211,7 @@ func loadGroups(dir string) ([]*group, error) {
 		if len(doc.Content) == 0 {
 			return nil
 		}
-		for _, g := range seq(doc.Content[0], "groups") {
+		for _, g := range yamlnode.Seq(doc.Content[0], "groups") {
 			gs = append(gs, &group{node: g, file: p})
 		}
 		return nil
@@ -237,16 +241,16 @@ func registryNeeds(schemaDir string) (map[string]bool, map[string][]string, erro
 			continue
 		}
 		root := doc.Content[0]
-		for _, g := range seq(root, "groups") {
-			for _, a := range seq(g, "attributes") {
-				if r := scalar(a, "ref"); r != "" {
+		for _, g := range yamlnode.Seq(root, "groups") {
+			for _, a := range yamlnode.Seq(g, "attributes") {
+				if r := yamlnode.Scalar(a, "ref"); r != "" {
 					refs[r] = true
 				}
 			}
 		}
-		if im := get(root, "imports"); im != nil {
+		if im := yamlnode.Get(root, "imports"); im != nil {
 			for kind, key := range map[string]string{"metric": "metrics", "entity": "entities", "event": "events"} {
-				for _, n := range seq(im, key) {
+				for _, n := range yamlnode.Seq(im, key) {
 					imports[kind] = append(imports[kind], n.Value)
 				}
 			}
@@ -256,30 +260,4 @@ func registryNeeds(schemaDir string) (map[string]bool, map[string][]string, erro
 		sort.Strings(imports[k])
 	}
 	return refs, imports, nil
-}
-
-func get(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalar(m *yaml.Node, key string) string {
-	if v := get(m, key); v != nil && v.Kind == yaml.ScalarNode {
-		return v.Value
-	}
-	return ""
-}
-
-func seq(m *yaml.Node, key string) []*yaml.Node {
-	if v := get(m, key); v != nil && v.Kind == yaml.SequenceNode {
-		return v.Content
-	}
-	return nil
 }
