@@ -803,24 +803,8 @@ func (c *checker) checkCollisions() {
 			}
 		}
 	}
-	metrics := map[string]where{}
-	for n, w := range c.localMetricDecl {
-		metrics[n] = w
-	}
-	for n := range c.importedMetric {
-		if _, ok := metrics[n]; !ok {
-			metrics[n] = where{file: c.sc.file}
-		}
-	}
-	entities := map[string]where{}
-	for n, w := range c.localEntityDecl {
-		entities[n] = w
-	}
-	for n := range c.importedEntity {
-		if _, ok := entities[n]; !ok {
-			entities[n] = where{file: c.sc.file}
-		}
-	}
+	metrics := c.declaredOrImported(c.localMetricDecl, c.importedMetric)
+	entities := c.declaredOrImported(c.localEntityDecl, c.importedEntity)
 	for _, kind := range []struct {
 		name  string
 		decls map[string]where
@@ -863,4 +847,19 @@ func (c *checker) checkCollisions() {
 			ids[m.id], vals[m.value], consts[cn] = true, true, true
 		}
 	}
+}
+
+// declaredOrImported is every name the registry declares (where it does)
+// or imports from semconv (placed in the semconv excerpt's file).
+func (c *checker) declaredOrImported(local map[string]where, imported map[string]bool) map[string]where {
+	all := make(map[string]where, len(local)+len(imported))
+	for n, w := range local {
+		all[n] = w
+	}
+	for n := range imported {
+		if _, ok := all[n]; !ok {
+			all[n] = where{file: c.sc.file}
+		}
+	}
+	return all
 }
