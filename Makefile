@@ -73,9 +73,11 @@ fuzz:
 # tmux, run the agent as nobody (setpriv), read BPF program run times
 # (bpftool, the bench helpers' test), verify the systemd unit
 # (systemd-analyze), and build and unpack kernel-matrix images in unit
-# tests (xz, cpio). internal/testdeps checks that every command the code
-# executes comes from one of these packages (or from every Debian system).
-TEST_PKGS := gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool systemd xz-utils cpio
+# tests (xz, cpio), and ask dpkg which package provides each executed
+# command (dpkg-query): internal/testdeps checks that every command the
+# code executes comes from one of these packages (or from every Debian
+# system).
+TEST_PKGS := gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool systemd xz-utils cpio dpkg
 test-deps: collector
 	@dpkg -s $(TEST_PKGS) >/dev/null 2>&1 || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PKGS))
