@@ -116,6 +116,25 @@ func (t *Totals[K]) Each(fn func(slot int, k TotalKey[K], v []uint64) error) err
 	return nil
 }
 
+// Get returns k's words (valid until the next Add or Remove), or false
+// when k has no total.
+func (t *Totals[K]) Get(k TotalKey[K]) ([]uint64, bool) {
+	slot, ok := t.index[k]
+	if !ok {
+		return nil, false
+	}
+	return t.vals.w[int(slot)*t.words : (int(slot)+1)*t.words], true
+}
+
+// At returns the key and words of the live total in slot (words valid
+// until the next Add or Remove), or false when the slot is free.
+func (t *Totals[K]) At(slot int) (TotalKey[K], []uint64, bool) {
+	if slot < 0 || slot >= len(t.live) || !t.live[slot] {
+		return TotalKey[K]{}, nil, false
+	}
+	return t.keys[slot], t.vals.w[slot*t.words : (slot+1)*t.words], true
+}
+
 // Remove forgets the total in slot (its process exited and its final
 // values were delivered). Removing a free slot does nothing.
 func (t *Totals[K]) Remove(slot int) {

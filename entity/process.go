@@ -30,6 +30,7 @@ type ProcessResolver struct {
 	hostRes  *resource.Resource
 
 	gen   uint64
+	final bool // FinalGeneration: nothing is deferred
 	cache map[uint32]*processEntry
 	buf   []byte // a stat file, read by startTicks
 	path  []byte // its path, NUL-terminated
@@ -45,12 +46,15 @@ type ProcessResolver struct {
 }
 
 type processEntry struct {
-	startTicks uint64 // 0: never seen alive, identity unknown
-	res        *resource.Resource
-	checked    uint64 // generation of the last /proc check
-	lastUsed   uint64
-	alive      bool   // /proc had it at the last check
-	created    uint64 // generation the entry was made in (process_exit.go)
+	startTicks uint64
+	// res is the process's Resource; nil when its identity is incomplete
+	// (gone before /proc was read and unknown to the kernel's record: no
+	// creation time), and then its data belongs to the host.
+	res      *resource.Resource
+	checked  uint64 // generation of the last /proc check
+	lastUsed uint64
+	alive    bool   // /proc had it at the last check
+	created  uint64 // generation the entry was made in (process_exit.go)
 }
 
 // NewProcessResolver reads the boot time from procRoot/stat (procRoot is
@@ -83,17 +87,38 @@ func (r *ProcessResolver) NextGeneration(keepGenerations uint64) {
 }
 
 // Process returns the resource of pid. A process that is gone is resolved
-// from the cache; one never seen alive gets process.pid alone (its creation
-// time is unknowable), never dropped.
+// from the cache. One whose identity cannot be obtained (never seen alive
+// and unknown to the kernel's record: its creation time is unknowable)
+// gets the host Resource, never a process.pid alone (an incomplete
+// identity names no entity); Identified then reports false, and a metric
+// set folds its series into the host's overflow series
+// (probes.ProcessSet.Collect).
 func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
+	e := r.resolve(pid)
+	if e.res == nil {
+		return r.hostRes
+	}
+	return e.res
+}
+
+// Identified reports whether pid, as resolved by Process in this
+// generation, has its whole identity (process.pid and
+// process.creation.time) and so its own Resource. False for a pid not
+// resolved in this generation.
+func (r *ProcessResolver) Identified(pid uint32) bool {
+	e := r.cache[pid]
+	return e != nil && e.checked == r.gen && e.res != nil
+}
+
+func (r *ProcessResolver) resolve(pid uint32) *processEntry {
 	e := r.cache[pid]
 	if e != nil && e.checked == r.gen {
 		e.lastUsed = r.gen
-		return e.res
+		return e
 	}
 	start, ok := r.startTicks(pid)
 	switch {
-	case e != nil && ok && start == e.startTicks:
+	case e != nil && e.res != nil && ok && start == e.startTicks:
 		e.alive = true // the same process
 	case e != nil && e.alive:
 		// Gone, or replaced by a new process since the last check: this
@@ -106,14 +131,16 @@ func (r *ProcessResolver) Process(pid uint32) *resource.Resource {
 	default:
 		// Not in /proc. Still the process last seen, unless the kernel's
 		// record says the pid has had a new owner since, gone already too.
+		// One not identified yet is looked up again: the kernel may know
+		// it now.
 		k := r.kernelRecord(pid)
-		if e == nil || k.ok && k.start != e.startTicks {
+		if e == nil || k.ok && (e.res == nil || k.start != e.startTicks) {
 			e = &processEntry{startTicks: k.start, res: r.describeGone(pid, k), created: r.gen}
 			r.cache[pid] = e
 		}
 	}
 	e.checked, e.lastUsed = r.gen, r.gen
-	return e.res
+	return e
 }
 
 // Gone reports whether pid was found exited (or replaced by a new process
@@ -187,17 +214,16 @@ func exeName(dir string) (string, bool) {
 }
 
 // describeGone is the identity of a process that exited before /proc was
-// read: from the kernel's record when there is one, else the pid alone.
-// Its process.executable.name is then the kernel's command name (comm, at
+// read, from the kernel's record; nil without one (the pid alone is an
+// incomplete identity: its data goes to the host). Its
+// process.executable.name is then the kernel's command name (comm, at
 // most 15 bytes, which the process may have changed): /proc/<pid>/exe is
 // gone with the process (schema/model/entities.yaml says so).
 func (r *ProcessResolver) describeGone(pid uint32, k kernelProcess) *resource.Resource {
-	attrs := append(r.host[:len(r.host):len(r.host)], AttrProcessPID.Int64(int64(pid)))
-	if k.ok {
-		attrs = append(attrs, AttrProcessCreationTime.String(r.CreationTime(k.start)),
-			AttrProcessExecutableName.String(kernelString([]byte(k.comm), maxCommLen)))
+	if !k.ok {
+		return nil
 	}
-	return resource.NewWithAttributes(SchemaURL, attrs...)
+	return r.describeExited(pid, k.start, kernelString([]byte(k.comm), maxCommLen))
 }
 
 // commandOf is argv[0] of a NUL-separated cmdline: semconv's process.command

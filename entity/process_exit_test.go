@@ -78,3 +78,86 @@ func TestDeferredWithExitEvents(t *testing.T) {
 		t.Errorf("a generation later: gone %v (no event), %v (exit event); want both", r.Gone(300), r.Gone(301))
 	}
 }
+
+// The resolver's identity decision: a pid gets its own Resource only with
+// its whole identity (process.pid and process.creation.time, from /proc,
+// the kernel's record or an exit event); without it Process gives the host
+// Resource and Identified is false, and it stays so until one of those
+// sources knows it. No Resource it returns ever has process.pid without
+// process.creation.time.
+func TestIdentified(t *testing.T) {
+	r := newFixtureResolver(t, filepath.Join("..", "testdata", "proc"))
+	known := map[uint32]uint64{} // the kernel's record, as the test fills it
+	r.Kernel = func(pid uint32) (uint64, string, bool) {
+		s, ok := known[pid]
+		return s, "k", ok
+	}
+	complete := func(what string, pid uint32) {
+		t.Helper()
+		set := r.Process(pid).Set()
+		_, hasPID := set.Value(AttrProcessPID)
+		_, hasCT := set.Value(AttrProcessCreationTime)
+		if hasPID != hasCT {
+			t.Errorf("%s: process.pid %v without process.creation.time %v: %v", what, hasPID, hasCT, set.ToSlice())
+		}
+		if hasPID != r.Identified(pid) {
+			t.Errorf("%s: Identified %v, but the Resource has process.pid %v", what, r.Identified(pid), hasPID)
+		}
+	}
+
+	r.NextGeneration(30)
+	if r.Identified(100) {
+		t.Error("Identified(100) before pid 100 was resolved in this generation")
+	}
+	complete("alive pid 100", 100)
+	complete("gone pid 999, no record", 999)
+	if !r.Identified(100) || r.Identified(999) || r.Process(999) != r.Host() || !r.Gone(999) {
+		t.Errorf("alive 100 identified %v; unrecorded 999 identified %v, host %v, gone %v; want true, false, true, true",
+			r.Identified(100), r.Identified(999), r.Process(999) == r.Host(), r.Gone(999))
+	}
+
+	// The kernel's record appears (the process was recorded late): the
+	// next generation identifies it.
+	known[999] = 300
+	r.NextGeneration(30)
+	complete("gone pid 999, recorded now", 999)
+	if !r.Identified(999) {
+		t.Error("pid 999 not identified once the kernel recorded it")
+	}
+
+	// With exit events, an unidentified process first met gone waits a
+	// generation, not final: its exit event then identifies it. An exit
+	// event's start time of 0 (started in the first tick after boot) is a
+	// start time like any other.
+	r.ExitEvents = true
+	r.NextGeneration(30)
+	complete("gone pid 998, no record, exit events", 998)
+	if r.Identified(998) || r.Gone(998) {
+		t.Errorf("pid 998: identified %v, gone %v; want false, false (deferred)", r.Identified(998), r.Gone(998))
+	}
+	r.NextGeneration(30)
+	r.MarkExited(998, 0, "early")
+	complete("pid 998 after its exit event", 998)
+	if !r.Identified(998) || !r.Gone(998) {
+		t.Errorf("pid 998 after its exit event: identified %v, gone %v; want true, true", r.Identified(998), r.Gone(998))
+	}
+	if v, _ := r.Process(998).Set().Value(AttrProcessCreationTime); v.AsString() != r.CreationTime(0) {
+		t.Errorf("pid 998 creation time %q, want the boot time %q", v.AsString(), r.CreationTime(0))
+	}
+
+	// No exit event: final, without identity, a generation later; and at
+	// once in the last generation.
+	r.NextGeneration(30)
+	r.Process(997)
+	r.NextGeneration(30)
+	complete("gone pid 997 a generation later", 997)
+	if r.Identified(997) || !r.Gone(997) {
+		t.Errorf("pid 997 a generation later: identified %v, gone %v; want false, true", r.Identified(997), r.Gone(997))
+	}
+	r.NextGeneration(30)
+	r.FinalGeneration()
+	complete("gone pid 996 in the last generation", 996)
+	if r.Identified(996) || !r.Gone(996) {
+		t.Errorf("pid 996 in the last generation: identified %v, gone %v; want false, true", r.Identified(996), r.Gone(996))
+	}
+}

@@ -300,8 +300,11 @@ func TestProcessResolverFixture(t *testing.T) {
 		t.Errorf("exited pid 200 a generation later: same resource %v, gone %v", got == p200, r.Gone(200))
 	}
 
-	// A pid never seen alive: the pid alone, and gone.
-	checkAttrs(t, "never seen pid 300", r.Process(300), want(AttrProcessPID.Int64(300)))
+	// A pid never seen alive (and no kernel record): no identity, so the
+	// host Resource, never process.pid alone; and gone.
+	if got := r.Process(300); got != r.Host() || r.Identified(300) {
+		t.Errorf("never seen pid 300: %v, identified %v; want the host Resource, false", got.Attributes(), r.Identified(300))
+	}
 	if !r.Gone(300) {
 		t.Error("Gone(300) = false for a pid absent from /proc")
 	}
@@ -344,7 +347,12 @@ func TestProcessResolverKernel(t *testing.T) {
 		AttrProcessExecutableName.String("kthread\uFFFD"),
 		AttrProcessPID.Int64(400),
 	))
-	checkAttrs(t, "gone pid 401 unknown to the kernel", r.Process(401), want(AttrProcessPID.Int64(401)))
+	if got := r.Process(401); got != r.Host() {
+		t.Errorf("gone pid 401 unknown to the kernel: %v, want the host Resource", got.Attributes())
+	}
+	if !r.Identified(400) || r.Identified(401) {
+		t.Errorf("Identified(400), Identified(401) = %v, %v; want true, false", r.Identified(400), r.Identified(401))
+	}
 	if !r.Gone(400) || !r.Gone(401) {
 		t.Errorf("Gone(400), Gone(401) = %v, %v; want true, true", r.Gone(400), r.Gone(401))
 	}
@@ -374,7 +382,9 @@ func TestProcessResolverEviction(t *testing.T) {
 	if got == p200 {
 		t.Fatal("pid 200 unused for 2 generations with keepGenerations 1 was not forgotten")
 	}
-	checkAttrs(t, "forgotten gone pid 200", got, want(AttrProcessPID.Int64(200)))
+	if got != r.Host() || r.Identified(200) {
+		t.Errorf("forgotten gone pid 200: %v, identified %v; want the host Resource, false", got.Attributes(), r.Identified(200))
+	}
 }
 
 func TestCreationTime(t *testing.T) {

@@ -520,6 +520,19 @@ var (
 		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
 		Entity:      "host",
 	}
+	// MetricTelagentMetricSetIdentityFolds (counter, {series}, development):
+	// Series (one tuple, one breakdown part) of processes whose identity the agent
+	// could not obtain (gone before /proc was read and unknown to the kernel's
+	// process record, so no process.creation.time) that it added into the overflow
+	// series; nothing is dropped, but the attribution is lost.
+	MetricTelagentMetricSetIdentityFolds = MetricDesc{
+		Name:        "telagent.metric_set.identity_folds",
+		Unit:        "{series}",
+		Description: "Series (one tuple, one breakdown part) of processes whose identity the agent could not obtain (gone before /proc was read and unknown to the kernel's process record, so no process.creation.time) that it added into the overflow series; nothing is dropped, but the attribution is lost.",
+		Instrument:  InstrumentCounter,
+		Attributes:  []attribute.Key{AttrTelagentMetricSetName},
+		Entity:      "host",
+	}
 	// MetricTelagentMetricSetOverflows (counter, {update}, development): Updates
 	// the BPF programs added into a metric set's overflow series
 	// (otel.metric.overflow=true) because the node's storage hash was full this
@@ -722,6 +735,7 @@ func Metrics() []MetricDesc {
 		MetricTelagentFunctionDuration,
 		MetricTelagentMemoryOOMKills,
 		MetricTelagentMetricSetEntryFolds,
+		MetricTelagentMetricSetIdentityFolds,
 		MetricTelagentMetricSetOverflows,
 		MetricTelagentMetricSetStorageMemory,
 		MetricTelagentMetricSetStorageUtilization,

@@ -19,7 +19,11 @@ type Event struct {
 	// Pid and StartTicks identify the process the event is about:
 	// StartTicks is its start time in /proc clock ticks (what
 	// ProcessResolver.CreationTime turns into process.creation.time), so the
-	// event's Resource is the same process as that pid's metric series.
+	// event's Resource is the same process as that pid's metric series. It
+	// is always the kernel's (task->start_boottime of the group leader;
+	// 0 only for a process started in the first tick after boot): an event
+	// always carries the whole identity, and a source that cannot read the
+	// start time must not report the event as the process's.
 	Pid        uint32
 	StartTicks uint64
 	Comm       string // process.executable.name as the kernel had it

@@ -148,6 +148,10 @@ type MetricSetStats struct {
 	// EntryFolds counts drained entries the agent folded into the
 	// overflow series because the set held MaxEntries tuples.
 	EntryFolds uint64
+	// IdentityFolds counts totals (one tuple, one breakdown part) the
+	// agent folded into the overflow series because their process was gone
+	// without an identity (ProcessSet.Collect).
+	IdentityFolds uint64
 	// Evicted counts keys deleted because their process had exited.
 	Evicted uint64
 	Storage StorageStats

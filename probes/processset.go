@@ -41,8 +41,11 @@ type ProcessSet[K comparable, E any, V any] struct {
 	lastOverflow [][]uint64 // per CPU: the kernel overflow value last seen
 	delta        []uint64
 	pending      []int // slots of exited processes, removed after delivery
+	unknown      []int // slots of exited processes without an identity, folded this Collect
+	parts        int   // breakdown parts (1 without one): the overflow's possible parts
 	userFolds    uint64
-	live         int // live tuples (parts) but the overflow's, at the last Collect
+	idFolds      uint64 // totals folded for want of their owner's identity
+	live         int    // live tuples (parts) but the overflow's, at the last Collect
 	evicted      uint64
 }
 
@@ -69,11 +72,11 @@ func NewProcessSet[K comparable, E any, V any](spec *ebpf.CollectionSpec, desc e
 	if err != nil {
 		return nil, err
 	}
-	parts := 1
+	s.parts = 1
 	if env.Breakdown != nil {
-		parts = len(env.Breakdown.parts)
+		s.parts = len(env.Breakdown.parts)
 	}
-	if s.totals, err = aggregator.NewTotals[K](desc.ValueWords, s.limit*parts); err != nil {
+	if s.totals, err = aggregator.NewTotals[K](desc.ValueWords, s.limit*s.parts); err != nil {
 		s.store.Close()
 		return nil, err
 	}
@@ -114,8 +117,18 @@ func (s *ProcessSet[K, E, V]) part(cpu uint32, node int) int32 {
 // Collect drains the storage into the totals and adds every total's
 // points: the overflow series on the host, everything else on its owner.
 // Totals of processes found gone are scheduled for removal.
+//
+// A process whose identity the resolver could not obtain (gone before
+// /proc was read and unknown to the kernel's record) gets no Resource of
+// its own: process.pid alone is an incomplete identity, and its series put
+// on the host Resource with their own attributes would collide with the
+// host's. Once it is final its totals are folded into the overflow series
+// (counted in Stats' IdentityFolds) and forgotten; while the resolver
+// defers it (its exit event may still identify it) they are held, not
+// exported.
 func (s *ProcessSet[K, E, V]) Collect(c *Collection) error {
 	s.pending = s.pending[:0]
+	s.unknown = s.unknown[:0]
 	var errs []error
 	errs = append(errs, s.store.Drain(func(e *aggregator.Entry[K]) error {
 		return s.add(aggregator.TotalKey[K]{Key: e.Key, Part: s.part(e.CPU, e.Node)}, e.Value)
@@ -140,22 +153,56 @@ func (s *ProcessSet[K, E, V]) Collect(c *Collection) error {
 	s.live = 0
 	errs = append(errs, s.totals.Each(func(slot int, k aggregator.TotalKey[K], v []uint64) error {
 		if k.Key == s.overflow {
-			s.emit.EmitPart(c.Metrics, host, OverflowAttrs, int(k.Part), v)
-			return nil
+			return nil // below, with what folds into it
 		}
-		s.live++
 		tgid, ok := s.keys.Owner(k.Key)
 		if !ok {
+			s.live++
 			s.emit.EmitPart(c.Metrics, host, s.keys.Attrs(k.Key), int(k.Part), v)
 			return nil
 		}
-		s.emit.EmitPart(c.Metrics, c.Processes.Process(tgid), s.keys.Attrs(k.Key), int(k.Part), v)
-		if c.Processes.Gone(tgid) {
+		res := c.Processes.Process(tgid)
+		gone := c.Processes.Gone(tgid)
+		if !c.Processes.Identified(tgid) {
+			if gone {
+				s.unknown = append(s.unknown, slot)
+			} else {
+				s.live++ // held: deferred by the resolver
+			}
+			return nil
+		}
+		s.live++
+		s.emit.EmitPart(c.Metrics, res, s.keys.Attrs(k.Key), int(k.Part), v)
+		if gone {
 			s.pending = append(s.pending, slot)
 		}
 		return nil
 	}))
+	errs = append(errs, s.foldUnknown())
+	for p := range s.parts {
+		if v, ok := s.totals.Get(aggregator.TotalKey[K]{Key: s.overflow, Part: int32(p)}); ok {
+			s.emit.EmitPart(c.Metrics, host, OverflowAttrs, p, v)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// foldUnknown moves the totals of the slots in unknown (processes gone
+// without an identity) into the overflow tuple's, counting each.
+func (s *ProcessSet[K, E, V]) foldUnknown() error {
+	for _, slot := range s.unknown {
+		k, v, ok := s.totals.At(slot)
+		if !ok {
+			continue
+		}
+		copy(s.delta, v) // v is invalid once the overflow's total grows
+		s.totals.Remove(slot)
+		if err := s.totals.AddAlways(aggregator.TotalKey[K]{Key: s.overflow, Part: k.Part}, s.delta); err != nil {
+			return err
+		}
+		s.idFolds++
+	}
+	return nil
 }
 
 // add adds a drained value to its total, or to the overflow tuple's (and
@@ -191,7 +238,7 @@ func (s *ProcessSet[K, E, V]) Stats() MetricSetStats {
 	}
 	_, peak := s.store.LastDrain()
 	return MetricSetStats{Name: s.desc.Name, Keys: s.live, MaxEntries: s.limit, Evicted: s.evicted,
-		OverflowFolds: s.store.Folds(), EntryFolds: s.userFolds,
+		OverflowFolds: s.store.Folds(), EntryFolds: s.userFolds, IdentityFolds: s.idFolds,
 		Storage: StorageStats{Entries: s.store.Capacity(), Peak: peak, Bytes: s.store.Memory(), Nodes: len(s.store.Nodes()), NUMA: s.store.NUMA()}}
 }
 

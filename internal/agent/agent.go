@@ -232,6 +232,8 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
 	events.sync(shutdownCtx) // the command's exit is exported with its final values
+	// No generation follows: what the resolver would defer is final now.
+	resolver.FinalGeneration()
 	c.collect(shutdownCtx)
 	// Events and metrics are delivered side by side; the metric exporter
 	// is shut down only after the events, which may share its file.

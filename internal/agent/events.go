@@ -268,7 +268,10 @@ func (e *eventPipeline) run() {
 // add builds the event's record on its process's Resource: the host, and
 // the process's identifying attributes exactly as its metrics carry them
 // (process.pid, and process.creation.time from the same start time), so
-// backends join the two.
+// backends join the two. An event's identity is always whole: its start
+// time is the kernel's (probes.Event), 0 only for a process started in the
+// first tick after boot, whose creation time is then the boot time; the
+// resolver takes an exit event's start time the same way (MarkExited).
 func (e *eventPipeline) add(ev probes.Event) {
 	k := procKey{ev.Pid, ev.StartTicks, ev.Comm}
 	res, ok := e.resources[k]
@@ -276,10 +279,9 @@ func (e *eventPipeline) add(ev probes.Event) {
 		if len(e.resources) >= maxEventResources {
 			clear(e.resources)
 		}
-		attrs := append(e.host[:len(e.host):len(e.host)], entity.AttrProcessPID.Int64(int64(ev.Pid)))
-		if ev.StartTicks != 0 {
-			attrs = append(attrs, entity.AttrProcessCreationTime.String(e.creation(ev.StartTicks)))
-		}
+		attrs := append(e.host[:len(e.host):len(e.host)],
+			entity.AttrProcessPID.Int64(int64(ev.Pid)),
+			entity.AttrProcessCreationTime.String(e.creation(ev.StartTicks)))
 		if ev.Comm != "" {
 			attrs = append(attrs, entity.AttrProcessExecutableName.String(ev.Comm))
 		}

@@ -392,3 +392,29 @@ func forkBomb(t *testing.T, maxEntries uint32) {
 		t.Errorf("exported %s %d, probe counted %d", entity.MetricTelagentEventDrops.Name, dropped, got)
 	}
 }
+
+// An event's start time is the kernel's, always: 0 is a process started in
+// the first tick after boot, whose creation time is the boot time, never a
+// reason to leave process.creation.time off (process.pid alone would be an
+// incomplete identity). Both events go on Resources with the whole
+// identity, computed from their own start times.
+func TestEventIdentityAlwaysWhole(t *testing.T) {
+	creation := func(ticks uint64) string { return "t" + strconv.FormatUint(ticks, 10) }
+	e := newPipeline(&memEvents{}, "test", []attribute.KeyValue{entity.AttrHostID.String("h")}, creation, slog.New(slog.DiscardHandler))
+	for _, ticks := range []uint64{0, 7} {
+		e.add(probes.Event{Desc: entity.EventTelagentProcessFork, Time: time.Now(), Pid: 42, StartTicks: ticks,
+			Attributes: []attribute.KeyValue{entity.AttrProcessParentPID.Int64(1)}})
+	}
+	recs := e.builder.Take()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for i, want := range []string{"t0", "t7"} {
+		set := recs[i].Resource().Set()
+		pid, _ := set.Value(entity.AttrProcessPID)
+		ct, ok := set.Value(entity.AttrProcessCreationTime)
+		if pid.AsInt64() != 42 || !ok || ct.AsString() != want {
+			t.Errorf("event %d: Resource %v, want process.pid 42 and process.creation.time %q", i, set.ToSlice(), want)
+		}
+	}
+}

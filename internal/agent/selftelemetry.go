@@ -75,6 +75,7 @@ func (s *selfTelemetry) add(c *collector, d time.Duration) {
 			a := s.setAttrs(ms.Name)
 			b.Counter(host, entity.MetricTelagentMetricSetOverflows, a, int64(ms.OverflowFolds))
 			b.Counter(host, entity.MetricTelagentMetricSetEntryFolds, a, int64(ms.EntryFolds))
+			b.Counter(host, entity.MetricTelagentMetricSetIdentityFolds, a, int64(ms.IdentityFolds))
 			if ms.MaxEntries > 0 {
 				b.Gauge(host, entity.MetricTelagentMetricSetUtilization, a, float64(ms.Keys)/float64(ms.MaxEntries))
 			}

@@ -204,3 +204,23 @@ func TestViolations(t *testing.T) {
 		})
 	}
 }
+
+// A process Resource with process.pid alone fails the check twice over
+// when it keeps its process entity ref: the identity is incomplete and the
+// ref names a key the Resource lacks (what the agent exported before
+// issue #19 for a process gone before it was read, minus the ref).
+func TestIncompleteProcessRef(t *testing.T) {
+	req := proto.Clone(good()).(*colmetricspb.ExportMetricsServiceRequest)
+	res := req.ResourceMetrics[0].Resource
+	res.Attributes = slices.DeleteFunc(res.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == "process.creation.time" })
+	rep := Check(load(t), []*colmetricspb.ExportMetricsServiceRequest{req})
+	want := []string{
+		`resource has process.pid but not process.creation.time: entity process is identified incompletely (1 time)`,
+		`entity ref process names "process.creation.time", which the resource does not have (1 time)`,
+	}
+	for _, w := range want {
+		if !slices.Contains(rep.Violations, w) {
+			t.Errorf("violations:\n%s\nwant among them:\n%s", strings.Join(rep.Violations, "\n"), w)
+		}
+	}
+}

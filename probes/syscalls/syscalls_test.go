@@ -1,6 +1,7 @@
 package syscalls
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/probetest"
 )
 
@@ -379,5 +381,198 @@ func TestPidReuseKeepsCountsApart(t *testing.T) {
 	}
 	if newCreated == "" || newCreated == oldCreated {
 		t.Errorf("second process's creation time %q, the first's %q: want its own", newCreated, oldCreated)
+	}
+}
+
+// childSeries sums the calls of every syscall series of pid in rms and
+// counts the series; getppid is that syscall's count.
+func childSeries(rms []metricdata.ResourceMetrics, pid int64) (calls, series, getppid uint64) {
+	for _, rm := range rms {
+		if v, _ := rm.Resource.Set().Value(entity.AttrProcessPID); v.AsInt64() != pid {
+			continue
+		}
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			if hd, ok := m.Data.(metricdata.Histogram[float64]); ok {
+				for _, dp := range hd.DataPoints {
+					calls += dp.Count
+					series++
+					if v, _ := dp.Attributes.Value(entity.AttrTelagentSyscallName); v.AsString() == "getppid" {
+						getppid = dp.Count
+					}
+				}
+			}
+		}
+	}
+	return calls, series, getppid
+}
+
+// hostOverflow is the count of the host Resource's overflow series in
+// rms, and it fails t when any Resource has process.pid without
+// process.creation.time (an incomplete identity).
+func hostOverflow(t *testing.T, rms []metricdata.ResourceMetrics) uint64 {
+	t.Helper()
+	var n uint64
+	for _, rm := range rms {
+		set := rm.Resource.Set()
+		pid, hasPID := set.Value(entity.AttrProcessPID)
+		if _, hasCT := set.Value(entity.AttrProcessCreationTime); hasPID && !hasCT {
+			t.Errorf("Resource with process.pid %d and no process.creation.time: %v", pid.AsInt64(), set.ToSlice())
+		}
+		if hasPID {
+			continue
+		}
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			if hd, ok := m.Data.(metricdata.Histogram[float64]); ok {
+				for _, dp := range hd.DataPoints {
+					if v, ok := dp.Attributes.Value(entity.AttrOtelMetricOverflow); ok && v.AsBool() {
+						n += dp.Count
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestGoneWithoutIdentityFoldsToHost: a child exits before the agent read
+// it and the kernel's record of its identity is gone too (as when more
+// short-lived processes than the record holds came and went): it has no
+// creation time, so it gets no Resource; its series fold into the host's
+// overflow series, exactly, and are counted. The oracle is a first child
+// running the same program with its identity kept: its series give the
+// calls the program makes besides the getppid loop (fork to exit) and
+// their number.
+func TestGoneWithoutIdentityFoldsToHost(t *testing.T) {
+	h := start(t, Config{})
+	control := exec.Command(testutil.Rawsys(t), "getppid", "1000")
+	if err := control.Run(); err != nil {
+		t.Fatal(err)
+	}
+	rms := h.CollectAll()
+	calls, series, getppid := childSeries(rms, int64(control.Process.Pid))
+	if getppid != 1000 || series == 0 {
+		t.Fatalf("control child: getppid %d in %d series, want 1000", getppid, series)
+	}
+	before := hostOverflow(t, rms)
+	other := calls - getppid // the program's calls besides the loop
+	if err := h.probe.Evict(); err != nil {
+		t.Fatal(err)
+	}
+	folds := h.probe.Stats().MetricSets[0].IdentityFolds
+
+	const n = 3000
+	child := exec.Command(testutil.Rawsys(t), "getppid", strconv.Itoa(n))
+	if err := child.Run(); err != nil { // reaped: /proc/<pid> is gone
+		t.Fatal(err)
+	}
+	pid := child.Process.Pid
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+		t.Fatalf("/proc/%d still there after the child was reaped", pid)
+	}
+	if _, _, ok := h.State.Process(uint32(pid)); !ok {
+		t.Fatalf("the kernel has no record of child %d to forget: the test would not test the fold", pid)
+	}
+	h.State.Forget(uint32(pid))
+	rms = h.CollectAll()
+	if c, s, _ := childSeries(rms, int64(pid)); s != 0 {
+		t.Errorf("child without identity exported on a Resource of its own: %d calls in %d series", c, s)
+	}
+	if got := hostOverflow(t, rms) - before; got != n+other {
+		t.Errorf("host overflow series grew by %d calls, want %d (getppid %d + %d other calls of the program)", got, n+other, n, other)
+	}
+	if got := h.probe.Stats().MetricSets[0].IdentityFolds - folds; got != series {
+		t.Errorf("identity folds counted %d, want %d (the program's series)", got, series)
+	}
+	// Folded once: the next interval neither exports the child nor
+	// counts it again.
+	rms = h.CollectAll()
+	if got := hostOverflow(t, rms) - before; got != n+other {
+		t.Errorf("a later interval: host overflow grew by %d calls since the control, want still %d", got, n+other)
+	}
+	if got := h.probe.Stats().MetricSets[0].IdentityFolds - folds; got != series {
+		t.Errorf("a later interval: identity folds %d, want still %d", got, series)
+	}
+}
+
+// collectWith is Harness.CollectAll with before run between the new
+// generation and the read, where the agent marks exits.
+func collectWith(h *harness, before func()) []metricdata.ResourceMetrics {
+	h.T.Helper()
+	h.Resolver.NextGeneration(10)
+	h.Builder.Begin(time.Now())
+	if err := h.State.Flip(); err != nil {
+		h.T.Fatal(err)
+	}
+	before()
+	if err := h.Probe.Collect(context.Background(), &probes.Collection{Metrics: h.Builder, Processes: h.Resolver}); err != nil {
+		h.T.Fatal(err)
+	}
+	return h.Builder.Result()
+}
+
+// TestWithoutIdentityWaitsForExitEvent: with exit events, a child first
+// met gone and without identity is held for a generation, exported
+// nowhere, since its exit event may still identify it. When the event
+// comes, the child's series go out on its own Resource with its whole
+// identity and exact counts; when none comes, they fold into the host's
+// overflow series a generation later.
+func TestWithoutIdentityWaitsForExitEvent(t *testing.T) {
+	h := start(t, Config{})
+	h.Resolver.ExitEvents = true
+	h.CollectAll() // the test process so far
+	run := func(n int) (pid int, ticks uint64, comm string) {
+		cmd := exec.Command(testutil.Rawsys(t), "getppid", strconv.Itoa(n))
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pid = cmd.Process.Pid
+		ticks, comm, ok := h.State.Process(uint32(pid))
+		if !ok {
+			t.Fatalf("the kernel has no record of child %d to forget", pid)
+		}
+		h.State.Forget(uint32(pid))
+		return pid, ticks, comm
+	}
+
+	pid, ticks, comm := run(2000)
+	rms := h.CollectAll()
+	before := hostOverflow(t, rms)
+	if c, s, _ := childSeries(rms, int64(pid)); s != 0 {
+		t.Errorf("deferred child exported on its own Resource: %d calls", c)
+	}
+	rms = collectWith(h, func() { h.Resolver.MarkExited(uint32(pid), ticks, comm) })
+	calls, series, getppid := childSeries(rms, int64(pid))
+	if getppid != 2000 {
+		t.Errorf("child after its exit event: getppid %d in %d series, want 2000", getppid, series)
+	}
+	want := h.Resolver.CreationTime(ticks)
+	for _, rm := range rms {
+		if v, _ := rm.Resource.Set().Value(entity.AttrProcessPID); v.AsInt64() == int64(pid) {
+			if ct, _ := rm.Resource.Set().Value(entity.AttrProcessCreationTime); ct.AsString() != want {
+				t.Errorf("child's creation time %q, want %q (the exit event's)", ct.AsString(), want)
+			}
+		}
+	}
+	if got := hostOverflow(t, rms); got != before {
+		t.Errorf("host overflow went from %d to %d calls while the child was identified", before, got)
+	}
+	if err := h.probe.Evict(); err != nil {
+		t.Fatal(err)
+	}
+
+	// No exit event: held once, then folded: the same program's calls,
+	// with 3000 more getppid than above.
+	folds := h.probe.Stats().MetricSets[0].IdentityFolds
+	pid, _, _ = run(5000)
+	rms = h.CollectAll()
+	if c, s, _ := childSeries(rms, int64(pid)); s != 0 || hostOverflow(t, rms) != before {
+		t.Errorf("deferred child: %d calls on its own Resource, host overflow %d (was %d); want held", c, hostOverflow(t, rms), before)
+	}
+	rms = h.CollectAll()
+	if got, want := hostOverflow(t, rms)-before, calls+3000; got != want {
+		t.Errorf("a generation later: host overflow grew by %d, want %d (the program's %d calls with 5000 getppid)", got, want, want)
+	}
+	if got := h.probe.Stats().MetricSets[0].IdentityFolds - folds; got != series {
+		t.Errorf("identity folds %d, want %d", got, series)
 	}
 }
