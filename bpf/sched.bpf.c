@@ -4,32 +4,43 @@
  * voluntary/involuntary accounting), on-CPU time, a log2 histogram of
  * run-queue waits and migrations, from the scheduler tracepoints.
  *
- * Design. Each thread's state lives in BPF task storage: since when it is
- * runnable, the run-queue wait and migrations not yet added, and the
- * kernel's own per-thread accounting (switch counters, runtime) at its
- * last switch-out. All of it is added into the per-process entry of
+ * Design. Each thread's state lives in BPF task storage: the kernel's own
+ * per-thread accounting at its last switch-out. The deltas since then are
+ * added into the per-process entry of
  * sched_stats at the thread's switch-out, when the thread is `current`:
  * one per-CPU hash lookup per context switch, and the key's process
  * identity (telagent_note_process reads the current task's comm) is always
  * the right one.
  *
- * Switch types and on-CPU time are the kernel's own numbers (nvcsw,
- * nivcsw, se.sum_exec_runtime), taken as deltas at each switch-out, so
- * they agree exactly with /proc, getrusage and cgroup CPU usage. Timing
- * switch-in to switch-out with our own clock would disagree with all of
- * them by several percent under load: the kernel skips the run-queue
- * clock update after a wakeup preemption (rq_clock_skip_update), which
- * charges the woken thread with the time until the switch actually
- * happens, and leaves out steal time. Run-queue waits have no kernel
- * per-wait record, so they are timed here with bpf_ktime_get_ns().
+ * Everything is the kernel's own per-thread accounting, taken as deltas
+ * at each switch-out: switch types (nvcsw, nivcsw), on-CPU time
+ * (se.sum_exec_runtime), migrations (se.nr_migrations) and run-queue
+ * waits (sched_info: run_delay, the time spent runnable on a run queue,
+ * and pcount, the arrivals on a CPU that ended such a wait). So they agree
+ * exactly with /proc, getrusage, schedstat and cgroup CPU usage, and no
+ * event the probe does not see can distort them: a delta covers whatever
+ * happened since the thread's last observed switch-out. Timing with our
+ * own clock would disagree: the kernel skips the run-queue clock update
+ * after a wakeup preemption (rq_clock_skip_update) and leaves out steal
+ * time; and timing a wait from the wakeup to the switch-in needs both
+ * events of every wait. Some kernels perform switches that fire no
+ * sched_switch (the development VM's: a switch away from a thread of its
+ * init, about 4 a second), so a start whose switch-in was missed was kept
+ * until some later switch-in, and a wait became as long as the sleep after
+ * it (issue 18: a kworker with a 1.77 s wait, processes at several times
+ * their run_delay). Only sched_switch is attached: no wakeup or migration
+ * program runs.
  *
- * Concurrency. sched_stats is per-CPU and every program here runs with
- * interrupts off (under the run-queue lock or p->pi_lock), so plain
- * read-modify-write of this CPU's slot is safe. A thread's storage is
- * written from whichever CPU handles its event, but the scheduler itself
- * orders those events (switch-out, then wakeup, then switch-in; a
- * migration only while it is off-CPU), so it needs no lock or atomic
- * either.
+ * Run-queue waits per wait. The waits since the last observed switch-out
+ * are the pcount delta, their total the run_delay delta; normally that is
+ * the one wait ended by this run's switch-in and its histogram bucket is
+ * exact. When a switch-out was missed, several waits arrive at once and
+ * each goes into the bucket of their mean; count and sum stay exact.
+ *
+ * Concurrency. sched_stats is per-CPU and sched_switch runs with
+ * interrupts off under the run-queue lock, so plain read-modify-write of
+ * this CPU's slot is safe. A thread's storage is written only at its own
+ * switch-out, by the CPU it runs on.
  *
  * Target filter. The target check comes before any map access. A thread
  * group leaves the target set when it dies (sched_process_exit), just
@@ -51,15 +62,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TASK_DEAD 0x0080
 
 struct thread_state {
-	__u64 runnable_since; /* became runnable at; 0 when not waiting for a CPU */
-	__u64 wait_ns;        /* the run-queue wait that ended at the last switch-in */
 	__u64 nvcsw, nivcsw;  /* the kernel's counters at the last observation */
-	__u64 runtime_ns;     /* the kernel's se.sum_exec_runtime, likewise */
-	__u64 nr_migrations;  /* raw_tp only: se.nr_migrations at the last switch-out */
-	__u32 migrations;     /* tp_btf only: migrations not yet added */
-	__u8 has_wait;        /* wait_ns is pending */
+	__u64 runtime_ns;     /* se.sum_exec_runtime, likewise */
+	__u64 nr_migrations;  /* se.nr_migrations, likewise */
+	__u64 run_delay_ns;   /* sched_info.run_delay, likewise */
+	__u64 pcount;         /* sched_info.pcount, likewise */
 	__u8 seen;            /* the counters above hold a baseline */
-	__u8 _pad[2];
+	__u8 _pad[7];
 };
 
 struct {
@@ -69,18 +78,22 @@ struct {
 	__type(value, struct thread_state);
 } threads SEC(".maps");
 
-/* Before Linux 5.16 (x86-64, arm64) the CPU was task_struct::cpu. */
-struct task_struct___pre516 {
-	unsigned int cpu;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u32 task_cpu(struct task_struct *p)
+/*
+ * The kernel's run-queue accounting (CONFIG_SCHED_INFO, selected by
+ * TASK_DELAY_ACCT or SCHEDSTATS, as on every distribution kernel we know).
+ * Without it the fields are absent and no wait is counted; the agent says
+ * so at start.
+ */
+static __always_inline void sched_info_read(struct task_struct *t, __u64 *run_delay, __u64 *pcount)
 {
-	if (bpf_core_field_exists(p->thread_info.cpu))
-		return p->thread_info.cpu;
-	return BPF_CORE_READ((struct task_struct___pre516 *)p, cpu);
+	if (bpf_core_field_exists(t->sched_info.pcount)) {
+		*run_delay = BPF_CORE_READ(t, sched_info.run_delay);
+		*pcount = BPF_CORE_READ(t, sched_info.pcount);
+	} else {
+		*run_delay = 0;
+		*pcount = 0;
+	}
 }
-
 
 /*
  * CLOCK_MONOTONIC when the agent loaded this object, set before load.
@@ -106,6 +119,7 @@ static __always_inline struct thread_state *thread_get(struct task_struct *task,
 			st->nivcsw = task->nivcsw;
 			st->nr_migrations = task->se.nr_migrations;
 			st->runtime_ns = task->se.sum_exec_runtime;
+			sched_info_read(task, &st->run_delay_ns, &st->pcount);
 			*fresh = true;
 		}
 		st->seen = 1;
@@ -128,10 +142,10 @@ static __always_inline struct thread_state *thread_get(struct task_struct *task,
  * before the tracepoint ran update_curr() on prev.
  */
 static __always_inline void switch_out(struct task_struct *prev, struct thread_state *st,
-				       bool fresh, bool preempt, unsigned int prev_state,
-				       __u64 migrations)
+				       bool fresh, bool preempt, unsigned int prev_state)
 {
-	__u64 nv = prev->nvcsw, niv = prev->nivcsw, rt = prev->se.sum_exec_runtime, dv, div;
+	__u64 nv = prev->nvcsw, niv = prev->nivcsw, rt = prev->se.sum_exec_runtime;
+	__u64 nm = prev->se.nr_migrations, delay, pcount, dv, div, waits;
 	struct sched_value *val;
 	struct sched_key key;
 
@@ -146,210 +160,65 @@ static __always_inline void switch_out(struct task_struct *prev, struct thread_s
 	st->nivcsw = niv;
 	rt -= st->runtime_ns;
 	st->runtime_ns += rt;
+	sched_info_read(prev, &delay, &pcount);
+	waits = pcount - st->pcount;
+	delay -= st->run_delay_ns;
+	st->pcount = pcount;
+	st->run_delay_ns += delay;
 
 	key.tgid = prev->tgid;
 	val = sched_slot(&key, prev, NULL);
-	if (val) {
-		val->voluntary += dv;
-		val->involuntary += div;
-		val->oncpu_ns += rt;
-		val->migrations += migrations;
-		if (st->has_wait) {
-			val->runq_waits++;
-			val->runq_ns_sum += st->wait_ns;
-			val->runq_hist[telagent_hist_bucket(st->wait_ns)]++;
-		}
+	if (!val)
+		return;
+	val->voluntary += dv;
+	val->involuntary += div;
+	val->oncpu_ns += rt;
+	val->migrations += nm - st->nr_migrations;
+	if (waits) {
+		val->runq_waits += waits;
+		val->runq_ns_sum += delay;
+		val->runq_hist[telagent_hist_bucket(waits == 1 ? delay : delay / waits)] += waits;
 	}
-	st->has_wait = 0;
-	/* Preempted or yielding: still on the run queue, waiting from now. */
-	if (prev_state == TASK_RUNNING)
-		st->runnable_since = bpf_ktime_get_ns();
+	st->nr_migrations = nm;
 }
 
-/* ---- tp_btf: typed arguments, task storage for every task involved ---- */
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
-	     unsigned int prev_state)
+/*
+ * The thread switching out is current; its storage is created on first
+ * sight. A thread of a group that just left the target set (it is dying:
+ * sched_process_exit ran) is accounted one last time when it has state.
+ */
+static __always_inline void on_switch(struct task_struct *prev, bool preempt, unsigned int prev_state)
 {
 	struct thread_state *st = NULL;
 	bool fresh = false;
 
 	/* Idle (pid 0) is not a process. */
-	if (prev->pid && telagent_is_target(prev->tgid))
-		st = thread_get(prev, &fresh);
-	else if (prev->pid && (prev_state & TASK_DEAD))
-		/* Its group just left the target set: last switch of a thread seen alive. */
-		st = bpf_task_storage_get(&threads, prev, 0, 0);
-	if (st) {
-		switch_out(prev, st, fresh, preempt, prev_state, st->migrations);
-		st->migrations = 0;
-	}
-
-	if (next->pid && telagent_is_target(next->tgid)) {
-		st = thread_get(next, &fresh);
-		if (st && st->runnable_since) {
-			st->wait_ns = bpf_ktime_get_ns() - st->runnable_since;
-			st->has_wait = 1;
-			st->runnable_since = 0;
-		}
-	}
-	return 0;
-}
-
-/* p became runnable. A thread still on its CPU (woken before it got to
- * sleep) is not waiting, and an earlier start of the wait is kept. */
-static __always_inline void on_wakeup(struct task_struct *p)
-{
-	struct thread_state *st;
-	bool fresh;
-
-	if (!p->pid || !telagent_is_target(p->tgid))
+	if (!prev->pid)
 		return;
-	st = thread_get(p, &fresh);
-	if (st && !st->runnable_since && !p->on_cpu)
-		st->runnable_since = bpf_ktime_get_ns();
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(sched_wakeup, struct task_struct *p)
-{
-	on_wakeup(p);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(sched_wakeup_new, struct task_struct *p)
-{
-	on_wakeup(p);
-	return 0;
-}
-
-/*
- * set_task_cpu() fires this before it compares CPUs; like the kernel's
- * se.nr_migrations, only a move to another CPU counts. The thread is off
- * its CPU here, so the count waits in its state until it next switches out.
- */
-SEC("tp_btf/sched_migrate_task")
-int BPF_PROG(sched_migrate_task, struct task_struct *p, int dest_cpu)
-{
-	struct thread_state *st;
-	bool fresh;
-
-	if (!p->pid || task_cpu(p) == (__u32)dest_cpu || !telagent_is_target(p->tgid))
-		return 0;
-	st = thread_get(p, &fresh);
+	if (telagent_is_target(prev->tgid))
+		st = thread_get(prev, &fresh);
+	else if (prev_state & TASK_DEAD)
+		st = bpf_task_storage_get(&threads, prev, 0, 0);
 	if (st)
-		st->migrations++;
+		switch_out(prev, st, fresh, preempt, prev_state);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	on_switch(prev, preempt, prev_state);
 	return 0;
 }
 
 /*
- * ---- raw_tp fallback ----
- * Raw tracepoint arguments are plain integers, and task storage helpers
- * take only BTF task pointers, so the storage of a task other than
- * `current` is out of reach. What needs another task's state is kept
- * elsewhere:
- *  - the wait that ended at a switch-in goes into a per-CPU slot, read back
- *    at the switch-out of the same thread (a running thread cannot change
- *    CPU);
- *  - the start of a run-queue wait goes into a hash by thread id (set by
- *    the waker, taken by the switch-in), the one map here shared between
- *    CPUs: per-bucket locks, only in this fallback;
- *  - migrations are the delta of the kernel's se.nr_migrations read from
- *    current at switch-out, so sched_migrate_task is not needed.
+ * raw_tp fallback, for kernels where tp_btf does not load or attach: the
+ * arguments are plain integers, and prev is current, so its BTF pointer
+ * (and with it task storage) comes from bpf_get_current_task_btf().
  */
-
-struct cpu_slot {
-	__u64 wait_ns;
-	__u32 pid;      /* the thread switched in last on this CPU */
-	__u32 has_wait; /* wait_ns ended at its switch-in */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cpu_slot);
-} raw_cpu SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);   /* thread id */
-	__type(value, __u64); /* runnable since */
-} raw_runnable SEC(".maps");
-
 SEC("raw_tp/sched_switch")
 int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *prev = bpf_get_current_task_btf(); /* == args[1] */
-	struct task_struct *next = (struct task_struct *)ctx->args[2];
-	bool preempt = ctx->args[0];
-	unsigned int prev_state = ctx->args[3];
-	__u32 pid = prev->pid, zero = 0, next_pid, next_tgid;
-	__u64 nm, *since;
-	struct thread_state *st = NULL;
-	struct cpu_slot *slot;
-	bool fresh = false;
-
-	slot = bpf_map_lookup_elem(&raw_cpu, &zero);
-	if (!slot)
-		return 0;
-	if (pid && telagent_is_target(prev->tgid))
-		st = thread_get(prev, &fresh);
-	else if (pid && (prev_state & TASK_DEAD))
-		st = bpf_task_storage_get(&threads, prev, 0, 0);
-	if (st) {
-		if (slot->pid == pid && slot->has_wait) {
-			st->wait_ns = slot->wait_ns;
-			st->has_wait = 1;
-		}
-		nm = prev->se.nr_migrations;
-		switch_out(prev, st, fresh, preempt, prev_state, nm - st->nr_migrations);
-		st->nr_migrations = nm;
-		/* switch_out() stamped runnable_since; only the hash is read here. */
-		if (prev_state == TASK_RUNNING)
-			bpf_map_update_elem(&raw_runnable, &pid, &st->runnable_since, BPF_ANY);
-	}
-
-	next_pid = BPF_CORE_READ(next, pid);
-	next_tgid = BPF_CORE_READ(next, tgid);
-	slot->pid = next_pid;
-	slot->has_wait = 0;
-	if (next_pid && telagent_is_target(next_tgid)) {
-		since = bpf_map_lookup_elem(&raw_runnable, &next_pid);
-		if (since) {
-			slot->wait_ns = bpf_ktime_get_ns() - *since;
-			slot->has_wait = 1;
-			bpf_map_delete_elem(&raw_runnable, &next_pid);
-		}
-	}
-	return 0;
-}
-
-static __always_inline void raw_wakeup(struct task_struct *p)
-{
-	__u32 pid = BPF_CORE_READ(p, pid);
-	__u64 now;
-
-	if (!pid || !telagent_is_target(BPF_CORE_READ(p, tgid)) || BPF_CORE_READ(p, on_cpu))
-		return;
-	now = bpf_ktime_get_ns();
-	/* NOEXIST: a wait that already started keeps its start. */
-	bpf_map_update_elem(&raw_runnable, &pid, &now, BPF_NOEXIST);
-}
-
-SEC("raw_tp/sched_wakeup")
-int raw_sched_wakeup(struct bpf_raw_tracepoint_args *ctx)
-{
-	raw_wakeup((struct task_struct *)ctx->args[0]);
-	return 0;
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int raw_sched_wakeup_new(struct bpf_raw_tracepoint_args *ctx)
-{
-	raw_wakeup((struct task_struct *)ctx->args[0]);
+	on_switch(bpf_get_current_task_btf(), ctx->args[0], ctx->args[3]);
 	return 0;
 }

@@ -1,8 +1,7 @@
 // Package sched is the sched probe: per process, context switches by type,
 // on-CPU time, a log2 histogram of run-queue waits and migrations, from the
-// scheduler tracepoints (sched_switch, sched_wakeup, sched_wakeup_new,
-// sched_migrate_task), kept in one per-CPU multivariate map keyed by
-// process.
+// kernel's own per-thread accounting read at every sched_switch, kept in
+// one per-CPU multivariate map keyed by process.
 package sched
 
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type sched_key -type sched_entry_key -type sched_value sched ../../bpf/sched.bpf.c -- -I../../bpf/include
@@ -48,25 +47,19 @@ type Probe struct {
 }
 
 // objects is what the tp_btf attach needs; loading only these leaves the
-// raw_tp variants unverified and their maps uncreated.
+// raw_tp variant unverified.
 type objects struct {
-	Switch    *ebpf.Program `ebpf:"sched_switch"`
-	Wakeup    *ebpf.Program `ebpf:"sched_wakeup"`
-	WakeupNew *ebpf.Program `ebpf:"sched_wakeup_new"`
-	Migrate   *ebpf.Program `ebpf:"sched_migrate_task"`
+	Switch *ebpf.Program `ebpf:"sched_switch"`
 }
 
-// rawObjects is the raw_tp fallback: no sched_migrate_task program (the
-// switch-out reads the kernel's migration count instead), and two maps of
-// its own for what raw arguments cannot reach through task storage.
+// rawObjects is the raw_tp fallback.
 type rawObjects struct {
-	Switch    *ebpf.Program `ebpf:"raw_sched_switch"`
-	Wakeup    *ebpf.Program `ebpf:"raw_sched_wakeup"`
-	WakeupNew *ebpf.Program `ebpf:"raw_sched_wakeup_new"`
+	Switch *ebpf.Program `ebpf:"raw_sched_switch"`
 }
 
-// hooks are the tracepoints, in the order of the programs in objects.
-var hooks = []string{"sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"}
+// hook is the one tracepoint: every number is a delta of the kernel's own
+// accounting of the thread switching out (see sched.bpf.c).
+const hook = "sched_switch"
 
 // New returns the probe; nothing is loaded until Start.
 func New(cfg Config) *Probe { return &Probe{cfg: cfg} }
@@ -76,7 +69,7 @@ func (p *Probe) Info() probes.Info {
 	return probes.Info{
 		Name:     ProbeName,
 		Measures: "scheduling per process: context switches by type, on-CPU time, run-queue wait histogram, migrations",
-		Hooks:    "tracepoints sched:sched_switch, sched_wakeup, sched_wakeup_new, sched_migrate_task (tp_btf, raw_tp fallback)",
+		Hooks:    "tracepoint sched:sched_switch (tp_btf, raw_tp fallback)",
 		Requires: "BTF (/sys/kernel/btf/vmlinux), BPF task storage (Linux 5.11+), tracing programs",
 		Metrics: []string{
 			entity.MetricProcessContextSwitches.Name, entity.MetricTelagentProcessOnCPUTime.Name,
@@ -97,19 +90,36 @@ func (p *Probe) Supported() error {
 	if err := features.HaveMapType(ebpf.PerCPUHash); err != nil {
 		return fmt.Errorf("per-CPU hash maps unavailable: %w", err)
 	}
-	// Both attach modes need sched_switch, sched_wakeup and
-	// sched_wakeup_new; the kernel's BTF names the tracepoints it has.
+	// The kernel's BTF names the tracepoints it has.
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return fmt.Errorf("read kernel BTF: %w", err)
 	}
-	for _, tp := range hooks[:3] {
-		var typ *btf.Typedef
-		if err := spec.TypeByName("btf_trace_"+tp, &typ); err != nil {
-			return fmt.Errorf("kernel has no %s tracepoint: %w", tp, err)
-		}
+	var typ *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+hook, &typ); err != nil {
+		return fmt.Errorf("kernel has no %s tracepoint: %w", hook, err)
 	}
 	return nil
+}
+
+// hasSchedInfo says whether the kernel keeps the per-thread run-queue
+// accounting the waits are read from (struct sched_info's pcount, present
+// with CONFIG_SCHED_INFO).
+func hasSchedInfo() (bool, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false, fmt.Errorf("read kernel BTF: %w", err)
+	}
+	var info *btf.Struct
+	if err := spec.TypeByName("sched_info", &info); err != nil {
+		return false, nil
+	}
+	for _, m := range info.Members {
+		if m.Name == "pcount" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Start implements probes.Probe: load, create the overflow key, attach.
@@ -152,19 +162,22 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
+	if ok, err := hasSchedInfo(); (err != nil || !ok) && env.Log != nil {
+		env.Log.Warn("sched: the kernel keeps no per-thread run-queue accounting (built without CONFIG_SCHED_INFO, i.e. neither TASK_DELAY_ACCT nor SCHEDSTATS): "+
+			entity.MetricTelagentSchedRunqueueDuration.Name+" stays empty", "err", err)
+	}
 	return nil
 }
 
-// loadAndAttach prefers tp_btf (typed arguments, task storage of every
-// task involved) and falls back to raw_tp where tp_btf does not load or
-// attach.
+// loadAndAttach prefers tp_btf (typed arguments) and falls back to raw_tp
+// where tp_btf does not load or attach.
 func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
 	btfErr := errors.New("not tried: raw_tp forced")
 	if p.cfg.Attach != "raw_tp" {
 		btfErr = spec.LoadAndAssign(&p.objs, opts)
 	}
 	if btfErr == nil {
-		if btfErr = p.attachTracing(); btfErr == nil {
+		if btfErr = probes.AttachTracing(&p.links, p.objs.Switch); btfErr == nil {
 			p.attach = "tp_btf"
 			return nil
 		}
@@ -177,19 +190,13 @@ func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOp
 	if err := spec.LoadAndAssign(&raw, opts); err != nil {
 		return fmt.Errorf("load sched programs: tp_btf: %v; raw_tp: %w", btfErr, err)
 	}
-	p.objs = objects{Switch: raw.Switch, Wakeup: raw.Wakeup, WakeupNew: raw.WakeupNew}
-	if err := probes.AttachRawTracepoints(&p.links, hooks[:3], raw.Switch, raw.Wakeup, raw.WakeupNew); err != nil {
+	p.objs = objects{Switch: raw.Switch}
+	if err := probes.AttachRawTracepoints(&p.links, []string{hook}, raw.Switch); err != nil {
 		p.Close()
 		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
 	}
 	p.attach = "raw_tp"
 	return nil
-}
-
-// attachTracing attaches switch last: its state is then complete from the
-// first switch it sees (a wakeup before it would only be missed).
-func (p *Probe) attachTracing() error {
-	return probes.AttachTracing(&p.links, p.objs.Wakeup, p.objs.WakeupNew, p.objs.Migrate, p.objs.Switch)
 }
 
 // Collect implements probes.Probe: one batch read of the map, every key
@@ -211,9 +218,8 @@ func (p *Probe) Stats() probes.Stats {
 }
 
 // Close implements probes.Probe: detach first so nothing writes into maps
-// being freed, then release every kernel object. The task storage and the
-// raw_tp maps were never assigned to Go: they are held by the programs
-// only and go with them.
+// being freed, then release every kernel object. The task storage was
+// never assigned to Go: it is held by the programs only and goes with them.
 func (p *Probe) Close() error {
 	errs := []error{p.closeObjects(), p.stats.Close()}
 	p.stats = nil
@@ -225,7 +231,7 @@ func (p *Probe) Close() error {
 func (p *Probe) closeObjects() error {
 	errs := []error{probes.CloseLinks(p.links)}
 	p.links = nil
-	errs = append(errs, p.objs.Switch.Close(), p.objs.Wakeup.Close(), p.objs.WakeupNew.Close(), p.objs.Migrate.Close())
+	errs = append(errs, p.objs.Switch.Close())
 	p.objs = objects{}
 	return errors.Join(errs...)
 }

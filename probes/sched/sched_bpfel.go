@@ -13,13 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type schedCpuSlot struct {
-	_       structs.HostLayout
-	WaitNs  uint64
-	Pid     uint32
-	HasWait uint32
-}
-
 type schedSchedEntryKey struct {
 	_     structs.HostLayout
 	Tuple schedSchedKey
@@ -49,17 +42,15 @@ type schedTelagentProcess struct {
 }
 
 type schedThreadState struct {
-	_             structs.HostLayout
-	RunnableSince uint64
-	WaitNs        uint64
-	Nvcsw         uint64
-	Nivcsw        uint64
-	RuntimeNs     uint64
-	NrMigrations  uint64
-	Migrations    uint32
-	HasWait       uint8
-	Seen          uint8
-	Pad           [2]uint8
+	_            structs.HostLayout
+	Nvcsw        uint64
+	Nivcsw       uint64
+	RuntimeNs    uint64
+	NrMigrations uint64
+	RunDelayNs   uint64
+	Pcount       uint64
+	Seen         uint8
+	Pad          [7]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -67,8 +58,6 @@ type schedThreadState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	schedMapProcesses            = "processes"
-	schedMapRawCpu               = "raw_cpu"
-	schedMapRawRunnable          = "raw_runnable"
 	schedMapSchedStats           = "sched_stats"
 	schedMapSchedStatsFolds      = "sched_stats_folds"
 	schedMapSchedStatsOverflow   = "sched_stats_overflow"
@@ -77,12 +66,7 @@ const (
 	schedMapTelagentEpoch        = "telagent_epoch"
 	schedMapThreads              = "threads"
 	schedProgRawSchedSwitch      = "raw_sched_switch"
-	schedProgRawSchedWakeup      = "raw_sched_wakeup"
-	schedProgRawSchedWakeupNew   = "raw_sched_wakeup_new"
-	schedProgSchedMigrateTask    = "sched_migrate_task"
 	schedProgSchedSwitch         = "sched_switch"
-	schedProgSchedWakeup         = "sched_wakeup"
-	schedProgSchedWakeupNew      = "sched_wakeup_new"
 	schedVarFilterTargets        = "filter_targets"
 	schedVarLoadedAtNs           = "loaded_at_ns"
 	schedVarSchedEntryKeyBtf     = "sched_entry_key_btf"
@@ -131,13 +115,8 @@ type schedSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedProgramSpecs struct {
-	RawSchedSwitch    *ebpf.ProgramSpec `ebpf:"raw_sched_switch"`
-	RawSchedWakeup    *ebpf.ProgramSpec `ebpf:"raw_sched_wakeup"`
-	RawSchedWakeupNew *ebpf.ProgramSpec `ebpf:"raw_sched_wakeup_new"`
-	SchedMigrateTask  *ebpf.ProgramSpec `ebpf:"sched_migrate_task"`
-	SchedSwitch       *ebpf.ProgramSpec `ebpf:"sched_switch"`
-	SchedWakeup       *ebpf.ProgramSpec `ebpf:"sched_wakeup"`
-	SchedWakeupNew    *ebpf.ProgramSpec `ebpf:"sched_wakeup_new"`
+	RawSchedSwitch *ebpf.ProgramSpec `ebpf:"raw_sched_switch"`
+	SchedSwitch    *ebpf.ProgramSpec `ebpf:"sched_switch"`
 }
 
 // schedMapSpecs contains maps before they are loaded into the kernel.
@@ -145,8 +124,6 @@ type schedProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedMapSpecs struct {
 	Processes          *ebpf.MapSpec `ebpf:"processes"`
-	RawCpu             *ebpf.MapSpec `ebpf:"raw_cpu"`
-	RawRunnable        *ebpf.MapSpec `ebpf:"raw_runnable"`
 	SchedStats         *ebpf.MapSpec `ebpf:"sched_stats"`
 	SchedStatsFolds    *ebpf.MapSpec `ebpf:"sched_stats_folds"`
 	SchedStatsOverflow *ebpf.MapSpec `ebpf:"sched_stats_overflow"`
@@ -187,8 +164,6 @@ func (o *schedObjects) Close() error {
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedMaps struct {
 	Processes          *ebpf.Map `ebpf:"processes"`
-	RawCpu             *ebpf.Map `ebpf:"raw_cpu"`
-	RawRunnable        *ebpf.Map `ebpf:"raw_runnable"`
 	SchedStats         *ebpf.Map `ebpf:"sched_stats"`
 	SchedStatsFolds    *ebpf.Map `ebpf:"sched_stats_folds"`
 	SchedStatsOverflow *ebpf.Map `ebpf:"sched_stats_overflow"`
@@ -201,8 +176,6 @@ type schedMaps struct {
 func (m *schedMaps) Close() error {
 	return _SchedClose(
 		m.Processes,
-		m.RawCpu,
-		m.RawRunnable,
 		m.SchedStats,
 		m.SchedStatsFolds,
 		m.SchedStatsOverflow,
@@ -227,24 +200,14 @@ type schedVariables struct {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedPrograms struct {
-	RawSchedSwitch    *ebpf.Program `ebpf:"raw_sched_switch"`
-	RawSchedWakeup    *ebpf.Program `ebpf:"raw_sched_wakeup"`
-	RawSchedWakeupNew *ebpf.Program `ebpf:"raw_sched_wakeup_new"`
-	SchedMigrateTask  *ebpf.Program `ebpf:"sched_migrate_task"`
-	SchedSwitch       *ebpf.Program `ebpf:"sched_switch"`
-	SchedWakeup       *ebpf.Program `ebpf:"sched_wakeup"`
-	SchedWakeupNew    *ebpf.Program `ebpf:"sched_wakeup_new"`
+	RawSchedSwitch *ebpf.Program `ebpf:"raw_sched_switch"`
+	SchedSwitch    *ebpf.Program `ebpf:"sched_switch"`
 }
 
 func (p *schedPrograms) Close() error {
 	return _SchedClose(
 		p.RawSchedSwitch,
-		p.RawSchedWakeup,
-		p.RawSchedWakeupNew,
-		p.SchedMigrateTask,
 		p.SchedSwitch,
-		p.SchedWakeup,
-		p.SchedWakeupNew,
 	)
 }
 

@@ -23,6 +23,20 @@
  *                    sched_setaffinity (each move is one migration)
  *   spin MS CPU      spins pinned to CPU for MS ms and exits (the
  *                    competitor of runq; it does not stop itself)
+ *   contend MS BUSY SLEEPERS
+ *                    CPU contention for MS ms: BUSY unpinned spinning
+ *                    threads, SLEEPERS threads that sleep 50 us..3 ms and
+ *                    spin 20..200 us in turn (timer wakeups), and SLEEPERS
+ *                    worker threads each woken through a pipe by a waker
+ *                    thread every 0.2..2 ms, as a kworker is by its queuer
+ *                    (wakeups from another task, often preempting). It
+ *                    stops itself once its threads have started, and again
+ *                    at the end, so /proc and the probe can be read while
+ *                    none of its threads is running or waiting
+ *   wakee            a kworker-like thread: SCHED_FIFO 1, each 'w' read
+ *                    from stdin wakes it, it writes 'a' to stdout and
+ *                    spins until it can read 'g', then blocks in read()
+ *                    again; ends at 'x' or end of input
  *
  * Every mode but spin prints its own counters as key=value lines, with
  * getrusage(RUSAGE_SELF)'s switch counts, then stops itself with SIGSTOP
@@ -30,6 +44,7 @@
  * nothing moves; after SIGCONT it ends its threads and exits 0.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -222,6 +237,127 @@ static int migrate(long n)
 	return 0;
 }
 
+static volatile int contend_quit;
+static double contend_end;
+
+/* A small per-thread pseudo-random sequence (no shared state). */
+static unsigned int next_rand(unsigned int *x)
+{
+	*x = *x * 1103515245u + 12345u;
+	return *x >> 8;
+}
+
+static void nap_us(unsigned int us)
+{
+	struct timespec ts = { 0, us * 1000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void *contend_spinner(void *arg)
+{
+	(void)arg;
+	while (!contend_quit)
+		spin_ms(1);
+	return NULL;
+}
+
+static void *contend_sleeper(void *arg)
+{
+	unsigned int x = (unsigned int)(long)arg;
+
+	while (!contend_quit) {
+		nap_us(50 + next_rand(&x) % 2950);
+		spin_ms((20 + next_rand(&x) % 180) / 1e3);
+	}
+	return NULL;
+}
+
+/* Reads a byte, spins a little, until 'x'. */
+static void *contend_worker(void *arg)
+{
+	int fd = (int)(long)arg;
+
+	while (xread(fd) != 'x')
+		spin_ms(0.03);
+	return NULL;
+}
+
+/* Wakes its worker every 0.2..2 ms until the end, then tells it to end
+ * (after the stop: the worker must still be alive when /proc is read). */
+static void *contend_waker(void *arg)
+{
+	int fd = (int)(long)arg;
+	unsigned int x = (unsigned int)fd;
+
+	while (now_ms() < contend_end) {
+		nap_us(200 + next_rand(&x) % 1800);
+		xwrite(fd, 'w');
+	}
+	while (!contend_quit)
+		nap_us(1000);
+	xwrite(fd, 'x');
+	return NULL;
+}
+
+static int contend(long ms, int busy, int sleepers)
+{
+	int n = busy + 3 * sleepers;
+	pthread_t *t = calloc(n, sizeof(*t));
+	int k = 0;
+
+	if (!t)
+		die("calloc");
+	for (int i = 0; i < busy; i++)
+		if (pthread_create(&t[k++], NULL, contend_spinner, NULL))
+			die("pthread_create");
+	for (int i = 0; i < sleepers; i++) {
+		int p[2];
+
+		if (pipe(p))
+			die("pipe");
+		if (pthread_create(&t[k++], NULL, contend_sleeper, (void *)(long)(i + 1)) ||
+		    pthread_create(&t[k++], NULL, contend_worker, (void *)(long)p[0]) ||
+		    pthread_create(&t[k++], NULL, contend_waker, (void *)(long)p[1]))
+			die("pthread_create");
+	}
+	/* The wakers read contend_end only after the stop. */
+	contend_end = now_ms() + 1e9;
+	raise(SIGSTOP);
+	contend_end = now_ms() + ms;
+	while (now_ms() < contend_end)
+		nap_us(10000);
+	report_and_stop("contend", n);
+	contend_quit = 1;
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	return 0;
+}
+
+static int wakee(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	char c;
+
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+		die("sched_setscheduler SCHED_FIFO");
+	for (;;) {
+		if (read(0, &c, 1) != 1 || c == 'x')
+			return 0;
+		if (c != 'w')
+			continue;
+		xwrite(1, 'a');
+		if (fcntl(0, F_SETFL, O_NONBLOCK) != 0)
+			die("fcntl");
+		for (ssize_t r = 0; r != 1 || c != 'g';)
+			if ((r = read(0, &c, 1)) == 0)
+				return 0; /* end of input */
+		if (fcntl(0, F_SETFL, 0) != 0)
+			die("fcntl");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOFBF, 4096);
@@ -233,11 +369,15 @@ int main(int argc, char **argv)
 		return runq(atol(argv[2]), atoi(argv[3]), argc == 5);
 	if (argc == 3 && !strcmp(argv[1], "migrate"))
 		return migrate(atol(argv[2]));
+	if (argc == 5 && !strcmp(argv[1], "contend"))
+		return contend(atol(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	if (argc == 2 && !strcmp(argv[1], "wakee"))
+		return wakee();
 	if (argc == 4 && !strcmp(argv[1], "spin")) {
 		pin(atoi(argv[3]));
 		spin_ms(atol(argv[2]));
 		return 0;
 	}
-	fprintf(stderr, "usage: %s pingpong N | burn MS | runq MS CPU [batch] | migrate N | spin MS CPU\n", argv[0]);
+	fprintf(stderr, "usage: %s pingpong N | burn MS | runq MS CPU [batch] | migrate N | spin MS CPU | contend MS BUSY SLEEPERS | wakee\n", argv[0]);
 	return 2;
 }
