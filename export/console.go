@@ -66,12 +66,12 @@ type console struct {
 	// minRate is the shortest window in seconds a rate is shown for.
 	minRate float64
 
-	// prev holds the last cumulative value of every series seen in the
-	// previous Export; next collects this Export's. They are swapped after
-	// each Export, so series of exited processes are forgotten one interval
-	// after they stop appearing and memory stays bounded by what is live.
-	prev, next map[seriesKey]*seriesState
-	lastTime   time.Time
+	// series holds the last cumulative value of every series seen in the
+	// previous Export, committed after each, so series of exited processes
+	// are forgotten one interval after they stop appearing and memory stays
+	// bounded by what is live.
+	series   *Cumulatives[seriesKey]
+	lastTime time.Time
 
 	out bytes.Buffer
 }
@@ -90,13 +90,6 @@ type seriesKey struct {
 	res    resKey
 	metric string
 	attrs  attribute.Distinct
-}
-
-type seriesState struct {
-	start, time time.Time
-	count       uint64
-	sum         float64
-	buckets     []uint64 // histograms only
 }
 
 // NewConsole returns the human-readable exporter writing to w. Each Export
@@ -128,8 +121,7 @@ func NewConsole(w io.Writer, opts ConsoleOptions) Exporter {
 		procsN:  procs,
 		width:   width,
 		minRate: max(opts.Interval/2, MinRateWindow).Seconds(),
-		prev:    make(map[seriesKey]*seriesState),
-		next:    make(map[seriesKey]*seriesState),
+		series:  NewCumulatives[seriesKey](),
 	}
 }
 
@@ -320,8 +312,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 		now = time.Now()
 	}
 	c.render(now, earliest, procs, sections, counterSections)
-	c.prev, c.next = c.next, c.prev
-	clear(c.next)
+	c.series.Commit()
 	c.lastTime = now
 
 	_, err := c.w.Write(c.out.Bytes())
@@ -334,38 +325,18 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 // histogramRow computes the interval's delta for one histogram point and
 // records its cumulative state for the next interval.
 func (c *console) histogramRow(rk resKey, metric string, p histPoint) *consoleRow {
-	key := seriesKey{res: rk, metric: metric, attrs: p.attrs.Equivalent()}
-	prev := c.prev[key]
 	// bounds may alias the caller's buffers; rows live only until Export
 	// returns, so that is fine. buckets is a delta and needs its own slice.
 	row := &consoleRow{attrs: p.attrs, bounds: p.bounds, buckets: make([]uint64, len(p.buckets))}
-
-	// A delta is only meaningful against the same cumulative stream: same
-	// start time, same bucket layout, and not gone backwards (a reset).
-	// Otherwise the cumulative value is the delta, as on the first interval.
-	if prev != nil && prev.start.Equal(p.start) && p.count >= prev.count && len(prev.buckets) == len(p.buckets) && !bucketsWentBack(prev.buckets, p.buckets) {
-		row.calls = p.count - prev.count
-		row.sum = p.sum - prev.sum
-		for i := range p.buckets {
-			row.buckets[i] = p.buckets[i] - prev.buckets[i]
-		}
-		row.seconds = p.time.Sub(prev.time).Seconds()
+	var from time.Time
+	var ok bool
+	row.calls, row.sum, from, ok = c.series.Histogram(seriesKey{res: rk, metric: metric, attrs: p.attrs.Equivalent()},
+		p.start, p.time, p.count, p.sum, p.buckets, row.buckets)
+	if ok {
+		row.seconds = p.time.Sub(from).Seconds()
 	} else {
-		row.calls = p.count
-		row.sum = p.sum
-		copy(row.buckets, p.buckets)
 		row.seconds = c.window(p.start, p.time)
 	}
-
-	// Reuse the previous state's bucket slice: after the delta above it is
-	// no longer needed, and this keeps steady-state allocation flat.
-	st := prev
-	if st == nil {
-		st = &seriesState{}
-	}
-	st.start, st.time, st.count, st.sum = p.start, p.time, p.count, p.sum
-	st.buckets = append(st.buckets[:0], p.buckets...)
-	c.next[key] = st
 	return row
 }
 
@@ -390,27 +361,8 @@ func (c *console) rate(n, seconds float64, format func(float64) string) string {
 	return format(n / seconds)
 }
 
-func bucketsWentBack(prev, cur []uint64) bool {
-	for i := range cur {
-		if cur[i] < prev[i] {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *console) counterDelta(key seriesKey, start, t time.Time, v float64) float64 {
-	prev := c.prev[key]
-	d := v
-	if prev != nil && prev.start.Equal(start) && v >= prev.sum {
-		d = v - prev.sum
-	}
-	st := prev
-	if st == nil {
-		st = &seriesState{}
-	}
-	st.start, st.time, st.sum = start, t, v
-	c.next[key] = st
+	d, _, _ := c.series.Float(key, start, t, v)
 	return d
 }
 

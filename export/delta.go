@@ -1,8 +1,6 @@
 package export
 
 import (
-	"time"
-
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -19,7 +17,7 @@ import (
 // (UpDownCounters) and gauges stay as they are, as the OTel SDK's delta
 // temporality preference does.
 type deltaState struct {
-	base map[deltaKey]baseline
+	series *Cumulatives[deltaKey]
 	// histogramsOnly leaves sums cumulative (lowmemory, QueueOptions).
 	histogramsOnly bool
 }
@@ -30,18 +28,8 @@ type deltaKey struct {
 	attrs  attribute.Distinct
 }
 
-// baseline is one series' last acknowledged cumulative value.
-type baseline struct {
-	t       time.Time
-	start   time.Time // the cumulative start: a different one is a reset
-	i       int64
-	f       float64
-	count   uint64
-	buckets []uint64
-}
-
 func newDeltaState(histogramsOnly bool) *deltaState {
-	return &deltaState{base: map[deltaKey]baseline{}, histogramsOnly: histogramsOnly}
+	return &deltaState{series: NewCumulatives[deltaKey](), histogramsOnly: histogramsOnly}
 }
 
 // toDelta returns a delta copy of the cumulative interval rms (which is
@@ -49,8 +37,8 @@ func newDeltaState(histogramsOnly bool) *deltaState {
 // the backend acknowledged the copy. Series absent from rms leave the
 // baseline at commit (their process was exported for the last time).
 func (d *deltaState) toDelta(rms []metricdata.ResourceMetrics) ([]metricdata.ResourceMetrics, func()) {
+	d.series.Discard() // an attempt whose commit never came
 	out := CloneResourceMetrics(rms)
-	next := make(map[deltaKey]baseline, len(d.base))
 	for i := range out {
 		var res attribute.Distinct
 		if out[i].Resource != nil {
@@ -59,14 +47,14 @@ func (d *deltaState) toDelta(rms []metricdata.ResourceMetrics) ([]metricdata.Res
 		for j := range out[i].ScopeMetrics {
 			ms := out[i].ScopeMetrics[j].Metrics
 			for k := range ms {
-				ms[k].Data = d.metric(res, ms[k].Name, ms[k].Data, next)
+				ms[k].Data = d.metric(res, ms[k].Name, ms[k].Data)
 			}
 		}
 	}
-	return out, func() { d.base = next }
+	return out, d.series.Commit
 }
 
-func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Aggregation, next map[deltaKey]baseline) metricdata.Aggregation {
+func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Aggregation) metricdata.Aggregation {
 	switch m := a.(type) {
 	case metricdata.Sum[int64]:
 		if !m.IsMonotonic || d.histogramsOnly {
@@ -75,12 +63,7 @@ func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Ag
 		m.Temporality = metricdata.DeltaTemporality
 		for i := range m.DataPoints {
 			p := &m.DataPoints[i]
-			k := deltaKey{res, name, p.Attributes.Equivalent()}
-			next[k] = baseline{t: p.Time, start: p.StartTime, i: p.Value}
-			if b, ok := d.base[k]; ok && b.start.Equal(p.StartTime) && p.Value >= b.i {
-				p.Value -= b.i
-				p.StartTime = b.t
-			}
+			p.Value, p.StartTime, _ = d.series.Int(deltaKey{res, name, p.Attributes.Equivalent()}, p.StartTime, p.Time, p.Value)
 		}
 		return m
 	case metricdata.Sum[float64]:
@@ -90,32 +73,17 @@ func (d *deltaState) metric(res attribute.Distinct, name string, a metricdata.Ag
 		m.Temporality = metricdata.DeltaTemporality
 		for i := range m.DataPoints {
 			p := &m.DataPoints[i]
-			k := deltaKey{res, name, p.Attributes.Equivalent()}
-			next[k] = baseline{t: p.Time, start: p.StartTime, f: p.Value}
-			if b, ok := d.base[k]; ok && b.start.Equal(p.StartTime) && p.Value >= b.f {
-				p.Value -= b.f
-				p.StartTime = b.t
-			}
+			p.Value, p.StartTime, _ = d.series.Float(deltaKey{res, name, p.Attributes.Equivalent()}, p.StartTime, p.Time, p.Value)
 		}
 		return m
 	case metricdata.Histogram[float64]:
 		m.Temporality = metricdata.DeltaTemporality
 		for i := range m.DataPoints {
+			// p.BucketCounts is the clone's own slice: its deltas are
+			// written in place.
 			p := &m.DataPoints[i]
-			k := deltaKey{res, name, p.Attributes.Equivalent()}
-			// p.BucketCounts is the clone's own slice; keep a copy of the
-			// cumulative counts before subtracting in place.
-			next[k] = baseline{t: p.Time, start: p.StartTime, f: p.Sum, count: p.Count, buckets: append([]uint64(nil), p.BucketCounts...)}
-			b, ok := d.base[k]
-			if !ok || !b.start.Equal(p.StartTime) || p.Count < b.count || len(b.buckets) != len(p.BucketCounts) {
-				continue // first sight or a reset: the cumulative value is the delta
-			}
-			p.Count -= b.count
-			p.Sum -= b.f
-			for j := range p.BucketCounts {
-				p.BucketCounts[j] -= b.buckets[j]
-			}
-			p.StartTime = b.t
+			p.Count, p.Sum, p.StartTime, _ = d.series.Histogram(deltaKey{res, name, p.Attributes.Equivalent()},
+				p.StartTime, p.Time, p.Count, p.Sum, p.BucketCounts, p.BucketCounts)
 		}
 		return m
 	}

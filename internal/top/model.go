@@ -148,8 +148,7 @@ type Tracker struct {
 	updates chan Snapshot
 
 	mu       sync.Mutex
-	prev     map[seriesKey]*cumulative
-	next     map[seriesKey]*cumulative
+	series   *export.Cumulatives[seriesKey]
 	lastTime time.Time
 }
 
@@ -164,18 +163,11 @@ type seriesKey struct {
 	attrs  attribute.Distinct
 }
 
-type cumulative struct {
-	start, time time.Time
-	value       float64
-	buckets     []uint64
-}
-
 // NewTracker returns a Tracker; Updates delivers its snapshots.
 func NewTracker() *Tracker {
 	return &Tracker{
 		updates: make(chan Snapshot, 1),
-		prev:    map[seriesKey]*cumulative{},
-		next:    map[seriesKey]*cumulative{},
+		series:  export.NewCumulatives[seriesKey](),
 	}
 }
 
@@ -284,8 +276,7 @@ func (t *Tracker) Snapshot(rms []metricdata.ResourceMetrics) Snapshot {
 		snap.Interval = snap.Time.Sub(t.lastTime)
 	}
 	t.lastTime = snap.Time
-	t.prev, t.next = t.next, t.prev
-	clear(t.next)
+	t.series.Commit()
 	return snap
 }
 
@@ -339,51 +330,14 @@ func (t *Tracker) counter(snap *Snapshot, row *Row, active *bool, rk resKey, met
 // and the seconds it covers; the whole value over its start time when the
 // series is new or restarted.
 func (t *Tracker) sumDelta(k seriesKey, start, at time.Time, v float64) (float64, float64) {
-	prev := t.prev[k]
-	st := prev
-	if st == nil {
-		st = &cumulative{}
-	}
-	d, secs := v, at.Sub(start).Seconds()
-	if prev != nil && prev.start.Equal(start) && v >= prev.value {
-		d, secs = v-prev.value, at.Sub(prev.time).Seconds()
-	}
-	st.start, st.time, st.value = start, at, v
-	t.next[k] = st
-	return d, secs
+	d, from, _ := t.series.Float(k, start, at, v)
+	return d, at.Sub(from).Seconds()
 }
 
 func (t *Tracker) histDelta(k seriesKey, p *metricdata.HistogramDataPoint[float64]) ([]uint64, float64, float64) {
-	prev := t.prev[k]
 	out := make([]uint64, len(p.BucketCounts))
-	secs := p.Time.Sub(p.StartTime).Seconds()
-	sum := p.Sum
-	if prev != nil && prev.start.Equal(p.StartTime) && len(prev.buckets) == len(p.BucketCounts) && !wentBack(prev.buckets, p.BucketCounts) {
-		for i := range out {
-			out[i] = p.BucketCounts[i] - prev.buckets[i]
-		}
-		secs = p.Time.Sub(prev.time).Seconds()
-		sum = p.Sum - prev.value
-	} else {
-		copy(out, p.BucketCounts)
-	}
-	st := prev
-	if st == nil {
-		st = &cumulative{}
-	}
-	st.start, st.time, st.value = p.StartTime, p.Time, p.Sum
-	st.buckets = append(st.buckets[:0], p.BucketCounts...)
-	t.next[k] = st
-	return out, sum, secs
-}
-
-func wentBack(prev, cur []uint64) bool {
-	for i := range cur {
-		if cur[i] < prev[i] {
-			return true
-		}
-	}
-	return false
+	_, sum, from, _ := t.series.Histogram(k, p.StartTime, p.Time, p.Count, p.Sum, p.BucketCounts, out)
+	return out, sum, p.Time.Sub(from).Seconds()
 }
 
 func overflow(s *attribute.Set) bool {
