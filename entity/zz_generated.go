@@ -347,6 +347,10 @@ type MetricDesc struct {
 	Instrument  Instrument
 	Attributes  []attribute.Key // data-point attributes in declared order
 	Entity      string          // the entity the metric is associated with (entity_associations[0]), "" if none
+	// ErrorsOf names the histogram whose failed operations this counter
+	// counts, with the same attributes (annotations.telagent.errors_of):
+	// consumers show both in one row. "" for any other metric.
+	ErrorsOf string
 }
 
 // Metrics declared in the schema.
@@ -642,6 +646,7 @@ var (
 		Instrument:  InstrumentCounter,
 		Attributes:  []attribute.Key{AttrTelagentSyscallName},
 		Entity:      "process",
+		ErrorsOf:    "telagent.syscall.duration",
 	}
 	// MetricTelagentTCPConnectionCloses (counter, {connection}, development):
 	// Established TCP connections of the process that closed.
@@ -754,6 +759,81 @@ func Metrics() []MetricDesc {
 		MetricTelagentTCPRetransmits,
 		MetricTelagentTCPRTT,
 	}
+}
+
+// MetricByName returns the metric the schema declares with that name.
+func MetricByName(name string) (MetricDesc, bool) {
+	switch name {
+	case "otel.sdk.metric_reader.collection.duration":
+		return MetricOtelSdkMetricReaderCollectionDuration, true
+	case "process.context_switches":
+		return MetricProcessContextSwitches, true
+	case "process.disk.io":
+		return MetricProcessDiskIO, true
+	case "process.disk.operations":
+		return MetricProcessDiskOperations, true
+	case "process.paging.faults":
+		return MetricProcessPagingFaults, true
+	case "telagent.disk.operation.duration":
+		return MetricTelagentDiskOperationDuration, true
+	case "telagent.disk.queue.duration":
+		return MetricTelagentDiskQueueDuration, true
+	case "telagent.disk.request.drops":
+		return MetricTelagentDiskRequestDrops, true
+	case "telagent.event.drops":
+		return MetricTelagentEventDrops, true
+	case "telagent.export.attempts":
+		return MetricTelagentExportAttempts, true
+	case "telagent.export.drops":
+		return MetricTelagentExportDrops, true
+	case "telagent.export.queue.count":
+		return MetricTelagentExportQueueCount, true
+	case "telagent.function.calls":
+		return MetricTelagentFunctionCalls, true
+	case "telagent.function.duration":
+		return MetricTelagentFunctionDuration, true
+	case "telagent.memory.oom_kills":
+		return MetricTelagentMemoryOOMKills, true
+	case "telagent.metric_set.entry_folds":
+		return MetricTelagentMetricSetEntryFolds, true
+	case "telagent.metric_set.identity_folds":
+		return MetricTelagentMetricSetIdentityFolds, true
+	case "telagent.metric_set.overflows":
+		return MetricTelagentMetricSetOverflows, true
+	case "telagent.metric_set.storage.memory":
+		return MetricTelagentMetricSetStorageMemory, true
+	case "telagent.metric_set.storage.utilization":
+		return MetricTelagentMetricSetStorageUtilization, true
+	case "telagent.metric_set.utilization":
+		return MetricTelagentMetricSetUtilization, true
+	case "telagent.probe.count":
+		return MetricTelagentProbeCount, true
+	case "telagent.process.on_cpu.time":
+		return MetricTelagentProcessOnCPUTime, true
+	case "telagent.sched.migrations":
+		return MetricTelagentSchedMigrations, true
+	case "telagent.sched.runqueue.duration":
+		return MetricTelagentSchedRunqueueDuration, true
+	case "telagent.syscall.duration":
+		return MetricTelagentSyscallDuration, true
+	case "telagent.syscall.errors":
+		return MetricTelagentSyscallErrors, true
+	case "telagent.tcp.connection.closes":
+		return MetricTelagentTCPConnectionCloses, true
+	case "telagent.tcp.connection.duration":
+		return MetricTelagentTCPConnectionDuration, true
+	case "telagent.tcp.connection.failures":
+		return MetricTelagentTCPConnectionFailures, true
+	case "telagent.tcp.connection.opens":
+		return MetricTelagentTCPConnectionOpens, true
+	case "telagent.tcp.resets":
+		return MetricTelagentTCPResets, true
+	case "telagent.tcp.retransmits":
+		return MetricTelagentTCPRetransmits, true
+	case "telagent.tcp.rtt":
+		return MetricTelagentTCPRTT, true
+	}
+	return MetricDesc{}, false
 }
 
 // EntityDesc describes an entity declared in the schema. Identifying

@@ -17,16 +17,18 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/telagent/telagent/entity"
 )
 
-// Attribute keys the console reads. They are the semantic-convention names
-// the entity package puts on every resource and overflow point.
-const (
-	keyPID          = attribute.Key("process.pid")
-	keyCreationTime = attribute.Key("process.creation.time")
-	keyExecutable   = attribute.Key("process.executable.name")
-	keyCommand      = attribute.Key("process.command")
-	keyOverflow     = attribute.Key("otel.metric.overflow")
+// Attribute keys the console reads: the generated registry's, which the
+// entity package puts on every resource and overflow point.
+var (
+	keyPID          = entity.AttrProcessPID
+	keyCreationTime = entity.AttrProcessCreationTime
+	keyExecutable   = entity.AttrProcessExecutableName
+	keyCommand      = entity.AttrProcessCommand
+	keyOverflow     = entity.AttrOtelMetricOverflow
 )
 
 // ConsoleOptions configures NewConsole.
@@ -191,7 +193,6 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 		}
 		type rowIndex map[string]*sigRows
 		byMetric := map[string]rowIndex{}
-		prefixOf := map[string]string{} // histogram name → name prefix
 
 		for _, sm := range rm.ScopeMetrics {
 			for mi := range sm.Metrics {
@@ -207,7 +208,6 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 				}
 				idx := rowIndex{}
 				byMetric[m.Name] = idx
-				prefixOf[m.Name] = namePrefix(m.Name)
 				for _, p := range points {
 					seen(p.start, p.time)
 					row := c.histogramRow(rk, m.Name, p)
@@ -237,7 +237,7 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 		for _, sm := range rm.ScopeMetrics {
 			for mi := range sm.Metrics {
 				m := &sm.Metrics[mi]
-				if !isMonotonicSum(m.Data) || (isErrorCounter(m) && hasHistogramWithPrefix(prefixOf, namePrefix(m.Name))) {
+				if !isMonotonicSum(m.Data) || byMetric[errorsOf(m)] != nil {
 					continue
 				}
 				sec := counterSections[m.Name]
@@ -266,28 +266,22 @@ func (c *console) Export(_ context.Context, rms []metricdata.ResourceMetrics) er
 			continue
 		}
 
-		// Error counters: a monotonic sum sharing the histogram's name
-		// prefix (telagent.syscall.errors ↔ telagent.syscall.duration).
+		// Error counters: the schema says which histogram's operations a
+		// counter counts the failures of (telagent.syscall.errors of
+		// telagent.syscall.duration); they are shown in its rows.
 		for _, sm := range rm.ScopeMetrics {
 			for mi := range sm.Metrics {
 				m := &sm.Metrics[mi]
-				if !isErrorCounter(m) {
+				hidx := byMetric[errorsOf(m)]
+				if hidx == nil {
 					continue
 				}
-				var targets []rowIndex
-				for hname, idx := range byMetric {
-					if prefixOf[hname] == namePrefix(m.Name) {
-						targets = append(targets, idx)
-						for _, sr := range idx {
-							for _, r := range sr.rows {
-								r.hasErr = true
-							}
-						}
+				for _, sr := range hidx {
+					for _, r := range sr.rows {
+						r.hasErr = true
 					}
 				}
-				if len(targets) == 0 {
-					continue
-				}
+				targets := []rowIndex{hidx}
 				forEachCounterPoint(m.Data, func(attrs *attribute.Set, start, t time.Time, v float64) {
 					d := c.counterDelta(seriesKey{res: rk, metric: m.Name, attrs: attrs.Equivalent()}, start, t, v)
 					for _, idx := range targets {
@@ -489,15 +483,6 @@ func isMonotonicSum(data metricdata.Aggregation) bool {
 		return d.IsMonotonic
 	case metricdata.Sum[float64]:
 		return d.IsMonotonic
-	}
-	return false
-}
-
-func hasHistogramWithPrefix(prefixOf map[string]string, prefix string) bool {
-	for _, p := range prefixOf {
-		if p == prefix {
-			return true
-		}
 	}
 	return false
 }
@@ -778,23 +763,15 @@ func isOverflow(s *attribute.Set) bool {
 	return ok && v.Type() == attribute.BOOL && v.AsBool()
 }
 
-func namePrefix(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[:i]
+// errorsOf is the histogram whose failed operations m counts, from the
+// schema (annotations.telagent.errors_of), "" when m is no such monotonic
+// counter.
+func errorsOf(m *metricdata.Metrics) string {
+	if !isMonotonicSum(m.Data) {
+		return ""
 	}
-	return ""
-}
-
-// isErrorCounter: a monotonic sum named *.errors or counting {error}.
-func isErrorCounter(m *metricdata.Metrics) bool {
-	named := strings.HasSuffix(m.Name, ".errors") || m.Unit == "{error}"
-	switch d := m.Data.(type) {
-	case metricdata.Sum[int64]:
-		return named && d.IsMonotonic
-	case metricdata.Sum[float64]:
-		return named && d.IsMonotonic
-	}
-	return false
+	d, _ := entity.MetricByName(m.Name)
+	return d.ErrorsOf
 }
 
 func forEachCounterPoint(data metricdata.Aggregation, fn func(attrs *attribute.Set, start, t time.Time, v float64)) {

@@ -150,6 +150,10 @@ type MetricDesc struct {
 	Instrument  Instrument
 	Attributes  []attribute.Key // data-point attributes in declared order
 	Entity      string          // the entity the metric is associated with (entity_associations[0]), "" if none
+	// ErrorsOf names the histogram whose failed operations this counter
+	// counts, with the same attributes (annotations.telagent.errors_of):
+	// consumers show both in one row. "" for any other metric.
+	ErrorsOf string
 }
 
 `)
@@ -162,7 +166,11 @@ type MetricDesc struct {
 		comment(&b, "\t", fmt.Sprintf("%s (%s, %s, %s): %s", metricIdent(m.Name), m.Instrument, m.Unit, m.Stability, m.Brief))
 		w("\t%s = MetricDesc{\n", metricIdent(m.Name))
 		w("\t\tName: %q,\n\t\tUnit: %q,\n\t\tDescription: %q,\n\t\tInstrument: %s,\n", m.Name, m.Unit, m.Brief, instrIdent(m.Instrument))
-		w("\t\tAttributes: %s,\n\t\tEntity: %q,\n\t}\n", keyList(m.Attributes), ent)
+		w("\t\tAttributes: %s,\n\t\tEntity: %q,\n", keyList(m.Attributes), ent)
+		if m.ErrorsOf != "" {
+			w("\t\tErrorsOf: %q,\n", m.ErrorsOf)
+		}
+		w("\t}\n")
 	}
 	w(")\n\n")
 	w("// Metrics returns every metric declared in the schema, sorted by Name.\nfunc Metrics() []MetricDesc {\n\treturn []MetricDesc{\n")
@@ -170,6 +178,11 @@ type MetricDesc struct {
 		w("\t\t%s,\n", metricIdent(m.Name))
 	}
 	w("\t}\n}\n\n")
+	w("// MetricByName returns the metric the schema declares with that name.\nfunc MetricByName(name string) (MetricDesc, bool) {\n\tswitch name {\n")
+	for _, m := range r.Metrics {
+		w("\tcase %q:\n\t\treturn %s, true\n", m.Name, metricIdent(m.Name))
+	}
+	w("\t}\n\treturn MetricDesc{}, false\n}\n\n")
 
 	// Entities.
 	w(`// EntityDesc describes an entity declared in the schema. Identifying

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,6 +120,10 @@ type Metric struct {
 	Extra                                                    []*Attribute // of Attributes, those an imported metric adds to semconv's
 	EntityAssociations                                       []string
 	MetricSet                                                string // annotations.telagent.metric_set (or the set importing it), "" if none
+	// ErrorsOf is annotations.telagent.errors_of: the histogram whose
+	// operations this counter counts the failed ones of (telagent.syscall.errors
+	// of telagent.syscall.duration), so that a consumer can show both in one row.
+	ErrorsOf string
 }
 
 // KeyField is one field of a metric set's map key.
@@ -584,11 +589,12 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 				if !g.Annotations.Telagent.IsZero() {
 					var ann struct {
 						MetricSet string `yaml:"metric_set"`
+						ErrorsOf  string `yaml:"errors_of"`
 					}
 					if err := decodeNodeStrict(&g.Annotations.Telagent, &ann); err != nil {
 						return nil, fmt.Errorf("%s: group %s: annotations.telagent: %w", f.path, g.ID, err)
 					}
-					m.MetricSet = ann.MetricSet
+					m.MetricSet, m.ErrorsOf = ann.MetricSet, ann.ErrorsOf
 				}
 				metricByName[m.Name] = m
 				r.Metrics = append(r.Metrics, m)
@@ -661,6 +667,22 @@ func LoadFS(fsys fs.FS, display string) (*Registry, error) {
 	}
 	if err := resolveEntityRefs(r.Entities, entityByName, refGroups); err != nil {
 		return nil, err
+	}
+	// Error counters: a counter of the failed operations of a histogram
+	// that the same points feed (same attributes).
+	for _, m := range r.Metrics {
+		if m.ErrorsOf == "" {
+			continue
+		}
+		h, ok := metricByName[m.ErrorsOf]
+		switch {
+		case m.Instrument != "counter":
+			return nil, fmt.Errorf("%s: group %s: annotations.telagent.errors_of: only a counter counts errors, this is a %s", m.File, m.ID, m.Instrument)
+		case !ok || h.Instrument != "histogram":
+			return nil, fmt.Errorf("%s: group %s: annotations.telagent.errors_of: %q is no histogram metric of the registry", m.File, m.ID, m.ErrorsOf)
+		case !slices.Equal(m.Attributes, h.Attributes):
+			return nil, fmt.Errorf("%s: group %s: annotations.telagent.errors_of: %q has other attributes: the errors cannot share its rows", m.File, m.ID, m.ErrorsOf)
+		}
 	}
 	// Entity associations.
 	for _, m := range r.Metrics {

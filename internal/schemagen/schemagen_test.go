@@ -163,6 +163,9 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown metric", "metric: telagent.syscall.errors\n", "metric: telagent.syscall.oops\n", `no metric named "telagent.syscall.oops"`},
 		{"annotation typo", "map_type: node_hash", "map_typ: node_hash", "field map_typ not found"},
 		{"bound over attribute bound", "bound: 1024\n          overflow_key", "bound: 2048\n          overflow_key", "exceeds the bound 1024"},
+		{"errors of no histogram", "errors_of: telagent.syscall.duration", "errors_of: telagent.syscall.errors", `annotations.telagent.errors_of: "telagent.syscall.errors" is no histogram metric of the registry`},
+		{"errors of an unknown metric", "errors_of: telagent.syscall.duration", "errors_of: telagent.syscall.time", `"telagent.syscall.time" is no histogram metric`},
+		{"errors on a histogram", "metric_set: syscalls\n\n  - id: metric.telagent.syscall.errors", "metric_set: syscalls\n        errors_of: telagent.syscall.duration\n\n  - id: metric.telagent.syscall.errors", "only a counter counts errors, this is a histogram"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mod := bytes.Replace(base, []byte(tc.old), []byte(tc.new), 1)

@@ -19,27 +19,28 @@ import (
 	"github.com/telagent/telagent/export"
 )
 
-// Schema names of the metrics the columns read. Columns whose metrics no
-// running probe emits show "-" (blockio and tcp may be absent or skipped).
-const (
-	metricOnCPU     = "telagent.process.on_cpu.time"
-	metricRunqueue  = "telagent.sched.runqueue.duration"
-	metricSyscalls  = "telagent.syscall.duration"
-	metricSysErrors = "telagent.syscall.errors"
-	metricFaults    = "process.paging.faults"
-	metricDiskIO    = "process.disk.io" // on a process resource: that process's bytes
-	metricRetrans   = "telagent.tcp.retransmits"
+// Schema names of the metrics the columns read, from the generated
+// registry. Columns whose metrics no running probe emits show "-" (blockio
+// and tcp may be absent or skipped).
+var (
+	metricOnCPU     = entity.MetricTelagentProcessOnCPUTime.Name
+	metricRunqueue  = entity.MetricTelagentSchedRunqueueDuration.Name
+	metricSyscalls  = entity.MetricTelagentSyscallDuration.Name
+	metricSysErrors = entity.MetricTelagentSyscallErrors.Name
+	metricFaults    = entity.MetricProcessPagingFaults.Name
+	metricDiskIO    = entity.MetricProcessDiskIO.Name // on a process resource: that process's bytes
+	metricRetrans   = entity.MetricTelagentTCPRetransmits.Name
 
-	keyPID          = attribute.Key("process.pid")
-	keyCreationTime = attribute.Key("process.creation.time")
-	keyExecutable   = attribute.Key("process.executable.name")
-	keyCommand      = attribute.Key("process.command")
-	keyOverflow     = attribute.Key("otel.metric.overflow")
+	keyPID          = entity.AttrProcessPID
+	keyCreationTime = entity.AttrProcessCreationTime
+	keyExecutable   = entity.AttrProcessExecutableName
+	keyCommand      = entity.AttrProcessCommand
+	keyOverflow     = entity.AttrOtelMetricOverflow
 
 	// The agent reports every running probe's metric sets in this
 	// self-metric (on the host resource), even when they counted nothing.
-	metricSetOverflows = "telagent.metric_set.overflows"
-	keyMetricSetName   = attribute.Key("telagent.metric_set.name")
+	metricSetOverflows = entity.MetricTelagentMetricSetOverflows.Name
+	keyMetricSetName   = entity.AttrTelagentMetricSetName
 )
 
 // columnOf maps the metrics the columns read to their columns.
