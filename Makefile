@@ -20,9 +20,9 @@ FUZZ_TARGETS := \
 	./cmd/telagent:FuzzConfigFile \
 	./cmd/telagent:FuzzParsePids \
 	./internal/privilege:FuzzParse \
-	./internal/agent:FuzzCheckComm \
-	./internal/agent:FuzzMountinfo \
-	./internal/agent:FuzzUnescapeMount \
+	./probes/targets:FuzzCheckComm \
+	./probes/targets:FuzzMountinfo \
+	./probes/targets:FuzzUnescapeMount \
 	./probes/process:FuzzDecode \
 	./entity:FuzzKernelString \
 	./entity:FuzzParseCgroup \

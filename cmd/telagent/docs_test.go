@@ -133,7 +133,7 @@ func stringLit(e ast.Expr) (string, bool) {
 // is in docs/troubleshooting.md (as `message`, verbs as …) with its cause
 // and fix, and every message listed there still exists.
 func TestDocsTroubleshooting(t *testing.T) {
-	msgs := userMessages(t, ".", "../../internal/agent")
+	msgs := userMessages(t, ".", "../../internal/agent", "../../probes/targets")
 	doc, err := os.ReadFile("../../docs/troubleshooting.md")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestDocsTroubleshooting(t *testing.T) {
 	listed := regexp.MustCompile("(?m)^\\| `([^`]+)`")
 	for _, m := range listed.FindAllStringSubmatch(text, -1) {
 		if _, ok := msgs[m[1]]; !ok {
-			t.Errorf("docs/troubleshooting.md lists `%s`, which nothing in cmd/telagent or internal/agent prints any more", m[1])
+			t.Errorf("docs/troubleshooting.md lists `%s`, which nothing in cmd/telagent, internal/agent or probes/targets prints any more", m[1])
 		}
 	}
 }

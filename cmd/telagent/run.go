@@ -22,6 +22,7 @@ import (
 	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
+	"github.com/telagent/telagent/probes/targets"
 )
 
 func runCommand() *cli.Command {
@@ -150,20 +151,20 @@ func runAction(c *cli.Context) error {
 
 // parseTargets checks what run and top share: the interval (example: a
 // sensible value for the command), the duration, --pid and the selectors.
-func parseTargets(c *cli.Context, example string) (time.Duration, []uint32, agent.Selectors, error) {
+func parseTargets(c *cli.Context, example string) (time.Duration, []uint32, targets.Selectors, error) {
 	interval := c.Duration("interval")
 	if interval <= 0 {
-		return 0, nil, agent.Selectors{}, usagef("--interval %s: must be positive, e.g. %s", interval, example)
+		return 0, nil, targets.Selectors{}, usagef("--interval %s: must be positive, e.g. %s", interval, example)
 	}
 	if interval < minInterval {
-		return 0, nil, agent.Selectors{}, usagef("--interval %s: must be at least %s (every interval reads each metric set and exports), e.g. %s", interval, minInterval, example)
+		return 0, nil, targets.Selectors{}, usagef("--interval %s: must be at least %s (every interval reads each metric set and exports), e.g. %s", interval, minInterval, example)
 	}
 	if d := c.Duration("duration"); d < 0 {
-		return 0, nil, agent.Selectors{}, usagef("--duration %s: must not be negative", d)
+		return 0, nil, targets.Selectors{}, usagef("--duration %s: must not be negative", d)
 	}
 	pids, err := parsePids(c.StringSlice("pid"))
 	if err != nil {
-		return 0, nil, agent.Selectors{}, err
+		return 0, nil, targets.Selectors{}, err
 	}
 	sel, err := parseSelectors(c) // targets.go
 	return interval, pids, sel, err

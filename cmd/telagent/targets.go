@@ -9,34 +9,34 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/telagent/telagent/export"
-	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/probes/shared"
+	"github.com/telagent/telagent/probes/targets"
 )
 
 // parseSelectors resolves --exe, --comm and --cgroup. A selector that can
 // never match (a missing or non-executable file, a command name longer
 // than the kernel keeps, a path that is no cgroup v2 directory) is a usage
 // error: the run would otherwise observe nothing, silently.
-func parseSelectors(c *cli.Context) (agent.Selectors, error) {
-	var sel agent.Selectors
+func parseSelectors(c *cli.Context) (targets.Selectors, error) {
+	var sel targets.Selectors
 	for _, p := range c.StringSlice("exe") {
 		if p == "" {
 			return sel, usagef("--exe empty path: name an executable file, e.g. /usr/sbin/nginx")
 		}
-		e, err := agent.ResolveExe(p)
+		e, err := targets.ResolveExe(p)
 		if err != nil {
 			return sel, usagef("--exe %s", describePathError(err))
 		}
 		sel.Exes = append(sel.Exes, e)
 	}
 	for _, name := range c.StringSlice("comm") {
-		if err := agent.CheckComm(name); err != nil {
+		if err := targets.CheckComm(name); err != nil {
 			return sel, usagef("--comm %v", err)
 		}
 		sel.Comms = append(sel.Comms, name)
 	}
 	for _, p := range c.StringSlice("cgroup") {
-		cg, err := agent.ResolveCgroup(p, "/proc")
+		cg, err := targets.ResolveCgroup(p, "/proc")
 		if err != nil {
 			return sel, usagef("--cgroup %s", describePathError(err))
 		}

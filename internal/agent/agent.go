@@ -24,6 +24,7 @@ import (
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/shared"
+	"github.com/telagent/telagent/probes/targets"
 )
 
 // Config is everything `telagent run` decided from its flags.
@@ -46,7 +47,7 @@ type Config struct {
 
 	// Selectors choose targets by executable, command name or cgroup
 	// (targets.go); running processes that match are found in /proc.
-	Selectors Selectors
+	Selectors targets.Selectors
 	// Events receives the probes' events (events.go); nil exports none,
 	// exits still drive the eviction of dead processes' series.
 	Events export.EventExporter
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 			return 0, err
 		}
 	}
-	if err := applySelectors(tset, cfg.Selectors, cfg.ProcRoot, log); err != nil {
+	if err := targets.Apply(tset, cfg.Selectors, cfg.ProcRoot, log); err != nil {
 		return 0, err
 	}
 	resolver.Kernel = tset.Process

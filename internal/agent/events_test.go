@@ -23,6 +23,7 @@ import (
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/process"
 	"github.com/telagent/telagent/probes/syscalls"
+	"github.com/telagent/telagent/probes/targets"
 )
 
 // memEvents keeps every event record it is given.
@@ -216,14 +217,14 @@ func TestExeSelectorCountsFromExec(t *testing.T) {
 	if err := os.WriteFile(rawsys, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sel, err := ResolveExe(rawsys)
+	sel, err := targets.ResolveExe(rawsys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exp, evs := &memExporter{}, &memEvents{}
 	a := startAgent(t, Config{
 		Probes:    []probes.Probe{syscalls.New(syscalls.Config{}), process.New(process.Config{})},
-		Selectors: Selectors{Exes: []Exe{sel}},
+		Selectors: targets.Selectors{Exes: []targets.Exe{sel}},
 		Interval:  time.Hour,
 		Exporter:  exp, Events: evs,
 	})

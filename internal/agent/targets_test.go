@@ -15,13 +15,14 @@ import (
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/process"
 	"github.com/telagent/telagent/probes/syscalls"
+	"github.com/telagent/telagent/probes/targets"
 )
 
 // makeCgroup creates a child cgroup in the cgroup v2 hierarchy, removed when
 // the test ends (after its processes are gone).
 func makeCgroup(t *testing.T) string {
 	t.Helper()
-	mnt, err := cgroup2Mount("/proc")
+	mnt, err := targets.Cgroup2Mount("/proc")
 	if err != nil {
 		t.Skip(err)
 	}
@@ -71,14 +72,14 @@ func TestCgroupSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cg, err := ResolveCgroup(dir, "/proc")
+	cg, err := targets.ResolveCgroup(dir, "/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	exp := &memExporter{}
 	a := startAgent(t, Config{
 		Probes:    []probes.Probe{syscalls.New(syscalls.Config{}), process.New(process.Config{})},
-		Selectors: Selectors{Cgroups: []Cgroup{cg}},
+		Selectors: targets.Selectors{Cgroups: []targets.Cgroup{cg}},
 		Interval:  time.Hour,
 		Exporter:  exp, Events: &memEvents{},
 	})

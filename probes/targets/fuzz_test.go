@@ -1,4 +1,4 @@
-package agent
+package targets
 
 import (
 	"os"
@@ -40,7 +40,7 @@ func FuzzMountinfo(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(proc, "self", "mountinfo"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		mnt, err := cgroup2Mount(proc)
+		mnt, err := Cgroup2Mount(proc)
 		if err != nil {
 			return
 		}

@@ -1,4 +1,8 @@
-package agent
+// Package targets is the Go side of target selection: the --exe, --comm
+// and --cgroup selectors resolved and checked, the processes that already
+// match found in /proc, and both handed to the in-kernel matcher
+// (probes/shared) that catches later ones at their exec.
+package targets
 
 import (
 	"bufio"
@@ -144,7 +148,7 @@ func ResolveCgroup(path, procRoot string) (Cgroup, error) {
 	if strings.TrimSpace(path) == "" {
 		return Cgroup{}, errors.New("empty path: name a cgroup directory, e.g. /system.slice/nginx.service (/ is every process)")
 	}
-	mnt, err := cgroup2Mount(procRoot)
+	mnt, err := Cgroup2Mount(procRoot)
 	if err != nil {
 		return Cgroup{}, err
 	}
@@ -188,8 +192,8 @@ func inCgroupV1(path string) bool {
 	return false
 }
 
-// cgroup2Mount finds where the cgroup v2 file system is mounted.
-func cgroup2Mount(procRoot string) (string, error) {
+// Cgroup2Mount finds where the cgroup v2 file system is mounted.
+func Cgroup2Mount(procRoot string) (string, error) {
 	f, err := os.Open(filepath.Join(procRoot, "self", "mountinfo"))
 	if err != nil {
 		return "", fmt.Errorf("find the cgroup2 mount: %w", err)
@@ -231,10 +235,10 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// applySelectors installs the kernel matcher, then adds the processes that
+// Apply installs the kernel matcher, then adds the processes that
 // already match (found in /proc after the matcher runs, so that a process
 // exec'ing meanwhile is caught by one or the other).
-func applySelectors(tset *shared.State, sel Selectors, procRoot string, log *slog.Logger) error {
+func Apply(tset *shared.State, sel Selectors, procRoot string, log *slog.Logger) error {
 	if sel.Empty() {
 		return nil
 	}
@@ -268,7 +272,7 @@ func scanSelected(procRoot string, sel Selectors) ([]uint32, error) {
 		cgIDs[c.ID] = true
 	}
 	if len(cgIDs) > 0 {
-		if cgMount, err = cgroup2Mount(procRoot); err != nil {
+		if cgMount, err = Cgroup2Mount(procRoot); err != nil {
 			return nil, err
 		}
 	}
