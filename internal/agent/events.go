@@ -74,7 +74,7 @@ type eventPipeline struct {
 	// (entityevents.go) on hostRes; pipeline goroutine only.
 	entities *entityReporter
 	hostRes  *resource.Resource
-	nodes     []int                          // node of each record in the builder, in order
+	nodes    []int // node of each record in the builder, in order
 	// backlog holds the records not yet delivered, oldest first, with the
 	// node each came through (pipeline goroutine only).
 	backlog      []sdklog.Record
