@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -54,11 +55,11 @@ type entityReporter struct {
 	tombstones map[entityKey]struct{}
 	tombOrder  []entityKey
 	full       bool // a process went unannounced since the table was last below the bound
-	log        func(msg string, args ...any)
+	log        *slog.Logger
 }
 
 func newEntityReporter(interval time.Duration, procRoot string, host []attribute.KeyValue, creation func(uint64) string,
-	emit func(string, time.Time, []attribute.KeyValue, int), log func(string, ...any)) *entityReporter {
+	emit func(string, time.Time, []attribute.KeyValue, int), log *slog.Logger) *entityReporter {
 	r := &entityReporter{interval: interval, procRoot: procRoot, creation: creation, emit: emit, log: log,
 		known: map[entityKey][]attribute.KeyValue{}, tombstones: map[entityKey]struct{}{}}
 	for _, kv := range host {
@@ -119,7 +120,7 @@ func (r *entityReporter) discover(k entityKey, desc []attribute.KeyValue, t time
 	if len(r.known) >= maxEntities {
 		if !r.full {
 			r.full = true
-			r.log("entity events: too many processes tracked; new ones are not announced until some exit", "max", maxEntities)
+			r.log.Warn("entity events: too many processes tracked; new ones are not announced until some exit", "max", maxEntities)
 		}
 		return
 	}
@@ -233,7 +234,7 @@ func (e *eventPipeline) enableEntityEvents(period time.Duration, procRoot string
 		func(name string, t time.Time, attrs []attribute.KeyValue, node int) {
 			e.builder.Add(e.hostRes, name, t, attrs)
 			e.nodes = append(e.nodes, node)
-		}, e.log.Warn)
+		}, e.log)
 }
 
 // discovered tells the pipeline of a process a collection described for
