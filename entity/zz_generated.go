@@ -53,9 +53,9 @@ const (
 	// process exited).
 	AttrEntityDeleteReason = attribute.Key("entity.delete.reason")
 	// AttrEntityDescription is "entity.description" (registry; any, development):
-	// The entity's descriptive attributes, the complete current description
-	// (process: process.executable.name, process.executable.path, process.command;
-	// host: host.name, host.arch).
+	// The entity's descriptive attributes, its complete current description
+	// (process: process.executable.name, process.command; host: host.name,
+	// host.arch).
 	AttrEntityDescription = attribute.Key("entity.description")
 	// AttrEntityID is "entity.id" (registry; any, development): The entity's
 	// identifying attributes, a map of attribute name to string value (process:
