@@ -434,3 +434,38 @@ func syscallNames(rm metricdata.ResourceMetrics) map[string]bool {
 	}
 	return out
 }
+
+// A discovery that raced with the exit (the collector read /proc just
+// before the process died, its note queued after the exit event) must not
+// announce a process already deleted; a second exit of it is not a second
+// delete; a new process with the same pid (another start time) is a new
+// entity and is announced.
+func TestEntityReporterAfterDelete(t *testing.T) {
+	var got []string
+	r := newEntityReporter(time.Minute, t.TempDir(), []attribute.KeyValue{entity.AttrHostID.String("h")},
+		func(ticks uint64) string { return strconv.FormatUint(ticks, 10) },
+		func(name string, _ time.Time, attrs []attribute.KeyValue, _ int) {
+			id := ""
+			for _, kv := range attrs {
+				if kv.Key == entity.AttrEntityID {
+					id = kv.Value.Emit()
+				}
+			}
+			got = append(got, name+" "+id)
+		}, slog.New(slog.DiscardHandler))
+	desc := []attribute.KeyValue{entity.AttrProcessExecutableName.String("x")}
+	now := time.Now()
+	r.discover(entityKey{7, 100}, desc, now, 0)
+	r.observe(probes.Event{Desc: entity.EventTelagentProcessExit, Pid: 7, StartTicks: 100, Exited: true, Time: now})
+	r.discover(entityKey{7, 100}, desc, now, 0)                                                                      // the late note
+	r.observe(probes.Event{Desc: entity.EventTelagentProcessExit, Pid: 7, StartTicks: 100, Exited: true, Time: now}) // a duplicate
+	r.discover(entityKey{7, 200}, desc, now, 0)                                                                      // the pid's next owner
+	want := []string{
+		`entity.state {"process.creation.time":"100","process.pid":"7"}`,
+		`entity.delete {"process.creation.time":"100","process.pid":"7"}`,
+		`entity.state {"process.creation.time":"200","process.pid":"7"}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
