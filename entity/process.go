@@ -43,6 +43,11 @@ type ProcessResolver struct {
 	// their start time (in /proc clock ticks) and command name as the BPF
 	// side recorded them.
 	Kernel func(pid uint32) (startTicks uint64, comm string, ok bool)
+
+	// Discovered, when set, is called with each process the resolver
+	// describes from /proc (alive, its identity whole), once per process,
+	// when it is first resolved: the agent announces it (entity.state).
+	Discovered func(pid uint32, startTicks uint64, res *resource.Resource)
 }
 
 type processEntry struct {
@@ -128,6 +133,9 @@ func (r *ProcessResolver) resolve(pid uint32) *processEntry {
 	case ok:
 		e = &processEntry{startTicks: start, res: r.describe(pid, start), alive: true}
 		r.cache[pid] = e
+		if r.Discovered != nil {
+			r.Discovered(pid, start, e.res)
+		}
 	default:
 		// Not in /proc. Still the process last seen, unless the kernel's
 		// record says the pid has had a new owner since, gone already too.
@@ -165,15 +173,7 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 		AttrProcessPID.Int64(int64(pid)),
 		AttrProcessCreationTime.String(r.CreationTime(start)),
 	)
-	// semconv: the base name of /proc/<pid>/exe's target, not comm (15
-	// bytes the process may set itself). A process without an executable
-	// (a kernel thread) or whose exe cannot be read has none.
-	if name, ok := exeName(dir); ok {
-		attrs = append(attrs, AttrProcessExecutableName.String(name))
-	}
-	if cmd, err := readHead(filepath.Join(dir, "cmdline"), maxCommandLen+1); err == nil && len(cmd) > 0 {
-		attrs = append(attrs, AttrProcessCommand.String(commandOf(cmd)))
-	}
+	attrs = appendDescription(attrs, dir)
 	// container.id and k8s.pod.uid, when the process runs in a container:
 	// read once per process like the rest of its description (a process
 	// stays in the container it was started in).
@@ -181,6 +181,51 @@ func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource 
 		attrs = append(attrs, ParseCgroup(cg).Attributes()...)
 	}
 	return resource.NewWithAttributes(SchemaURL, attrs...)
+}
+
+// appendDescription appends what describes the live process of dir (a
+// process directory of /proc): process.executable.name and
+// process.command. semconv: the executable name is the base name of
+// /proc/<pid>/exe's target, not comm (15 bytes the process may set
+// itself); a process without an executable (a kernel thread) or whose exe
+// cannot be read has none.
+func appendDescription(attrs []attribute.KeyValue, dir string) []attribute.KeyValue {
+	if name, ok := exeName(dir); ok {
+		attrs = append(attrs, AttrProcessExecutableName.String(name))
+	}
+	if cmd, err := readHead(filepath.Join(dir, "cmdline"), maxCommandLen+1); err == nil && len(cmd) > 0 {
+		attrs = append(attrs, AttrProcessCommand.String(commandOf(cmd)))
+	}
+	return attrs
+}
+
+// DescribeLive returns the descriptive attributes of the process (pid,
+// startTicks) as its Resource would carry them if it were described now
+// (process.executable.name, process.command), read from procRoot; false
+// when that process is gone (the pid is free or has a new owner). The
+// start time is checked before and after the read, so a description is
+// never a reused pid's.
+func DescribeLive(procRoot string, pid uint32, startTicks uint64) ([]attribute.KeyValue, bool) {
+	same := func() bool {
+		v, ok := StartTicks(procRoot, pid)
+		return ok && v == startTicks
+	}
+	if !same() {
+		return nil, false
+	}
+	attrs := appendDescription(nil, filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10)))
+	return attrs, same()
+}
+
+// StartTicks is /proc/<pid>/stat's start time of pid (clock ticks since
+// boot), read from procRoot; false when the pid has no process.
+func StartTicks(procRoot string, pid uint32) (uint64, bool) {
+	stat, err := os.ReadFile(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	v, err := ParseStartTicks(stat)
+	return v, err == nil
 }
 
 // kernelProcess is what the kernel recorded of a pid's process.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -538,3 +539,60 @@ func TestProcessExecutableNameIsExe(t *testing.T) {
 		t.Errorf("process.executable.name = %q (present %v), want %q (comm is %q)", v.AsString(), ok, name, comm)
 	}
 }
+
+// DescribeLive describes the test process as its Resource does (the
+// resolver's own description of it is the oracle), only under the start
+// time /proc gives it; and the resolver's Discovered hook hears of it
+// once, however often it is resolved.
+func TestDescribeLiveAndDiscovered(t *testing.T) {
+	pid := uint32(os.Getpid())
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := ParseStartTicks(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := StartTicks("/proc", pid); !ok || got != start {
+		t.Fatalf("StartTicks = %d, %v; want %d from /proc/self/stat", got, ok, start)
+	}
+	r, err := NewProcessResolver("/proc", fixtureHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heard []uint32
+	r.Discovered = func(p uint32, s uint64, res *resource.Resource) {
+		if s != start {
+			t.Errorf("Discovered start %d, want %d", s, start)
+		}
+		heard = append(heard, p)
+	}
+	for range 3 {
+		r.NextGeneration(keepForTest)
+		r.Process(pid)
+	}
+	if len(heard) != 1 || heard[0] != pid {
+		t.Errorf("Discovered called for %v, want once for %d", heard, pid)
+	}
+	desc, ok := DescribeLive("/proc", pid, start)
+	if !ok {
+		t.Fatal("DescribeLive: the test process is not alive")
+	}
+	set := r.Process(pid).Set()
+	for _, k := range []attribute.Key{AttrProcessExecutableName, AttrProcessCommand} {
+		want, _ := set.Value(k)
+		i := slices.IndexFunc(desc, func(kv attribute.KeyValue) bool { return kv.Key == k })
+		if i < 0 || desc[i].Value != want {
+			t.Errorf("DescribeLive %s = %v, want the Resource's %q", k, desc, want.Emit())
+		}
+	}
+	if len(desc) != 2 {
+		t.Errorf("DescribeLive = %v, want exactly the executable name and the command", desc)
+	}
+	if _, ok := DescribeLive("/proc", pid, start+1); ok {
+		t.Error("DescribeLive accepted a start time the process does not have (a reused pid)")
+	}
+}
+
+const keepForTest = 30

@@ -48,6 +48,27 @@ const (
 	// AttrDiskIODirection is "disk.io.direction" (semconv v1.44.0; enum,
 	// release_candidate): The disk IO operation direction.
 	AttrDiskIODirection = attribute.Key("disk.io.direction")
+	// AttrEntityDeleteReason is "entity.delete.reason" (registry; string,
+	// development): Why the entity is gone; the agent reports terminated (the
+	// process exited).
+	AttrEntityDeleteReason = attribute.Key("entity.delete.reason")
+	// AttrEntityDescription is "entity.description" (registry; any, development):
+	// The entity's descriptive attributes, its complete current description
+	// (process: process.executable.name, process.command; host: host.name,
+	// host.arch).
+	AttrEntityDescription = attribute.Key("entity.description")
+	// AttrEntityID is "entity.id" (registry; any, development): The entity's
+	// identifying attributes, a map of attribute name to string value (process:
+	// process.pid, process.creation.time; host: host.id).
+	AttrEntityID = attribute.Key("entity.id")
+	// AttrEntityReportInterval is "entity.report.interval" (registry; int,
+	// development): Seconds between the periodic entity.state events of this
+	// entity (--entity-state-interval); a receiver that hears nothing for longer
+	// may take the entity as gone.
+	AttrEntityReportInterval = attribute.Key("entity.report.interval")
+	// AttrEntityType is "entity.type" (registry; string, development): The type of
+	// the entity (a schema entity name): process or host.
+	AttrEntityType = attribute.Key("entity.type")
 	// AttrErrorType is "error.type" (semconv v1.44.0; enum, stable): Describes a
 	// class of error the operation ended with.
 	AttrErrorType = attribute.Key("error.type")
@@ -1191,6 +1212,21 @@ type EventDesc struct {
 
 // Events declared in the schema.
 var (
+	// EventEntityDelete (development): An entity is gone.
+	EventEntityDelete = EventDesc{
+		Name:       "entity.delete",
+		Brief:      "An entity is gone.",
+		Attributes: []attribute.Key{AttrEntityType, AttrEntityID, AttrEntityDeleteReason},
+		Entity:     "host",
+	}
+	// EventEntityState (development): The complete current state of an entity
+	// (identity and description).
+	EventEntityState = EventDesc{
+		Name:       "entity.state",
+		Brief:      "The complete current state of an entity (identity and description).",
+		Attributes: []attribute.Key{AttrEntityType, AttrEntityID, AttrEntityDescription, AttrEntityReportInterval},
+		Entity:     "host",
+	}
 	// EventTelagentProcessExec (development): A process replaced its program with
 	// execve/execveat.
 	EventTelagentProcessExec = EventDesc{
@@ -1227,6 +1263,8 @@ var (
 // Events returns every event declared in the schema, sorted by Name.
 func Events() []EventDesc {
 	return []EventDesc{
+		EventEntityDelete,
+		EventEntityState,
 		EventTelagentProcessExec,
 		EventTelagentProcessExit,
 		EventTelagentProcessFork,

@@ -86,6 +86,26 @@ func TestCLIErrors(t *testing.T) {
 			want: `telagent: --probes: unknown probe "nope" (valid: ` + validProbes() + `)`,
 		},
 		{
+			name: "entity state interval below the bound",
+			args: []string{"run", "--entity-events", "--entity-state-interval", "5s"},
+			want: "telagent: --entity-state-interval 5s: must be whole seconds from 10s to 24h (entity.report.interval is in seconds), e.g. 5m",
+		},
+		{
+			name: "entity state interval above the bound",
+			args: []string{"run", "--entity-events", "--entity-state-interval", "25h"},
+			want: "telagent: --entity-state-interval 25h0m0s: must be whole seconds from 10s to 24h (entity.report.interval is in seconds), e.g. 5m",
+		},
+		{
+			name: "entity state interval not whole seconds",
+			args: []string{"run", "--entity-events", "--entity-state-interval", "10.5s"},
+			want: "telagent: --entity-state-interval 10.5s: must be whole seconds from 10s to 24h (entity.report.interval is in seconds), e.g. 5m",
+		},
+		{
+			name: "entity state interval without entity events",
+			args: []string{"run", "--entity-state-interval", "1m"},
+			want: "telagent: --entity-state-interval 1m0s: only with --entity-events (add --entity-events, or drop the interval)",
+		},
+		{
 			name: "pid beyond any pid",
 			args: []string{"run", "--pid", "999999999"},
 			want: "telagent: --pid 999999999: no such process",

@@ -69,7 +69,7 @@ func TestLiveCheck(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "live.json")
 	cfunc := buildCfunc(t) // uprobe_test.go
 	p := startAgent(t, startOpts{}, "run", "--exporter", "otlp-json", "--output", out, "--interval", "1s",
-		"--uprobe", cfunc+":work",
+		"--uprobe", cfunc+":work", "--entity-events",
 		"--", "env", "RAWSYS="+rawsysBin, "CFUNC="+cfunc, "sh", "-c", liveWorkload)
 	if code := p.wait(40 * time.Second); code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
@@ -94,6 +94,13 @@ func TestLiveCheck(t *testing.T) {
 	for _, name := range []string{"telagent.process.exec", "telagent.process.exit"} {
 		if slices.Contains(attachedProbes(t, p.stderr.String()), "process") && rep.Events[name] == 0 {
 			t.Errorf("no %s event from the workload's commands", name)
+		}
+	}
+	// --entity-events: the host and the command were announced, and the
+	// command's exit deleted it (all checked against the registry above).
+	for _, name := range []string{"entity.state", "entity.delete"} {
+		if slices.Contains(attachedProbes(t, p.stderr.String()), "process") && rep.Events[name] == 0 {
+			t.Errorf("no %s event with --entity-events", name)
 		}
 	}
 	slices.Sort(seen)

@@ -42,6 +42,8 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "uprobe", Usage: "count and time calls of a user-space function, `BINARY:SYMBOL` (BINARY a path, a library name such as libc, or pid:PID; repeatable)"},
 			&cli.BoolFlag{Name: "process-command-args", Usage: "put each exec'd program's argv on exec events as process.command_args (off by default: argv can hold passwords and tokens)"},
 			&cli.BoolFlag{Name: "fork-events", Usage: "report every fork on the host as an event (targets' forks are always reported)"},
+			&cli.BoolFlag{Name: "entity-events", Usage: "emit the OpenTelemetry entity events: entity.state of the host and of each process (at discovery, after an exec, every --entity-state-interval), entity.delete at a process's exit"},
+			&cli.DurationFlag{Name: "entity-state-interval", Value: agent.DefaultEntityStateInterval, Usage: "period of the entity.state events, whole seconds from 10s to 24h (with --entity-events)"},
 			&cli.DurationFlag{Name: "interval", Value: 10 * time.Second, Usage: "collection and export interval (at least 100ms)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
 			&cli.StringFlag{Name: "exporter", Value: "console", Usage: "console | otlp | otlp-json"},
@@ -111,6 +113,10 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	entityEvents, entityPeriod, err := parseEntityEvents(c)
+	if err != nil {
+		return err
+	}
 	if err := checkPrivileges(); err != nil { // caps.go
 		return err
 	}
@@ -134,6 +140,7 @@ func runAction(c *cli.Context) error {
 		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, LowMemoryTemporality: xs.lowMemory, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
 		Probes: selected, Pids: pids, Command: command,
 		Selectors: sel, Events: events, Breakdown: breakdown, Storage: storage.Entries,
+		EntityEvents: entityEvents, EntityStateInterval: entityPeriod,
 		Interval: interval, Duration: c.Duration("duration"),
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
@@ -320,4 +327,23 @@ func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error
 	default:
 		return nil, usagef("--exporter %q: want console, otlp or otlp-json", kind)
 	}
+}
+
+// Bounds of --entity-state-interval: entity.report.interval is whole
+// seconds, and each period announces every tracked process again.
+const (
+	minEntityStateInterval = 10 * time.Second
+	maxEntityStateInterval = 24 * time.Hour
+)
+
+// parseEntityEvents reads --entity-events and --entity-state-interval.
+func parseEntityEvents(c *cli.Context) (bool, time.Duration, error) {
+	on, d := c.Bool("entity-events"), c.Duration("entity-state-interval")
+	if c.IsSet("entity-state-interval") && !on {
+		return false, 0, usagef("--entity-state-interval %s: only with --entity-events (add --entity-events, or drop the interval)", d)
+	}
+	if d < minEntityStateInterval || d > maxEntityStateInterval || d%time.Second != 0 {
+		return false, 0, usagef("--entity-state-interval %s: must be whole seconds from 10s to 24h (entity.report.interval is in seconds), e.g. 5m", d)
+	}
+	return on, d, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,12 @@ type Config struct {
 	// Events receives the probes' events (events.go); nil exports none,
 	// exits still drive the eviction of dead processes' series.
 	Events export.EventExporter
+	// EntityEvents turns on the specification's entity events
+	// (entityevents.go): entity.state of the host and of each process at
+	// discovery, after an exec and every EntityStateInterval (default 5
+	// minutes), entity.delete at a process's exit. They need Events.
+	EntityEvents        bool
+	EntityStateInterval time.Duration
 	// Breakdown splits per-CPU metric sets by NUMA node or CPU; nil: totals.
 	Breakdown *entity.BreakdownDesc
 	// Storage is each metric set's kernel storage in entries per hash, by
@@ -87,6 +94,9 @@ type Config struct {
 	// keeps running either way.
 	Hangups <-chan os.Signal
 }
+
+// DefaultEntityStateInterval is the period of the entity.state events.
+const DefaultEntityStateInterval = 5 * time.Minute
 
 // keepGenerations is how many intervals a process's identity is remembered
 // after its last data point.
@@ -159,6 +169,20 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	events := newEventPipeline(cfg.Probes, cfg.Events, cfg.Version, hostAttrs, resolver.CreationTime, log)
+	if cfg.EntityEvents && cfg.Events != nil {
+		if events == nil { // no probe reports events: the pipeline carries the entity events alone
+			events = newPipeline(cfg.Events, cfg.Version, hostAttrs, resolver.CreationTime, log)
+		}
+		events.enableEntityEvents(cfg.EntityStateInterval, cfg.ProcRoot)
+		resolver.Discovered = events.discovered
+		// The targets as they are now (a held command: its first program,
+		// stopped before its first instruction), before any of their events.
+		known := slices.Clone(cfg.Pids)
+		if held != nil {
+			known = append(known, held.Pid())
+		}
+		events.discoverPids(cfg.ProcRoot, known)
+	}
 	running, skipped, err := startProbes(ctx, cfg.Probes, env, log)
 	defer func() {
 		for _, p := range running {
@@ -392,6 +416,9 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
+	}
+	if cfg.EntityStateInterval <= 0 {
+		cfg.EntityStateInterval = DefaultEntityStateInterval
 	}
 	if cfg.Stdin == nil {
 		cfg.Stdin = os.Stdin

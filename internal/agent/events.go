@@ -70,7 +70,11 @@ type eventPipeline struct {
 	early     chan struct{} // a token: collect now
 
 	resources map[procKey]*resource.Resource // pipeline goroutine only
-	nodes     []int                          // node of each record in the builder, in order
+	// entities, when set (--entity-events), announces entities
+	// (entityevents.go) on hostRes; pipeline goroutine only.
+	entities *entityReporter
+	hostRes  *resource.Resource
+	nodes    []int // node of each record in the builder, in order
 	// backlog holds the records not yet delivered, oldest first, with the
 	// node each came through (pipeline goroutine only).
 	backlog      []sdklog.Record
@@ -233,9 +237,18 @@ func (e *eventPipeline) run() {
 	defer close(e.done)
 	tick := time.NewTicker(eventFlush)
 	defer tick.Stop()
+	var period <-chan time.Time
+	if e.entities != nil {
+		e.entities.hostState(time.Now())
+		t := time.NewTicker(e.entities.interval)
+		defer t.Stop()
+		period = t.C
+	}
 	n := 0
 	for {
 		select {
+		case now := <-period:
+			e.entities.period(now)
 		case ev := <-e.queue:
 			e.add(ev)
 			if n++; n >= eventBatch {
@@ -273,6 +286,15 @@ func (e *eventPipeline) run() {
 // first tick after boot, whose creation time is then the boot time; the
 // resolver takes an exit event's start time the same way (MarkExited).
 func (e *eventPipeline) add(ev probes.Event) {
+	if ev.Desc.Name == entity.EventEntityState.Name { // a discovery (entityevents.go), not a probe's event
+		if e.entities != nil {
+			e.entities.discover(entityKey{ev.Pid, ev.StartTicks}, ev.Attributes, ev.Time, ev.Node)
+		}
+		return
+	}
+	if e.entities != nil {
+		defer e.entities.observe(ev) // after the event: an exec's new state, the delete after the exit
+	}
 	k := procKey{ev.Pid, ev.StartTicks, ev.Comm}
 	res, ok := e.resources[k]
 	if !ok {

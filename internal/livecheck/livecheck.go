@@ -9,7 +9,9 @@
 // (loaded by internal/schemagen), so probes added later are covered as soon
 // as they emit. Events (log records with an event name) are checked by
 // CheckEvents: declared name, declared and well-typed record attributes,
-// required ones present.
+// required ones present, and for the specification's entity events
+// (entity.state, entity.delete) an entity.id that is exactly a declared
+// entity's identity and a description of declared descriptive attributes.
 package livecheck
 
 import (
@@ -268,6 +270,9 @@ func (c *checker) value(where string, kv *commonpb.KeyValue, a *schemagen.Attrib
 		got = fmt.Sprintf("%T", v.GetValue())
 	}
 	want := a.Type
+	if want == "any" { // any AnyValue (entity.id, entity.description: checked by entityEvent)
+		return
+	}
 	if want == "enum" {
 		want = "string"
 	}
@@ -513,6 +518,87 @@ func (c *checker) event(events map[string]*schemagen.Event, lr *logspb.LogRecord
 	for i, a := range e.Attributes {
 		if i < len(e.Required) && e.Required[i] && !have[a.ID] {
 			c.violation("event %s: required attribute %q is missing", name, a.ID)
+		}
+	}
+	if name == entityStateEvent || name == entityDeleteEvent {
+		c.entityEvent(name, lr)
+	}
+}
+
+// The OpenTelemetry specification's entity events (entities/entity-events.md).
+const (
+	entityStateEvent  = "entity.state"
+	entityDeleteEvent = "entity.delete"
+)
+
+// entityEvent checks what the specification requires of an entity event
+// against the registry's entities: entity.type a declared entity with an
+// identity; entity.id a map of exactly that entity's identifying (ref id)
+// attributes, string values, none empty; entity.description a map of
+// descriptive attributes of declared entities, none an identifying one
+// (another entity's identity is a relationship, not a description), each
+// of its declared type; entity.report.interval not negative.
+func (c *checker) entityEvent(name string, lr *logspb.LogRecord) {
+	var typ string
+	var id, desc *commonpb.AnyValue
+	for _, kv := range lr.GetAttributes() {
+		switch kv.GetKey() {
+		case "entity.type":
+			typ = kv.GetValue().GetStringValue()
+		case "entity.id":
+			id = kv.GetValue()
+		case "entity.description":
+			desc = kv.GetValue()
+		case "entity.report.interval":
+			if kv.GetValue().GetIntValue() < 0 {
+				c.violation("event %s: entity.report.interval %d is negative", name, kv.GetValue().GetIntValue())
+			}
+		}
+	}
+	i := slices.IndexFunc(c.r.Entities, func(e *schemagen.Entity) bool { return e.Name == typ })
+	if i < 0 || len(c.r.Entities[i].RefID) == 0 {
+		c.violation("event %s: entity.type %q is not a registry entity with an identity", name, typ)
+		return
+	}
+	e := c.r.Entities[i]
+	var want, got []string
+	for _, a := range e.RefID {
+		want = append(want, a.ID)
+	}
+	if _, ok := id.GetValue().(*commonpb.AnyValue_KvlistValue); !ok {
+		c.violation("event %s: entity.id of %s is not a map", name, typ)
+		return
+	}
+	for _, kv := range id.GetKvlistValue().GetValues() {
+		got = append(got, kv.GetKey())
+		if _, ok := kv.GetValue().GetValue().(*commonpb.AnyValue_StringValue); !ok || kv.GetValue().GetStringValue() == "" {
+			c.violation("event %s: entity.id %s of %s is not a non-empty string (the specification: keys and values are strings)", name, kv.GetKey(), typ)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		c.violation("event %s: entity.id of %s has %v, want its identifying attributes %v", name, typ, got, want)
+	}
+	if desc == nil {
+		return
+	}
+	if _, ok := desc.GetValue().(*commonpb.AnyValue_KvlistValue); !ok {
+		c.violation("event %s: entity.description of %s is not a map", name, typ)
+		return
+	}
+	for _, kv := range desc.GetKvlistValue().GetValues() {
+		k := kv.GetKey()
+		identifying := slices.ContainsFunc(c.r.Entities, func(o *schemagen.Entity) bool {
+			return slices.ContainsFunc(o.RefID, func(a *schemagen.Attribute) bool { return a.ID == k })
+		})
+		switch {
+		case len(c.entityOf[k]) == 0:
+			c.violation("event %s: entity.description of %s has %q, not an attribute of any entity the registry declares", name, typ, k)
+		case identifying:
+			c.violation("event %s: entity.description of %s has %q, which identifies an entity (a relationship, not a description)", name, typ, k)
+		default:
+			c.value("event "+name+" entity.description", kv, c.r.AttributeByID[k])
 		}
 	}
 }

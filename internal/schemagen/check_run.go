@@ -396,7 +396,7 @@ func (c *checker) checkGroup(file string, g yamlGroup, node *yaml.Node, own map[
 			add("entity-note", "entity %q has no note stating its stability promise (what its identity survives: agent restarts, reboots, …)", g.Name)
 		}
 	case "event":
-		if named && !eventNameOK(name, entityNames) {
+		if named && specEvents[name] == "" && !eventNameOK(name, entityNames) {
 			var tokens []string
 			for _, e := range entityNames {
 				tokens = append(tokens, strings.TrimPrefix(e, "telagent."))
@@ -423,12 +423,27 @@ func importKey(kind string) string {
 	return map[string]string{"metric": "metrics", "entity": "entities", "event": "events"}[kind]
 }
 
-// sdkAttributes are otel.* attributes the OpenTelemetry specification
-// defines outside the semantic conventions, which the registry declares
-// itself (with where they are specified).
+// sdkAttributes are attributes the OpenTelemetry specification defines
+// outside the semantic conventions (semconv v1.44.0 registers none of
+// them), which the registry declares itself (with where they are
+// specified): they keep the specification's names, outside telagent.
 var sdkAttributes = map[string]string{
-	"otel.metric.overflow": "OpenTelemetry metrics SDK specification, cardinality limits",
+	"otel.metric.overflow":   "OpenTelemetry metrics SDK specification, cardinality limits",
+	"entity.type":            entityEventsSpec,
+	"entity.id":              entityEventsSpec,
+	"entity.description":     entityEventsSpec,
+	"entity.report.interval": entityEventsSpec,
+	"entity.delete.reason":   entityEventsSpec,
 }
+
+// specEvents are the events the OpenTelemetry specification names itself,
+// which keep its names (not telagent.<entity>.<verb>).
+var specEvents = map[string]string{
+	"entity.state":  entityEventsSpec,
+	"entity.delete": entityEventsSpec,
+}
+
+const entityEventsSpec = "OpenTelemetry specification, entities/entity-events.md"
 
 var (
 	memberRE      = regexp.MustCompile(`^[a-z][a-z0-9]*([._][a-z0-9]+)*$`)

@@ -42,6 +42,7 @@ func TestCheckRules(t *testing.T) {
 			p + `telagent-namespace/model/x.yaml: group metric.widget.operations: metric "widget.operations" is outside the telagent. namespace (invent names under telagent., or import a semconv metric: imports: metrics:) [telagent-namespace]`,
 			p + `telagent-namespace/model/x.yaml: group registry.widget: attribute "widget.color" is outside the telagent. namespace: names telagent invents live under telagent. [telagent-namespace]`,
 			p + `telagent-namespace/model/x.yaml: group registry.widget: attribute "process.owner" redefines the semconv v1.44.0 attribute: reference it with ref: process.owner [telagent-namespace]`,
+			p + `telagent-namespace/model/x.yaml: group registry.widget: attribute "entity.colour" is outside the telagent. namespace: names telagent invents live under telagent. [telagent-namespace]`,
 		}},
 		{"no-fork", []string{
 			p + `no-fork/model/x.yaml: group metric.process.context_switches: metric "process.context_switches" is semconv v1.44.0's: import it (imports: metrics: [process.context_switches]) instead of redefining it [no-fork]`,
@@ -80,6 +81,7 @@ func TestCheckRules(t *testing.T) {
 		{"event-name", []string{
 			p + `event-name/model/x.yaml: group event.telagent.widget_started: event name "telagent.widget_started" is not telagent.<entity>[.<thing>].<verb> (<entity> one of process; <verb> one lowercase word) [event-name]`,
 			p + `event-name/model/x.yaml: group event.telagent.memory.oom_kill: event name "telagent.memory.oom_kill" is not telagent.<entity>[.<thing>].<verb> (<entity> one of process; <verb> one lowercase word) [event-name]`,
+			p + `event-name/model/x.yaml: group event.entity.update: event name "entity.update" is not telagent.<entity>[.<thing>].<verb> (<entity> one of process; <verb> one lowercase word) [event-name]`,
 		}},
 		{"bound", []string{
 			p + `bound/model/x.yaml: group metric.telagent.widget.errors: metric "telagent.widget.errors": attribute "telagent.widget.color" has no bound (declare annotations.telagent.bound, make it an enum, or carry it in a metric-set key field) [bound]`,

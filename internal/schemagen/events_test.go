@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// The real registry declares the process probe's events, and the
+// The real registry declares the specification's entity events and the
+// process probe's events, and the
 // generator turns them into descriptors and a docs table.
 func TestEventsGenerated(t *testing.T) {
 	r := load(t)
@@ -14,11 +15,11 @@ func TestEventsGenerated(t *testing.T) {
 	for _, ev := range r.Events {
 		names = append(names, ev.Name)
 	}
-	want := []string{"telagent.process.exec", "telagent.process.exit", "telagent.process.fork", "telagent.process.oom.kill"}
+	want := []string{"entity.delete", "entity.state", "telagent.process.exec", "telagent.process.exit", "telagent.process.fork", "telagent.process.oom.kill"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("events %q, want %q (sorted by name)", names, want)
 	}
-	exit := r.Events[1]
+	exit := r.Events[3]
 	if len(exit.EntityAssociations) != 1 || exit.EntityAssociations[0] != "process" || exit.Attributes[0].ID != "process.exit.code" {
 		t.Errorf("exit event %+v", exit)
 	}
