@@ -169,18 +169,14 @@ func (r *ProcessResolver) CreationTime(startTicks uint64) string {
 
 func (r *ProcessResolver) describe(pid uint32, start uint64) *resource.Resource {
 	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))
-	attrs := append(r.host[:len(r.host):len(r.host)],
-		AttrProcessPID.Int64(int64(pid)),
-		AttrProcessCreationTime.String(r.CreationTime(start)),
-	)
-	attrs = appendDescription(attrs, dir)
+	desc := appendDescription(nil, dir)
 	// container.id and k8s.pod.uid, when the process runs in a container:
 	// read once per process like the rest of its description (a process
 	// stays in the container it was started in).
 	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
-		attrs = append(attrs, ParseCgroup(cg).Attributes()...)
+		desc = append(desc, ParseCgroup(cg).Attributes()...)
 	}
-	return resource.NewWithAttributes(SchemaURL, attrs...)
+	return ProcessResource(r.host, pid, r.CreationTime(start), desc...)
 }
 
 // appendDescription appends what describes the live process of dir (a
@@ -268,7 +264,7 @@ func (r *ProcessResolver) describeGone(pid uint32, k kernelProcess) *resource.Re
 	if !k.ok {
 		return nil
 	}
-	return r.describeExited(pid, k.start, kernelString([]byte(k.comm), maxCommLen))
+	return r.describeExited(pid, k.start, k.comm)
 }
 
 // commandOf is argv[0] of a NUL-separated cmdline: semconv's process.command

@@ -1,8 +1,7 @@
 package entity
 
 import (
-	"strings"
-
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
@@ -44,13 +43,27 @@ func (r *ProcessResolver) MarkExited(pid uint32, startTicks uint64, comm string)
 // kernel's start time and the kernel's command name as
 // process.executable.name.
 func (r *ProcessResolver) describeExited(pid uint32, startTicks uint64, comm string) *resource.Resource {
-	attrs := append(r.host[:len(r.host):len(r.host)],
-		AttrProcessPID.Int64(int64(pid)),
-		AttrProcessCreationTime.String(r.CreationTime(startTicks)))
-	if comm != "" {
-		attrs = append(attrs, AttrProcessExecutableName.String(strings.ToValidUTF8(comm, "\uFFFD")))
+	return ProcessResource(r.host, pid, r.CreationTime(startTicks), KernelDescription(comm)...)
+}
+
+// ProcessResource is the one constructor of a process's Resource, for its
+// metrics and its events alike: the host's attributes, the process's
+// identity (process.pid, process.creation.time) and what describes it.
+func ProcessResource(host []attribute.KeyValue, pid uint32, creation string, desc ...attribute.KeyValue) *resource.Resource {
+	attrs := make([]attribute.KeyValue, 0, len(host)+2+len(desc))
+	attrs = append(attrs, host...)
+	attrs = append(attrs, AttrProcessPID.Int64(int64(pid)), AttrProcessCreationTime.String(creation))
+	return resource.NewWithAttributes(SchemaURL, append(attrs, desc...)...)
+}
+
+// KernelDescription describes a process known from the kernel only: the
+// command name the kernel recorded (comm, which the process may have
+// changed) as process.executable.name, none when empty.
+func KernelDescription(comm string) []attribute.KeyValue {
+	if comm == "" {
+		return nil
 	}
-	return resource.NewWithAttributes(SchemaURL, attrs...)
+	return []attribute.KeyValue{AttrProcessExecutableName.String(kernelString([]byte(comm), maxCommLen))}
 }
 
 // CheckLiveness revalidates against /proc, now, every cached process that

@@ -2,7 +2,10 @@ package entity
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // An exit event marks a process gone in the generation being collected,
@@ -159,5 +162,26 @@ func TestIdentified(t *testing.T) {
 	complete("gone pid 996 in the last generation", 996)
 	if r.Identified(996) || !r.Gone(996) {
 		t.Errorf("pid 996 in the last generation: identified %v, gone %v; want false, true", r.Identified(996), r.Gone(996))
+	}
+}
+
+// A process known from the kernel only is described the same way on its
+// metrics and its events (both go through ProcessResource and
+// KernelDescription): comm as process.executable.name, invalid UTF-8
+// replaced, nothing when empty.
+func TestKernelDescription(t *testing.T) {
+	if d := KernelDescription(""); d != nil {
+		t.Errorf("empty comm: %v, want no attribute", d)
+	}
+	res := ProcessResource([]attribute.KeyValue{AttrHostID.String("h")}, 7, "2026-01-01T00:00:00Z", KernelDescription("bad\xffname")...)
+	want := []attribute.KeyValue{
+		AttrHostID.String("h"), AttrProcessCreationTime.String("2026-01-01T00:00:00Z"),
+		AttrProcessExecutableName.String("bad\uFFFDname"), AttrProcessPID.Int64(7),
+	}
+	if got := res.Set().ToSlice(); !slices.Equal(got, want) {
+		t.Errorf("Resource %v, want %v", got, want)
+	}
+	if res.SchemaURL() != SchemaURL {
+		t.Errorf("schema URL %q, want %q", res.SchemaURL(), SchemaURL)
 	}
 }

@@ -301,13 +301,7 @@ func (e *eventPipeline) add(ev probes.Event) {
 		if len(e.resources) >= maxEventResources {
 			clear(e.resources)
 		}
-		attrs := append(e.host[:len(e.host):len(e.host)],
-			entity.AttrProcessPID.Int64(int64(ev.Pid)),
-			entity.AttrProcessCreationTime.String(e.creation(ev.StartTicks)))
-		if ev.Comm != "" {
-			attrs = append(attrs, entity.AttrProcessExecutableName.String(ev.Comm))
-		}
-		res = resource.NewWithAttributes(entity.SchemaURL, attrs...)
+		res = entity.ProcessResource(e.host, ev.Pid, e.creation(ev.StartTicks), entity.KernelDescription(ev.Comm)...)
 		e.resources[k] = res
 	}
 	e.builder.Add(res, ev.Desc.Name, ev.Time, ev.Attributes)
