@@ -71,4 +71,4 @@ func (e *logsExporter) Shutdown(context.Context) error { return nil }
 type discard struct{}
 
 func (discard) Export(context.Context, []metricdata.ResourceMetrics) error { return nil }
-func (discard) Shutdown(context.Context) error                            { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
