@@ -1,12 +1,16 @@
 package telagentreceiver
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/internal/runconfig"
@@ -92,5 +96,23 @@ func TestEntityStateIntervalDefault(t *testing.T) {
 	cfg = unmarshal(t, map[string]any{"entity_events": true, "entity_state_interval": "30s"})
 	if err := cfg.Validate(); err != nil || *cfg.EntityStateInterval != 30*time.Second {
 		t.Errorf("entity_state_interval 30s: %v, %v", cfg.EntityStateInterval, err)
+	}
+}
+
+// Start with a bad configuration fails with Validate's error, before
+// anything is loaded: the Collector does not start.
+func TestStartRefusesBadConfig(t *testing.T) {
+	f := NewFactory()
+	cfg := unmarshal(t, map[string]any{"interval": "50ms"})
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, new(consumertest.MetricsSink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	if want := cfg.Validate(); err == nil || want == nil || err.Error() != want.Error() {
+		t.Fatalf("Start: %v, want Validate's %v", err, want)
+	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown after a failed Start: %v", err)
 	}
 }
