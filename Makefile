@@ -89,6 +89,12 @@ test-deps: collector
 	@dpkg -s $(TEST_PKGS) >/dev/null 2>&1 || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PKGS))
 
+## collector-telagent: build otelcol-telagent, the Collector with telagent's
+## receiver (deploy/collector/builder.yaml), into bin/; cached like the
+## test Collector, by the manifest's hash and the tree's sources.
+collector-telagent:
+	@mkdir -p bin && cp "$$(./internal/collectortest/build.sh deploy/collector/builder.yaml)" bin/otelcol-telagent
+
 ## collector: build (once) the OpenTelemetry Collector the export tests run.
 collector:
 	@./internal/collectortest/build.sh >/dev/null
