@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 	./export:FuzzOTLPProtoEncode \
 	./export:FuzzOTLPLogsEncode
 
-.PHONY: all build run test fuzz test-deps test-kernels test-kernels-large bench-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
+.PHONY: all build run test test-receiver collector-telagent fuzz test-deps test-kernels test-kernels-large bench-kernels test-kernels-deps collector generate generate-deps check-generated bench soak bench-deps vet clean
 
 all: build
 
@@ -51,7 +51,14 @@ test: test-deps
 	$(GO) run ./internal/schemagen/cmd/schemagen -check
 	$(GO) run ./cmd/telagent schema check
 	$(GO) test -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory test-receiver
 	@$(MAKE) --no-print-directory fuzz
+
+## test-receiver: the Collector receiver, its own module (the root's
+## ./... does not reach it), against this tree's agent (its replace).
+RECEIVER_DIR := collector/receiver/telagentreceiver
+test-receiver:
+	cd $(RECEIVER_DIR) && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 ## fuzz: every fuzz target for FUZZTIME, from its committed corpus
 ## (testdata/fuzz/<target> in its package). A finding fails the run and is
@@ -81,6 +88,12 @@ TEST_PKGS := gcc g++ libc6-dev nftables iproute2 tmux util-linux mount bpftool s
 test-deps: collector
 	@dpkg -s $(TEST_PKGS) >/dev/null 2>&1 || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PKGS))
+
+## collector-telagent: build otelcol-telagent, the Collector with telagent's
+## receiver (deploy/collector/builder.yaml), into bin/; cached like the
+## test Collector, by the manifest's hash and the tree's sources.
+collector-telagent:
+	@mkdir -p bin && cp "$$(./internal/collectortest/build.sh deploy/collector/builder.yaml)" bin/otelcol-telagent
 
 ## collector: build (once) the OpenTelemetry Collector the export tests run.
 collector:

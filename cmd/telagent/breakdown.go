@@ -16,18 +16,3 @@ func breakdownFlags() []cli.Flag {
 	}
 	return flags
 }
-
-// parseBreakdown returns the breakdown the flags ask for, nil for none.
-func parseBreakdown(c *cli.Context) (*entity.BreakdownDesc, error) {
-	var chosen *entity.BreakdownDesc
-	for _, b := range entity.Breakdowns() {
-		if !c.Bool(b.Flag) {
-			continue
-		}
-		if chosen != nil {
-			return nil, usagef("--%s and --%s: choose one breakdown", chosen.Flag, b.Flag)
-		}
-		chosen = &b
-	}
-	return chosen, nil
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/telagent/telagent/internal/config"
+	"github.com/telagent/telagent/internal/runconfig"
 )
 
 // configFlagName is the flag, and TELAGENT_CONFIG the variable, that name
@@ -112,7 +113,7 @@ func readConfig(file string) ([]byte, error) {
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return nil, usagef("--config %s", describePathError(fmt.Errorf("%s: %w", pe.Path, pe.Err)))
+			return nil, usagef("--config %s", runconfig.DescribePathError(fmt.Errorf("%s: %w", pe.Path, pe.Err)))
 		}
 		return nil, usagef("--config %s: %v", file, err)
 	}

@@ -4,24 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/agent"
+	"github.com/telagent/telagent/internal/runconfig"
 	"github.com/telagent/telagent/probes"
-	"github.com/telagent/telagent/probes/all"
 	"github.com/telagent/telagent/probes/targets"
 )
 
@@ -72,32 +67,11 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	interval, pids, sel, err := parseTargets(c, "10s")
+	st, err := resolveRun(c)
 	if err != nil {
 		return err
 	}
-	uprobes, err := parseUprobes(c, pids) // uprobe.go
-	if err != nil {
-		return err
-	}
-	breakdown, err := parseBreakdown(c) // breakdown.go
-	if err != nil {
-		return err
-	}
-	var bounds [5]uint32 // --<probe>-max-entries, in this order
-	for i, probe := range []string{"syscalls", "sched", "memory", "blockio", "tcp"} {
-		if bounds[i], err = maxEntries(c, probe); err != nil {
-			return err
-		}
-	}
-	selected, err := selectProbes(all.New(all.Options{SyscallsMaxEntries: bounds[0], SchedMaxEntries: bounds[1], MemoryMaxEntries: bounds[2], BlockioMaxEntries: bounds[3], TCPMaxEntries: bounds[4], ForkEvents: c.Bool("fork-events"), CommandArgs: c.Bool("process-command-args"), Uprobes: uprobes}), c.String("probes"), c.IsSet("probes"))
-	if err != nil {
-		return err
-	}
-	storage, err := planStorage(c, selected, map[string]uint32{"syscalls": bounds[0], "sched": bounds[1], "memory": bounds[2], "blockio": bounds[3], "tcp_conn": bounds[4]})
-	if err != nil {
-		return err
-	}
+	storage, selected := st.Storage, st.Probes
 	log.Debug("metric-set storage", "budget", export.FormatBytes(float64(storage.Budget)), "planned", export.FormatBytes(float64(storage.Total)), "entries", storage.Entries)
 	command := c.Args().Slice()
 	if len(command) > 0 {
@@ -113,10 +87,6 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	entityEvents, entityPeriod, err := parseEntityEvents(c)
-	if err != nil {
-		return err
-	}
 	if err := checkPrivileges(); err != nil { // caps.go
 		return err
 	}
@@ -126,7 +96,7 @@ func runAction(c *cli.Context) error {
 	if len(command) > 0 {
 		consoleOut = c.App.ErrWriter
 	}
-	exp, err := newExporter(c, consoleOut, interval)
+	exp, err := newExporter(c, consoleOut, st.Interval)
 	if err != nil {
 		return err
 	}
@@ -138,10 +108,10 @@ func runAction(c *cli.Context) error {
 
 	code, err := agent.Run(c.Context, agent.Config{
 		ExportQueueSize: xs.queueSize, Temporality: xs.temporality, LowMemoryTemporality: xs.lowMemory, ResourceAttributes: xs.resource, PrometheusListen: xs.prometheus,
-		Probes: selected, Pids: pids, Command: command,
-		Selectors: sel, Events: events, Breakdown: breakdown, Storage: storage.Entries,
-		EntityEvents: entityEvents, EntityStateInterval: entityPeriod,
-		Interval: interval, Duration: c.Duration("duration"),
+		Probes: selected, Pids: st.Pids, Command: command,
+		Selectors: st.Selectors, Events: events, Breakdown: st.Breakdown, Storage: storage.Entries,
+		EntityEvents: st.EntityEvents, EntityStateInterval: st.EntityStateInterval,
+		Interval: st.Interval, Duration: st.Duration,
 		Exporter: exp, Version: buildVersion(), Log: log,
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
 		Attached: dropCapabilities(keepCaps, log), // caps.go
@@ -156,101 +126,54 @@ func runAction(c *cli.Context) error {
 	return nil
 }
 
+// resolveRun checks the options `telagent run` shares with the Collector
+// receiver (internal/runconfig), with their messages spelled as flags.
+func resolveRun(c *cli.Context) (runconfig.Settings, error) {
+	o := runconfig.Options{
+		Interval: c.Duration("interval"), IntervalExample: "10s", Duration: c.Duration("duration"),
+		Pids: c.StringSlice("pid"), Exes: c.StringSlice("exe"), Comms: c.StringSlice("comm"), Cgroups: c.StringSlice("cgroup"),
+		Uprobes: c.StringSlice("uprobe"), Probes: c.String("probes"), ProbesSet: c.IsSet("probes"),
+		MaxEntries: map[string]uint{}, BPFMemory: c.String("bpf-memory"), Breakdowns: map[string]bool{},
+		ForkEvents: c.Bool("fork-events"), CommandArgs: c.Bool("process-command-args"),
+		EntityEvents: c.Bool("entity-events"), EntityStateInterval: c.Duration("entity-state-interval"),
+		EntityStateIntervalSet: c.IsSet("entity-state-interval"),
+	}
+	for _, p := range runconfig.MaxEntriesProbes {
+		o.MaxEntries[p.Probe] = c.Uint(p.Probe + "-max-entries")
+	}
+	for _, b := range entity.Breakdowns() {
+		o.Breakdowns[b.Flag] = c.Bool(b.Flag)
+	}
+	st, err := runconfig.Resolve(runconfig.Flag, o)
+	return st, usage(err)
+}
+
 // parseTargets checks what run and top share: the interval (example: a
 // sensible value for the command), the duration, --pid and the selectors.
 func parseTargets(c *cli.Context, example string) (time.Duration, []uint32, targets.Selectors, error) {
 	interval := c.Duration("interval")
-	if interval <= 0 {
-		return 0, nil, targets.Selectors{}, usagef("--interval %s: must be positive, e.g. %s", interval, example)
+	if err := runconfig.Interval(runconfig.Flag, interval, example); err != nil {
+		return 0, nil, targets.Selectors{}, usage(err)
 	}
-	if interval < minInterval {
-		return 0, nil, targets.Selectors{}, usagef("--interval %s: must be at least %s (every interval reads each metric set and exports), e.g. %s", interval, minInterval, example)
-	}
-	if d := c.Duration("duration"); d < 0 {
-		return 0, nil, targets.Selectors{}, usagef("--duration %s: must not be negative", d)
+	if err := runconfig.Duration(runconfig.Flag, c.Duration("duration")); err != nil {
+		return 0, nil, targets.Selectors{}, usage(err)
 	}
 	pids, err := parsePids(c.StringSlice("pid"))
 	if err != nil {
 		return 0, nil, targets.Selectors{}, err
 	}
-	sel, err := parseSelectors(c) // targets.go
-	return interval, pids, sel, err
+	sel, err := runconfig.Selectors(runconfig.Flag, c.StringSlice("exe"), c.StringSlice("comm"), c.StringSlice("cgroup"))
+	return interval, pids, sel, usage(err)
 }
 
-// planStorage sizes every metric set of the selected probes from
-// --bpf-memory on this host's topology, each weighted by its series bound
-// (bounds by set name, the schema's where absent).
-func planStorage(c *cli.Context, selected []probes.Probe, bounds map[string]uint32) (probes.StoragePlan, error) {
-	budget, err := parseBytes(c.String("bpf-memory"))
-	if err != nil {
-		return probes.StoragePlan{}, usagef("--bpf-memory %q: %v, e.g. 48MiB", c.String("bpf-memory"), err)
+// usage turns runconfig's bad-input error into the CLI's usage error
+// (exit 2); other errors pass unchanged.
+func usage(err error) error {
+	var bad *runconfig.Error
+	if errors.As(err, &bad) {
+		return usageError{bad.Msg}
 	}
-	topo, err := aggregator.DiscoverTopology("/sys")
-	if err != nil {
-		return probes.StoragePlan{}, fmt.Errorf("CPU topology: %w", err)
-	}
-	var sets []entity.MetricSetDesc
-	for _, p := range selected {
-		for _, s := range p.Info().Sets {
-			if b := bounds[s.Name]; b > 0 {
-				s.MaxEntries = b
-			}
-			sets = append(sets, s)
-		}
-	}
-	plan, err := probes.PlanStorage(budget, sets, topo)
-	var small *probes.BudgetError
-	if errors.As(err, &small) {
-		return plan, usagef("--bpf-memory %s: too small for the %d metric sets of the selected probes on this host "+
-			"(%d possible CPUs, NUMA nodes: %d): they need at least %s; raise it or select fewer probes",
-			export.FormatBytes(float64(budget)), small.Sets, small.PossibleCPUs, small.Nodes, export.FormatBytes(float64(small.Need)))
-	}
-	return plan, err
-}
-
-// parseBytes reads a size: a whole number of bytes with an optional
-// binary unit (B, KiB, MiB, GiB, or Ki, Mi, Gi, K, M, G).
-func parseBytes(s string) (uint64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, errors.New("not a size")
-	}
-	n, err := strconv.ParseUint(t[:i], 10, 64)
-	if err != nil {
-		return 0, errors.New("not a size")
-	}
-	shift := map[string]uint{"": 0, "B": 0, "K": 10, "KI": 10, "KIB": 10, "M": 20, "MI": 20, "MIB": 20, "G": 30, "GI": 30, "GIB": 30}
-	sh, ok := shift[strings.ToUpper(strings.TrimSpace(t[i:]))]
-	if !ok {
-		return 0, fmt.Errorf("unknown unit %q (B, KiB, MiB, GiB)", strings.TrimSpace(t[i:]))
-	}
-	if n > math.MaxUint64>>sh {
-		return 0, errors.New("too large")
-	}
-	if n<<sh == 0 {
-		return 0, errors.New("must be positive")
-	}
-	return n << sh, nil
-}
-
-// minInterval bounds --interval from below: each interval reads every
-// metric set and exports one request (one line), so a tiny interval burns
-// CPU and disk for nothing (--interval 1ns: 183 % CPU, 1.9 GB of output
-// in 6 s). 100 ms still gives tests and stress runs fast intervals.
-const minInterval = 100 * time.Millisecond
-
-// maxEntries is the --<probe>-max-entries bound of a probe's metric set.
-func maxEntries(c *cli.Context, probe string) (uint32, error) {
-	const most = 1 << 20
-	v := c.Uint(probe + "-max-entries")
-	if v < 1 || v > most {
-		return 0, usagef("--%s-max-entries %d: must be between 1 and %d", probe, v, most)
-	}
-	return uint32(v), nil
+	return err
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -262,45 +185,8 @@ func newLogger(level string) (*slog.Logger, error) {
 }
 
 func parsePids(vals []string) ([]uint32, error) {
-	var pids []uint32
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 31)
-			if err != nil || n == 0 {
-				return nil, usagef("--pid %q: not a process id", s)
-			}
-			if _, err := os.Stat("/proc/" + strconv.FormatUint(n, 10)); err != nil {
-				return nil, usagef("--pid %d: no such process", n)
-			}
-			pids = append(pids, uint32(n))
-		}
-	}
-	return pids, nil
-}
-
-// selectProbes resolves --probes. Named probes that this kernel cannot run
-// are errors; by default unsupported probes are skipped by the agent with
-// their reason.
-func selectProbes(known []probes.Probe, spec string, set bool) ([]probes.Probe, error) {
-	if !set {
-		return known, nil
-	}
-	var names []string
-	for _, p := range known {
-		names = append(names, p.Info().Name)
-	}
-	var out []probes.Probe
-	for _, want := range strings.Split(spec, ",") {
-		want = strings.TrimSpace(want)
-		i := slices.Index(names, want)
-		if i < 0 {
-			return nil, usagef("--probes: unknown probe %q (valid: %s)", want, strings.Join(names, ", "))
-		}
-		if !slices.Contains(out, known[i]) {
-			out = append(out, known[i])
-		}
-	}
-	return out, nil
+	pids, err := runconfig.Pids(runconfig.Flag, vals)
+	return pids, usage(err)
 }
 
 func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error) }, interval time.Duration) (export.Exporter, error) {
@@ -327,23 +213,4 @@ func newExporter(c *cli.Context, consoleOut interface{ Write([]byte) (int, error
 	default:
 		return nil, usagef("--exporter %q: want console, otlp or otlp-json", kind)
 	}
-}
-
-// Bounds of --entity-state-interval: entity.report.interval is whole
-// seconds, and each period announces every tracked process again.
-const (
-	minEntityStateInterval = 10 * time.Second
-	maxEntityStateInterval = 24 * time.Hour
-)
-
-// parseEntityEvents reads --entity-events and --entity-state-interval.
-func parseEntityEvents(c *cli.Context) (bool, time.Duration, error) {
-	on, d := c.Bool("entity-events"), c.Duration("entity-state-interval")
-	if c.IsSet("entity-state-interval") && !on {
-		return false, 0, usagef("--entity-state-interval %s: only with --entity-events (add --entity-events, or drop the interval)", d)
-	}
-	if d < minEntityStateInterval || d > maxEntityStateInterval || d%time.Second != 0 {
-		return false, 0, usagef("--entity-state-interval %s: must be whole seconds from 10s to 24h (entity.report.interval is in seconds), e.g. 5m", d)
-	}
-	return on, d, nil
 }

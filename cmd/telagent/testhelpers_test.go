@@ -315,46 +315,10 @@ func programName(id ebpf.ProgramID) (string, bool) {
 	return info.Name, true
 }
 
-// heldProgramIDs is the set of BPF program ids that some live process
-// holds, through a program fd or a link fd (both show "prog_id:" in their
-// fdinfo). pid 0 means every process.
-func heldProgramIDs(pid int) map[uint32]bool {
-	pattern := "/proc/[0-9]*/fd"
-	if pid != 0 {
-		pattern = "/proc/" + strconv.Itoa(pid) + "/fd"
-	}
-	ids := make(map[uint32]bool)
-	dirs, _ := filepath.Glob(pattern)
-	for _, dir := range dirs {
-		fds, err := os.ReadDir(dir)
-		if err != nil {
-			continue // exited, or a kernel thread
-		}
-		for _, fd := range fds {
-			target, err := os.Readlink(filepath.Join(dir, fd.Name()))
-			if err != nil || !strings.HasPrefix(target, "anon_inode:bpf") {
-				continue
-			}
-			info, err := os.ReadFile(filepath.Join(filepath.Dir(dir), "fdinfo", fd.Name()))
-			if err != nil {
-				continue
-			}
-			for line := range strings.SplitSeq(string(info), "\n") {
-				if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
-					if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
-						ids[uint32(n)] = true
-					}
-				}
-			}
-		}
-	}
-	return ids
-}
-
 // programNamesHeldBy are the names of the BPF programs process pid holds.
 func programNamesHeldBy(pid int) []string {
 	var names []string
-	for id := range heldProgramIDs(pid) {
+	for id := range testutil.HeldProgramIDs(pid) {
 		if name, ok := programName(ebpf.ProgramID(id)); ok {
 			names = append(names, name)
 		}
@@ -374,7 +338,7 @@ func assertNoLeakedPrograms(t *testing.T, baseline uint32) {
 	for {
 		var leaked []loadedProgram
 		if candidates := programsAfter(t, baseline); len(candidates) > 0 {
-			held := heldProgramIDs(0)
+			held := testutil.HeldProgramIDs(0)
 			for _, c := range candidates {
 				if !held[c.id] {
 					leaked = append(leaked, c)

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/telagent/telagent/internal/agent"
+	"github.com/telagent/telagent/internal/runconfig"
 	"github.com/telagent/telagent/internal/top"
 	"github.com/telagent/telagent/probes/all"
 )
@@ -45,9 +46,9 @@ func topAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	selected, err := selectProbes(all.New(all.Options{}), c.String("probes"), c.IsSet("probes"))
+	selected, err := runconfig.SelectProbes(runconfig.Flag, all.New(all.Options{}), c.String("probes"), c.IsSet("probes"))
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	if err := checkPrivileges(); err != nil {
 		return err
