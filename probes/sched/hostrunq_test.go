@@ -180,6 +180,14 @@ func (wk *wakee) sleep() {
 	}
 }
 
+// settle lets the waits that began under contention end, and their
+// threads switch out again, before a reading: a thread whose wait ended
+// at a switch-in just before a reading has it in run_delay but not yet in
+// the probe (added at its switch-out). Under contention such a wait lasts
+// tens of milliseconds in a TCG guest (6.1: rcu_preempt, a 13.6 ms wait,
+// past the per-thread slack); once the host is quiet, microseconds.
+func settle() { time.Sleep(300 * time.Millisecond) }
+
 // runHostRunqueue: the whole host under CPU contention; every process
 // that lived through the run with the same threads waited on the run
 // queues, by the probe, what the kernel's own run_delay says it did.
@@ -198,7 +206,8 @@ func (wk *wakee) sleep() {
 // The gap also hides a few milliseconds of every other process's switches.
 //
 // The contention workload stops itself before the first reading and at
-// the end, so its threads have no wait in flight at either reading.
+// the end, so its threads have no wait in flight at either reading, and
+// the host settles before each.
 func runHostRunqueue(t *testing.T, cfg Config) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs 2 CPUs")
@@ -209,6 +218,7 @@ func runHostRunqueue(t *testing.T, cfg Config) {
 	const ms = 5000
 	w := h.startWorkload("contend", strconv.Itoa(ms), strconv.Itoa(2*runtime.NumCPU()+2), "2")
 	w.waitStopped() // every thread started, none runs
+	settle()
 	probeBefore, _ := h.samples()
 	before := hostRunDelays(t)
 	if err := unix.Kill(w.pid, unix.SIGCONT); err != nil {
@@ -226,6 +236,7 @@ func runHostRunqueue(t *testing.T, cfg Config) {
 	wk.wake() // seen: the wait the kernel counts too
 	wk.sleep()
 	w.waitStopped()
+	settle()
 	after := hostRunDelays(t)
 	probeAfter, _ := h.samples()
 	w.finish()
