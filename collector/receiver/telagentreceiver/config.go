@@ -2,9 +2,13 @@ package telagentreceiver
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/internal/runconfig"
@@ -36,6 +40,12 @@ type Config struct {
 	// EntityStateInterval: nil is the default period (5m); set without
 	// entity_events it is an error, as on the command line.
 	EntityStateInterval *time.Duration `mapstructure:"entity_state_interval"`
+
+	// ResourceAttributes are added to every Resource the receiver sends,
+	// the host's and each process's, as OTEL_RESOURCE_ATTRIBUTES does for
+	// `telagent run`: node-wide attributes such as k8s.node.name (a
+	// process's pod comes from its cgroup and the k8sattributes processor).
+	ResourceAttributes map[string]string `mapstructure:"resource_attributes"`
 
 	// Interval of collection and of the metrics sent down the pipeline.
 	Interval time.Duration `mapstructure:"interval"`
@@ -86,6 +96,20 @@ func (cfg *Config) options() runconfig.Options {
 
 // Validate runs `telagent run`'s checks: the first bad setting, one line.
 func (cfg *Config) Validate() error {
-	_, err := runconfig.Resolve(runconfig.Key, cfg.options())
-	return err
+	if _, err := runconfig.Resolve(runconfig.Key, cfg.options()); err != nil {
+		return err
+	}
+	if _, ok := cfg.ResourceAttributes[""]; ok {
+		return &runconfig.Error{Msg: "resource_attributes: an attribute with an empty name; name it, e.g. k8s.node.name"}
+	}
+	return nil
+}
+
+// resourceAttributes are ResourceAttributes in name order.
+func (cfg *Config) resourceAttributes() []attribute.KeyValue {
+	var kvs []attribute.KeyValue
+	for _, k := range slices.Sorted(maps.Keys(cfg.ResourceAttributes)) {
+		kvs = append(kvs, attribute.String(k, cfg.ResourceAttributes[k]))
+	}
+	return kvs
 }

@@ -52,6 +52,7 @@ func TestValidateErrors(t *testing.T) {
 		{map[string]any{"bpf_memory": "lots"}, `bpf_memory "lots": not a size, e.g. 48MiB`},
 		{map[string]any{"exe": []any{""}}, "exe empty path: name an executable file, e.g. /usr/sbin/nginx"},
 		{map[string]any{"comm": []any{"a-command-name-longer-than-15"}}, ""},
+		{map[string]any{"resource_attributes": map[string]any{"": "x"}}, "resource_attributes: an attribute with an empty name; name it, e.g. k8s.node.name"},
 	} {
 		err := unmarshal(t, tc.conf).Validate()
 		if err == nil {

@@ -80,7 +80,8 @@ func (r *telagentReceiver) Start(ctx context.Context, _ component.Host) error {
 			Probes: st.Probes, Pids: st.Pids, Selectors: st.Selectors,
 			Interval: st.Interval, Breakdown: st.Breakdown, Storage: st.Storage.Entries,
 			EntityEvents: st.EntityEvents, EntityStateInterval: st.EntityStateInterval,
-			Exporter: exp, Events: events, Version: version(),
+			ResourceAttributes: r.cfg.resourceAttributes(),
+			Exporter:           exp, Events: events, Version: version(),
 			Log:      newSlogLogger(r.set.Logger),
 			Attached: func() error { close(attached); return nil },
 		})
