@@ -95,9 +95,13 @@ test-deps: collector
 collector-telagent:
 	@mkdir -p bin && cp "$$(./internal/collectortest/build.sh deploy/collector/builder.yaml)" bin/otelcol-telagent
 
-## collector: build (once) the OpenTelemetry Collector the export tests run.
+## collector: build (once) the OpenTelemetry Collectors the tests run: the
+## export tests' (core components only) and otelcol-telagent (go test
+## ./deploy/ runs it); each cached by its manifest and, for otelcol-telagent,
+## the tree's sources.
 collector:
 	@./internal/collectortest/build.sh >/dev/null
+	@./internal/collectortest/build.sh deploy/collector/builder.yaml >/dev/null
 
 ## generate: rebuild schema descriptors, C layouts, docs, syscall tables, BPF objects.
 generate: generate-deps

@@ -26,9 +26,14 @@ name="$(sed -n 's#^  name: *\([A-Za-z0-9._-]*\).*#\1#p' "$manifest" | head -1)"
 key="$(sha256sum "$manifest" | cut -c1-64)"
 if grep -q '@REPO@' "$manifest"; then
 	# Every source file of the tree (tracked, or new and not ignored), by
-	# content; documentation does not change the binary.
-	src="$(cd "$repo" && git ls-files -z -c -o --exclude-standard -- ':!*.md' ':!docs/**' |
-		xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-64)"
+	# content; documentation and tests do not change the binary. Without
+	# git (a container build's context has no .git), every file.
+	if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		list() { git -C "$repo" ls-files -z -c -o --exclude-standard -- ':!*.md' ':!docs/**' ':!*_test.go'; }
+	else
+		list() { (cd "$repo" && find . -type f ! -name '*.md' ! -name '*_test.go' ! -path './docs/*' -print0); }
+	fi
+	src="$(list | (cd "$repo" && xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -c1-64)"
 	key="$(printf '%s %s' "$key" "$src" | sha256sum | cut -c1-64)"
 fi
 hash="${key:0:16}"

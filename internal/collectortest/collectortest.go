@@ -6,6 +6,7 @@
 package collectortest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -205,4 +208,22 @@ func freePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Build returns the Collector that build.sh builds from manifest (a path
+// from the repository's root, e.g. deploy/collector/builder.yaml), building
+// it first when this manifest and these sources have not been built yet
+// (minutes; `make test` builds it before the tests run).
+func Build(t testing.TB, manifest string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	here := filepath.Dir(file)
+	cmd := exec.Command(filepath.Join(here, "build.sh"), filepath.Join(here, "..", "..", manifest))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build.sh %s: %v\n%s", manifest, err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out))
 }
