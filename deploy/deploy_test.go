@@ -37,9 +37,11 @@ const (
 	// configInstalled is where the unit reads the example's installed copy.
 	configInstalled = "/etc/telagent/telagent.yaml"
 	daemonSetPath   = "kubernetes/telagent-daemonset.yaml"
-	gatewayPath     = "kubernetes/otel-gateway.yaml"
-	dockerfile      = "../Dockerfile"
-	installedBin    = "/usr/local/bin/telagent"
+	// collectorDaemonSetPath runs otelcol-telagent instead of the agent.
+	collectorDaemonSetPath = "kubernetes/otelcol-telagent-daemonset.yaml"
+	gatewayPath            = "kubernetes/otel-gateway.yaml"
+	dockerfile             = "../Dockerfile"
+	installedBin           = "/usr/local/bin/telagent"
 	// shutdownWorstCase is the agent's worst-case shutdown: final
 	// collection, event flush and exporter shutdown, each bounded at 10 s
 	// (internal/agent). Stop timeouts must exceed it.
@@ -427,6 +429,7 @@ type podSpec struct {
 	HostPID                       bool         `yaml:"hostPID"`
 	HostNetwork                   bool         `yaml:"hostNetwork"`
 	ServiceAccountName            string       `yaml:"serviceAccountName"`
+	AutomountServiceAccountToken  *bool        `yaml:"automountServiceAccountToken"`
 	TerminationGracePeriodSeconds *int         `yaml:"terminationGracePeriodSeconds"`
 	Tolerations                   []toleration `yaml:"tolerations"`
 	Containers                    []container  `yaml:"containers"`
@@ -650,6 +653,41 @@ func quantity(t *testing.T, s string) float64 {
 func TestDaemonSet(t *testing.T) {
 	objs := loadManifests(t, daemonSetPath)
 	only(t, objs, "Namespace")
+	c := checkProbePod(t, objs)
+	checkArgs(t, "DaemonSet args", c.Args)
+	if i := slices.Index(c.Args, "--exporter"); i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != "otlp" {
+		t.Errorf("DaemonSet args %q: want --exporter otlp", c.Args)
+	}
+	if len(c.Command) != 0 {
+		t.Errorf("container: command %q overrides the image's ENTRYPOINT /telagent", c.Command)
+	}
+
+	// Environment: node name, resource attributes, endpoint of the gateway.
+	env := map[string]envVar{}
+	order := map[string]int{}
+	for i, e := range c.Env {
+		env[e.Name] = e
+		order[e.Name] = i
+	}
+	if e := env["OTEL_RESOURCE_ATTRIBUTES"]; e.Value != "k8s.node.name=$(K8S_NODE_NAME)" {
+		t.Errorf("env OTEL_RESOURCE_ATTRIBUTES=%q", e.Value)
+	} else if order["K8S_NODE_NAME"] > order["OTEL_RESOURCE_ATTRIBUTES"] {
+		t.Errorf("env: K8S_NODE_NAME must come before OTEL_RESOURCE_ATTRIBUTES for $(K8S_NODE_NAME) to expand")
+	}
+	ep := env["OTEL_EXPORTER_OTLP_ENDPOINT"].Value
+	if ep != "http://otel-gateway.telagent.svc:4317" {
+		t.Errorf("env OTEL_EXPORTER_OTLP_ENDPOINT=%q", ep)
+	}
+}
+
+// checkProbePod checks what every DaemonSet that runs the probes needs
+// (the agent's, otelcol-telagent's): the one DaemonSet of objs with its
+// ServiceAccount, on every node, in the host's PID namespace, with the
+// agent's capabilities and no more, the host's /sys, /proc and machine-id
+// read-only, memory for the BPF maps beside GOMEMLIMIT, K8S_NODE_NAME from
+// the downward API; it returns the one container.
+func checkProbePod(t *testing.T, objs []object) container {
+	t.Helper()
 	sa := only(t, objs, "ServiceAccount")
 	ds := only(t, objs, "DaemonSet")
 	if containsKey(&ds.raw, "privileged", "true") {
@@ -679,13 +717,6 @@ func TestDaemonSet(t *testing.T) {
 		t.Fatalf("DaemonSet: want one container, have %d", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	if len(c.Command) != 0 {
-		t.Errorf("container: command %q overrides the image's ENTRYPOINT /telagent", c.Command)
-	}
-	checkArgs(t, "DaemonSet args", c.Args)
-	if i := slices.Index(c.Args, "--exporter"); i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != "otlp" {
-		t.Errorf("DaemonSet args %q: want --exporter otlp", c.Args)
-	}
 
 	// Security context: capabilities, not privileged.
 	sc := c.SecurityContext
@@ -776,25 +807,15 @@ func TestDaemonSet(t *testing.T) {
 		}
 	}
 
-	// Environment: node name, resource attributes, endpoint of the gateway.
-	env := map[string]envVar{}
-	order := map[string]int{}
-	for i, e := range c.Env {
-		env[e.Name] = e
-		order[e.Name] = i
+	for _, e := range c.Env {
+		if e.Name == "K8S_NODE_NAME" && (e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName") {
+			t.Errorf("env K8S_NODE_NAME must come from fieldRef spec.nodeName")
+		}
 	}
-	if e := env["K8S_NODE_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
-		t.Errorf("env K8S_NODE_NAME must come from fieldRef spec.nodeName")
+	if !slices.ContainsFunc(c.Env, func(e envVar) bool { return e.Name == "K8S_NODE_NAME" }) {
+		t.Errorf("env: no K8S_NODE_NAME (the node's name on every Resource)")
 	}
-	if e := env["OTEL_RESOURCE_ATTRIBUTES"]; e.Value != "k8s.node.name=$(K8S_NODE_NAME)" {
-		t.Errorf("env OTEL_RESOURCE_ATTRIBUTES=%q", e.Value)
-	} else if order["K8S_NODE_NAME"] > order["OTEL_RESOURCE_ATTRIBUTES"] {
-		t.Errorf("env: K8S_NODE_NAME must come before OTEL_RESOURCE_ATTRIBUTES for $(K8S_NODE_NAME) to expand")
-	}
-	ep := env["OTEL_EXPORTER_OTLP_ENDPOINT"].Value
-	if ep != "http://otel-gateway.telagent.svc:4317" {
-		t.Errorf("env OTEL_EXPORTER_OTLP_ENDPOINT=%q", ep)
-	}
+	return c
 }
 
 func TestGateway(t *testing.T) {
@@ -850,7 +871,13 @@ func TestGateway(t *testing.T) {
 		t.Error("gateway: no memory limit (memory_limiter's limit_percentage is relative to it)")
 	}
 
-	// The config file the container reads is the ConfigMap's key.
+	checkCollectorConfig(t, mountedConfig(t, "gateway", s, c, cm))
+}
+
+// mountedConfig is the Collector configuration the workload's container c
+// reads (--config=PATH): the ConfigMap cm's key, mounted from its volume.
+func mountedConfig(t *testing.T, what string, s workloadSpec, c container, cm object) string {
+	t.Helper()
 	var configArg string
 	for _, a := range append(slices.Clone(c.Command), c.Args...) {
 		if v, ok := strings.CutPrefix(a, "--config="); ok {
@@ -868,13 +895,13 @@ func TestGateway(t *testing.T) {
 		}
 	}
 	if mountDir == "" || filepath.Dir(configArg) != mountDir {
-		t.Fatalf("gateway: --config=%q is not in the ConfigMap's mount %q", configArg, mountDir)
+		t.Fatalf("%s: --config=%q is not in the ConfigMap's mount %q", what, configArg, mountDir)
 	}
 	raw, ok := cm.Data[filepath.Base(configArg)].(string)
 	if !ok {
-		t.Fatalf("ConfigMap has no key %q", filepath.Base(configArg))
+		t.Fatalf("%s: ConfigMap has no key %q", what, filepath.Base(configArg))
 	}
-	checkCollectorConfig(t, raw)
+	return raw
 }
 
 func checkCollectorConfig(t *testing.T, raw string) {
@@ -955,17 +982,26 @@ func checkCollectorConfig(t *testing.T, raw string) {
 
 // ---------------------------------------------------------------- Dockerfile
 
-func TestDockerfile(t *testing.T) {
-	b, err := os.ReadFile(dockerfile)
+// dockerfileInstr is a Dockerfile's instructions that the tests check:
+// the stages' FROM, each RUN with the stage it runs in, ENTRYPOINT and CMD.
+type dockerfileInstr struct {
+	text            string // continuation lines joined
+	froms, runs     []string
+	stageOfRun      map[int]int
+	entrypoint, cmd string
+}
+
+// parseDockerfile reads path and checks what both images share: a Go
+// builder stage and the (root) distroless static image.
+func parseDockerfile(t *testing.T, path string) dockerfileInstr {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Join continuation lines, drop comments.
-	text := regexp.MustCompile(`\\\n\s*`).ReplaceAllString(string(b), " ")
-	var froms, runs []string
-	var entrypoint, cmd string
-	stageOfRun := map[int]int{}
-	for _, line := range strings.Split(text, "\n") {
+	d := dockerfileInstr{text: regexp.MustCompile(`\\\n\s*`).ReplaceAllString(string(b), " "), stageOfRun: map[int]int{}}
+	for _, line := range strings.Split(d.text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -973,26 +1009,33 @@ func TestDockerfile(t *testing.T) {
 		instr, rest, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(instr) {
 		case "FROM":
-			froms = append(froms, rest)
+			d.froms = append(d.froms, rest)
 		case "RUN":
-			stageOfRun[len(runs)] = len(froms) - 1
-			runs = append(runs, rest)
+			d.stageOfRun[len(d.runs)] = len(d.froms) - 1
+			d.runs = append(d.runs, rest)
 		case "ENTRYPOINT":
-			entrypoint = strings.TrimSpace(rest)
+			d.entrypoint = strings.TrimSpace(rest)
 		case "CMD":
-			cmd = strings.TrimSpace(rest)
+			d.cmd = strings.TrimSpace(rest)
 		}
 	}
-	if len(froms) != 2 {
-		t.Fatalf("Dockerfile: want two FROM stages, have %d: %q", len(froms), froms)
+	if len(d.froms) != 2 {
+		t.Fatalf("%s: want two FROM stages, have %d: %q", path, len(d.froms), d.froms)
 	}
-	if f := strings.Fields(froms[0]); f[0] != "golang:1.26-bookworm" {
-		t.Errorf("Dockerfile: builder %q, want golang:1.26-bookworm", froms[0])
+	if f := strings.Fields(d.froms[0]); f[0] != "golang:1.26-bookworm" {
+		t.Errorf("%s: builder %q, want golang:1.26-bookworm", path, d.froms[0])
 	}
-	final := froms[1]
+	final := d.froms[1]
 	if !strings.HasPrefix(final, "gcr.io/distroless/static-debian12") || strings.Contains(final, "nonroot") {
-		t.Errorf("Dockerfile: final stage %q, want the (root) gcr.io/distroless/static-debian12", final)
+		t.Errorf("%s: final stage %q, want the (root) gcr.io/distroless/static-debian12", path, final)
 	}
+	return d
+}
+
+func TestDockerfile(t *testing.T) {
+	d := parseDockerfile(t, dockerfile)
+	runs, stageOfRun, entrypoint, cmd, text := d.runs, d.stageOfRun, d.entrypoint, d.cmd, d.text
+	b := []byte(text)
 	build := -1
 	for i, r := range runs {
 		if strings.Contains(r, "go build") {

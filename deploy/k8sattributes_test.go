@@ -24,6 +24,22 @@ func TestGatewayPodAssociation(t *testing.T) {
 			raw, _ = v.(string)
 		}
 	}
+	checkPodAssociation(t, "gateway", raw)
+
+	// The agents' resource attributes are node-wide only.
+	ds := decodeWorkload(t, only(t, loadManifests(t, daemonSetPath), "DaemonSet"))
+	for _, e := range ds.Template.Spec.Containers[0].Env {
+		if e.Name == "OTEL_RESOURCE_ATTRIBUTES" && (strings.Contains(e.Value, "k8s.pod.") || strings.Contains(e.Value, "k8s.namespace.")) {
+			t.Errorf("OTEL_RESOURCE_ATTRIBUTES=%s: the agent pod's own pod attributes would land on every process", e.Value)
+		}
+	}
+}
+
+// checkPodAssociation: the k8sattributes processor of the Collector
+// configuration raw finds a process's pod by the attributes the agent
+// reads from its cgroup, and extracts what the cgroup path lacks.
+func checkPodAssociation(t *testing.T, what, raw string) {
+	t.Helper()
 	var cfg struct {
 		Processors struct {
 			K8s struct {
@@ -40,32 +56,24 @@ func TestGatewayPodAssociation(t *testing.T) {
 		} `yaml:"processors"`
 	}
 	if err := yaml.Unmarshal([]byte(raw), &cfg); err != nil {
-		t.Fatalf("gateway config: %v", err)
+		t.Fatalf("%s config: %v", what, err)
 	}
 	k8s := cfg.Processors.K8s
 	var keys []string
 	for _, a := range k8s.PodAssociation {
 		for _, s := range a.Sources {
 			if s.From != "resource_attribute" {
-				t.Errorf("pod_association from %q: only the process's own resource attributes identify its pod", s.From)
+				t.Errorf("%s: pod_association from %q: only the process's own resource attributes identify its pod", what, s.From)
 			}
 			keys = append(keys, s.Name)
 		}
 	}
 	if want := []string{string(entity.AttrK8sPodUID), string(entity.AttrContainerID)}; !slices.Equal(keys, want) {
-		t.Errorf("pod_association by %v, want %v (what the agent puts on process resources)", keys, want)
+		t.Errorf("%s: pod_association by %v, want %v (what the agent puts on process resources)", what, keys, want)
 	}
 	for _, m := range []string{"k8s.pod.name", "k8s.namespace.name"} {
 		if !slices.Contains(k8s.Extract.Metadata, m) {
-			t.Errorf("k8sattributes does not extract %s (the agent cannot: it is not in the cgroup path)", m)
-		}
-	}
-
-	// The agents' resource attributes are node-wide only.
-	ds := decodeWorkload(t, only(t, loadManifests(t, daemonSetPath), "DaemonSet"))
-	for _, e := range ds.Template.Spec.Containers[0].Env {
-		if e.Name == "OTEL_RESOURCE_ATTRIBUTES" && (strings.Contains(e.Value, "k8s.pod.") || strings.Contains(e.Value, "k8s.namespace.")) {
-			t.Errorf("OTEL_RESOURCE_ATTRIBUTES=%s: the agent pod's own pod attributes would land on every process", e.Value)
+			t.Errorf("%s: k8sattributes does not extract %s (the agent cannot: it is not in the cgroup path)", what, m)
 		}
 	}
 }
