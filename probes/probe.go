@@ -166,36 +166,6 @@ type StorageStats struct {
 	NUMA    bool   // hashes allocated on their nodes
 }
 
-// AttachTracing attaches tp_btf programs in order, appending each link to
-// *links as it goes, so the caller's Close detaches whatever did attach
-// when a later one fails.
-func AttachTracing(links *[]link.Link, progs ...*ebpf.Program) error {
-	for _, prog := range progs {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-		if err != nil {
-			return fmt.Errorf("attach tp_btf %s: %w", prog, err)
-		}
-		*links = append(*links, l)
-	}
-	return nil
-}
-
-// AttachRawTracepoints attaches raw_tp programs, progs[i] to tracepoint
-// names[i], appending each link to *links as it goes (see AttachTracing).
-func AttachRawTracepoints(links *[]link.Link, names []string, progs ...*ebpf.Program) error {
-	if len(names) != len(progs) {
-		return fmt.Errorf("attach raw_tp: %d names for %d programs", len(names), len(progs))
-	}
-	for i, prog := range progs {
-		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: names[i], Program: prog})
-		if err != nil {
-			return fmt.Errorf("attach raw_tp/%s: %w", names[i], err)
-		}
-		*links = append(*links, l)
-	}
-	return nil
-}
-
 // RequireBTF is the first feature check of every probe: CO-RE relocations
 // and tp_btf programs need the kernel's own type information.
 func RequireBTF() error {

@@ -187,7 +187,7 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 		p.Close()
 		return err
 	}
-	if err := p.load(spec, opts); err != nil {
+	if err := p.loadAndAttach(spec, opts); err != nil {
 		p.Close()
 		return err
 	}
@@ -195,39 +195,28 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	for i, r := range dropReasons {
 		p.dropSet[i] = attribute.NewSet(entity.AttrTelagentDiskRequestDropReason.String(r))
 	}
-	progs := p.programs()
-	if p.attach == "tp_btf" {
-		err = probes.AttachTracing(&p.links, progs...)
-	} else {
-		err = probes.AttachRawTracepoints(&p.links, tracepoints, progs...)
-	}
-	if err != nil {
-		p.Close()
-		return err
-	}
 	return nil
 }
 
-// load prefers the tp_btf programs (typed arguments, direct reads, the
+// loadAndAttach prefers the tp_btf programs (typed arguments, direct reads, the
 // issuer's identity recorded at completion where the kernel has
-// bpf_task_from_pid, 6.2+) and falls back to raw_tp where they do not load.
-func (p *Probe) load(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
-	btfErr := errors.New("not tried: raw_tp forced")
-	if p.cfg.Attach != "raw_tp" {
-		if btfErr = spec.LoadAndAssign(&p.objs, opts); btfErr == nil {
-			p.attach = "tp_btf"
-			return nil
-		}
-	}
-	if p.cfg.Attach == "tp_btf" {
-		return fmt.Errorf("load blockio programs: tp_btf: %w", btfErr)
-	}
+// bpf_task_from_pid, 6.2+) and falls back to raw_tp where they do not load
+// or attach.
+func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) (err error) {
 	var raw rawObjects
-	if err := spec.LoadAndAssign(&raw, opts); err != nil {
-		return fmt.Errorf("load blockio programs: tp_btf: %v; raw_tp: %w", btfErr, err)
-	}
-	p.objs, p.attach = objects(raw), "raw_tp"
-	return nil
+	p.attach, err = probes.LoadAndAttach("blockio", spec, opts, &p.links, p.cfg.Attach,
+		probes.Variant{Name: "tp_btf", Objects: &p.objs, Attach: func(links *[]link.Link) error {
+			return probes.AttachTracing(links, p.programs()...)
+		}},
+		probes.Variant{Name: "raw_tp", Objects: &raw, Attach: func(links *[]link.Link) error {
+			p.objs = objects(raw)
+			if err := probes.AttachRawTracepoints(links, tracepoints, p.programs()...); err != nil {
+				p.objs = objects{}
+				return err
+			}
+			return nil
+		}})
+	return err
 }
 
 // keyAttrs returns the data-point attributes of k: the disk's name and

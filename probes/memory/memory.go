@@ -204,35 +204,20 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 // loadAndAttachVictim prefers the tp_btf variant of mark_victim (typed
 // arguments) and falls back to raw_tp on kernels where tp_btf does not load
 // or attach.
-func (p *Probe) loadAndAttachVictim(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
-	btfErr := errors.New("not tried: raw_tp forced")
-	if p.cfg.Attach != "raw_tp" {
-		btfErr = spec.LoadAndAssign(&p.objs, opts)
-		if btfErr == nil {
-			l, err := link.AttachTracing(link.TracingOptions{Program: p.objs.Victim})
-			if err == nil {
-				p.links, p.attach = append(p.links, l), "tp_btf"
-				return nil
-			}
-			btfErr = fmt.Errorf("attach tp_btf/mark_victim: %w", err)
-			p.closeObjects()
-		}
-	}
-	if p.cfg.Attach == "tp_btf" {
-		return fmt.Errorf("load memory programs: tp_btf: %w", btfErr)
-	}
+func (p *Probe) loadAndAttachVictim(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) (err error) {
 	var raw rawObjects
-	if err := spec.LoadAndAssign(&raw, opts); err != nil {
-		return fmt.Errorf("load memory programs: tp_btf: %v; raw_tp: %w", btfErr, err)
-	}
-	p.objs = objects(raw)
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "mark_victim", Program: p.objs.Victim})
-	if err != nil {
-		p.closeObjects()
-		return fmt.Errorf("attach raw_tp/mark_victim: %w (tp_btf: %v)", err, btfErr)
-	}
-	p.links, p.attach = append(p.links, l), "raw_tp"
-	return nil
+	p.attach, err = probes.LoadAndAttach("memory", spec, opts, &p.links, p.cfg.Attach,
+		probes.Variant{Name: "tp_btf", Objects: &p.objs, Attach: func(links *[]link.Link) error {
+			return probes.AttachTracing(links, p.objs.Victim)
+		}},
+		probes.Variant{Name: "raw_tp", Objects: &raw, Attach: func(links *[]link.Link) error {
+			if err := probes.AttachRawTracepoints(links, []string{"mark_victim"}, raw.Victim); err != nil {
+				return err
+			}
+			p.objs = objects(raw)
+			return nil
+		}})
+	return err
 }
 
 // attachFaults opens page-faults-min and page-faults-maj on every online

@@ -171,32 +171,20 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 
 // loadAndAttach prefers tp_btf (typed arguments) and falls back to raw_tp
 // where tp_btf does not load or attach.
-func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
-	btfErr := errors.New("not tried: raw_tp forced")
-	if p.cfg.Attach != "raw_tp" {
-		btfErr = spec.LoadAndAssign(&p.objs, opts)
-	}
-	if btfErr == nil {
-		if btfErr = probes.AttachTracing(&p.links, p.objs.Switch); btfErr == nil {
-			p.attach = "tp_btf"
-			return nil
-		}
-		p.closeObjects()
-	}
-	if p.cfg.Attach == "tp_btf" {
-		return fmt.Errorf("load sched programs: tp_btf: %w", btfErr)
-	}
+func (p *Probe) loadAndAttach(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) (err error) {
 	var raw rawObjects
-	if err := spec.LoadAndAssign(&raw, opts); err != nil {
-		return fmt.Errorf("load sched programs: tp_btf: %v; raw_tp: %w", btfErr, err)
-	}
-	p.objs = objects{Switch: raw.Switch}
-	if err := probes.AttachRawTracepoints(&p.links, []string{hook}, raw.Switch); err != nil {
-		p.Close()
-		return fmt.Errorf("%w (tp_btf: %v)", err, btfErr)
-	}
-	p.attach = "raw_tp"
-	return nil
+	p.attach, err = probes.LoadAndAttach("sched", spec, opts, &p.links, p.cfg.Attach,
+		probes.Variant{Name: "tp_btf", Objects: &p.objs, Attach: func(links *[]link.Link) error {
+			return probes.AttachTracing(links, p.objs.Switch)
+		}},
+		probes.Variant{Name: "raw_tp", Objects: &raw, Attach: func(links *[]link.Link) error {
+			if err := probes.AttachRawTracepoints(links, []string{hook}, raw.Switch); err != nil {
+				return err
+			}
+			p.objs = objects(raw)
+			return nil
+		}})
+	return err
 }
 
 // Collect implements probes.Probe: one batch read of the map, every key
