@@ -64,6 +64,7 @@ service:
 // name with its data points' attribute keys.
 type series struct {
 	resourceKeys []string
+	entityRefs   []string            // the Resource's entity refs: type(id keys; description keys)
 	metrics      map[string][]string // metric name -> sorted attribute key sets, one per distinct set
 	getppid      int64               // telagent.syscall.duration count of getppid; -1: none
 	exitCode     int64               // telagent.process.exit's process.exit.code; -1: no event
@@ -125,6 +126,11 @@ func seriesOf(srv *otlptest.Server, pid int64) series {
 				continue
 			}
 			s.resourceKeys = keys(rm.Resource.Attributes)
+			s.entityRefs = s.entityRefs[:0]
+			for _, ref := range rm.Resource.EntityRefs {
+				s.entityRefs = append(s.entityRefs, fmt.Sprintf("%s(%s; %s)", ref.Type, strings.Join(ref.IdKeys, ","), strings.Join(ref.DescriptionKeys, ",")))
+			}
+			slices.Sort(s.entityRefs)
 			for _, sm := range rm.ScopeMetrics {
 				for _, m := range sm.Metrics {
 					for _, pa := range pointAttrs(m) {
@@ -364,9 +370,12 @@ func TestOtelcolTelagent(t *testing.T) {
 	if agentSeries.getppid != n || agentSeries.exitCode != 0 {
 		t.Errorf("standalone agent: getppid %d (want %d), exit code %d (want 0)", agentSeries.getppid, n, agentSeries.exitCode)
 	}
-	t.Logf("otelcol-telagent: getppid %d, exit code %d, metrics %q, Resource %q", viaCollector.getppid, viaCollector.exitCode, sortedKeys(viaCollector.metrics), viaCollector.resourceKeys)
+	t.Logf("otelcol-telagent: getppid %d, exit code %d, metrics %q, Resource %q, entity refs %q", viaCollector.getppid, viaCollector.exitCode, sortedKeys(viaCollector.metrics), viaCollector.resourceKeys, viaCollector.entityRefs)
 	if !slices.Equal(viaCollector.resourceKeys, agentSeries.resourceKeys) {
 		t.Errorf("process Resource attributes:\n  otelcol-telagent %q\n  standalone       %q", viaCollector.resourceKeys, agentSeries.resourceKeys)
+	}
+	if len(viaCollector.entityRefs) == 0 || !slices.Equal(viaCollector.entityRefs, agentSeries.entityRefs) {
+		t.Errorf("process Resource entity refs:\n  otelcol-telagent %q\n  standalone       %q", viaCollector.entityRefs, agentSeries.entityRefs)
 	}
 	union := maps.Clone(viaCollector.metrics)
 	maps.Copy(union, agentSeries.metrics)
