@@ -990,8 +990,12 @@ type MetricSetDesc struct {
 	Map        string // BPF map name
 	MapType    string // node_hash: per (node, epoch) hashes of (tuple, CPU) entries
 	MaxEntries uint32
-	Key        []FieldDesc
-	KeySize    int // bytes
+	// Flag is the telagent run flag that overrides MaxEntries ("": none;
+	// the receiver's key is the same with '_'), FlagUsage its help.
+	Flag      string
+	FlagUsage string
+	Key       []FieldDesc
+	KeySize   int // bytes
 	// EntryKeySize is a storage entry's key: the tuple, the writing CPU
 	// (u32 at offset KeySize) and padding to the tuple's alignment.
 	EntryKeySize int
@@ -1012,6 +1016,8 @@ var (
 		Map:        "blockio_stats",
 		MapType:    "node_hash",
 		MaxEntries: 10240,
+		Flag:       "blockio-max-entries",
+		FlagUsage:  "bound of (process, disk, direction) tuples in the blockio probe's set; more go to the overflow series",
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "dev", CType: "u32", Attribute: AttrSystemDevice, Bound: 0, Entity: ""},
@@ -1041,6 +1047,8 @@ var (
 		Map:        "memory_stats",
 		MapType:    "node_hash",
 		MaxEntries: 10240,
+		Flag:       "memory-max-entries",
+		FlagUsage:  "bound of processes in the memory probe's page-fault set; more go to the overflow series",
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 		},
@@ -1082,6 +1090,8 @@ var (
 		Map:        "sched_stats",
 		MapType:    "node_hash",
 		MaxEntries: 10240,
+		Flag:       "sched-max-entries",
+		FlagUsage:  "bound of processes in the sched probe's set; more go to the overflow series",
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 		},
@@ -1107,6 +1117,8 @@ var (
 		Map:        "syscall_stats",
 		MapType:    "node_hash",
 		MaxEntries: 10240,
+		Flag:       "syscalls-max-entries",
+		FlagUsage:  "bound of (process, syscall) tuples; more go to the overflow series",
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "nr", CType: "u32", Attribute: AttrTelagentSyscallName, Bound: 1024, Entity: ""},
@@ -1136,6 +1148,8 @@ var (
 		Map:        "tcp_stats",
 		MapType:    "node_hash",
 		MaxEntries: 10240,
+		Flag:       "tcp-max-entries",
+		FlagUsage:  "bound of (process, connection direction) tuples in the tcp probe's set; more go to the overflow series",
 		Key: []FieldDesc{
 			{Name: "tgid", CType: "u32", Attribute: AttrProcessPID, Bound: 0, Entity: "process"},
 			{Name: "direction", CType: "u32", Attribute: AttrTelagentTCPConnectionDirection, Bound: 3, Entity: ""},

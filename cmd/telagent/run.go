@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -44,15 +45,10 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "exporter", Value: "console", Usage: "console | otlp | otlp-json"},
 			&cli.StringFlag{Name: "output", Usage: "file for --exporter otlp-json (- for stdout)"},
 			&cli.StringFlag{Name: "endpoint", Usage: "OTLP HOST:PORT (plaintext) or URL for --exporter otlp (default: OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT or localhost:4317, 4318 for http)"},
-			&cli.UintFlag{Name: "syscalls-max-entries", Value: 10240, Usage: "bound of (process, syscall) tuples; more go to the overflow series"},
-			&cli.UintFlag{Name: "sched-max-entries", Value: 10240, Usage: "bound of processes in the sched probe's set; more go to the overflow series"},
-			&cli.UintFlag{Name: "memory-max-entries", Value: 10240, Usage: "bound of processes in the memory probe's page-fault set; more go to the overflow series"},
-			&cli.UintFlag{Name: "blockio-max-entries", Value: 10240, Usage: "bound of (process, disk, direction) tuples in the blockio probe's set; more go to the overflow series"},
-			&cli.UintFlag{Name: "tcp-max-entries", Value: 10240, Usage: "bound of (process, connection direction) tuples in the tcp probe's set; more go to the overflow series"},
 			&cli.StringFlag{Name: "bpf-memory", Value: fmt.Sprintf("%dMiB", probes.DefaultBPFMemory>>20), Usage: "kernel memory the metric sets' storage may use (B, KiB, MiB, GiB); each set's capacity is sized from it on this host at start"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug | info | warn | error"},
 			capsKeepFlag, // caps.go
-		}, append(breakdownFlags(), exportFlags()...)...), // breakdown.go, exportflags.go
+		}, slices.Concat(maxEntriesFlags(), breakdownFlags(), exportFlags())...), // schemaflags.go, exportflags.go
 		Action: runAction,
 	}
 }
@@ -138,8 +134,8 @@ func resolveRun(c *cli.Context) (runconfig.Settings, error) {
 		EntityEvents: c.Bool("entity-events"), EntityStateInterval: c.Duration("entity-state-interval"),
 		EntityStateIntervalSet: c.IsSet("entity-state-interval"),
 	}
-	for _, p := range runconfig.MaxEntriesProbes {
-		o.MaxEntries[p.Probe] = c.Uint(p.Probe + "-max-entries")
+	for _, set := range runconfig.MaxEntriesSets() {
+		o.MaxEntries[set.Flag] = c.Uint(set.Flag)
 	}
 	for _, b := range entity.Breakdowns() {
 		o.Breakdowns[b.Flag] = c.Bool(b.Flag)

@@ -52,10 +52,17 @@ func Key(name string) string { return strings.ReplaceAll(name, "-", "_") }
 // in 6 s). 100 ms still gives tests and stress runs fast intervals.
 const MinInterval = 100 * time.Millisecond
 
-// MaxEntriesProbes are the probes with a series bound
-// (--<probe>-max-entries), in all.Options' order, with their set's name.
-var MaxEntriesProbes = [...]struct{ Probe, Set string }{
-	{"syscalls", "syscalls"}, {"sched", "sched"}, {"memory", "memory"}, {"blockio", "blockio"}, {"tcp", "tcp_conn"},
+// MaxEntriesSets are the metric sets whose bound an option overrides (the
+// schema's max_entries_flag: --syscalls-max-entries), in entity.MetricSets'
+// order, which is also the order Resolve checks them in.
+func MaxEntriesSets() []entity.MetricSetDesc {
+	var sets []entity.MetricSetDesc
+	for _, s := range entity.MetricSets() {
+		if s.Flag != "" {
+			sets = append(sets, s)
+		}
+	}
+	return sets
 }
 
 // Bounds of the entity-state interval: entity.report.interval is whole
@@ -209,11 +216,12 @@ func Breakdown(sp Spell, on func(flag string) bool) (*entity.BreakdownDesc, erro
 	return chosen, nil
 }
 
-// MaxEntries checks the <probe>-max-entries bound of a probe's metric set.
-func MaxEntries(sp Spell, probe string, v uint) (uint32, error) {
+// MaxEntries checks a metric set's bound, given by its flag (a
+// MaxEntriesSets Flag, e.g. syscalls-max-entries).
+func MaxEntries(sp Spell, flag string, v uint) (uint32, error) {
 	const most = 1 << 20
 	if v < 1 || v > most {
-		return 0, errorf("%s %d: must be between 1 and %d", sp(probe+"-max-entries"), v, most)
+		return 0, errorf("%s %d: must be between 1 and %d", sp(flag), v, most)
 	}
 	return uint32(v), nil
 }
@@ -327,8 +335,8 @@ type Options struct {
 	// Probes is the comma-separated probe list; ProbesSet says it was given.
 	Probes    string
 	ProbesSet bool
-	// MaxEntries by probe name (MaxEntriesProbes); absent or 0 is checked
-	// as 0 (out of range): callers fill in their defaults.
+	// MaxEntries by flag name (MaxEntriesSets' Flag); absent or 0 is
+	// checked as 0 (out of range): callers fill in the sets' MaxEntries.
 	MaxEntries map[string]uint
 	BPFMemory  string
 	// Breakdowns: the breakdown flags set (entity.Breakdowns' Flag).
@@ -379,16 +387,14 @@ func Resolve(sp Spell, o Options) (Settings, error) {
 	if s.Breakdown, err = Breakdown(sp, func(f string) bool { return o.Breakdowns[f] }); err != nil {
 		return s, err
 	}
-	var bounds [len(MaxEntriesProbes)]uint32
-	sets := map[string]uint32{}
-	for i, p := range MaxEntriesProbes {
-		if bounds[i], err = MaxEntries(sp, p.Probe, o.MaxEntries[p.Probe]); err != nil {
+	sets := map[string]uint32{} // bound by set name
+	for _, set := range MaxEntriesSets() {
+		if sets[set.Name], err = MaxEntries(sp, set.Flag, o.MaxEntries[set.Flag]); err != nil {
 			return s, err
 		}
-		sets[p.Set] = bounds[i]
 	}
-	if s.Probes, err = SelectProbes(sp, all.New(all.Options{SyscallsMaxEntries: bounds[0], SchedMaxEntries: bounds[1], MemoryMaxEntries: bounds[2],
-		BlockioMaxEntries: bounds[3], TCPMaxEntries: bounds[4], ForkEvents: o.ForkEvents, CommandArgs: o.CommandArgs, Uprobes: fns}), o.Probes, o.ProbesSet); err != nil {
+	if s.Probes, err = SelectProbes(sp, all.New(all.Options{MaxEntries: sets,
+		ForkEvents: o.ForkEvents, CommandArgs: o.CommandArgs, Uprobes: fns}), o.Probes, o.ProbesSet); err != nil {
 		return s, err
 	}
 	if s.Storage, err = PlanStorage(sp, o.BPFMemory, s.Probes, sets); err != nil {

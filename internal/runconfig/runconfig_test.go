@@ -8,8 +8,11 @@ import (
 // The same check gives the same message in either spelling: only the
 // option's name differs.
 func TestResolveSpelling(t *testing.T) {
-	o := Options{Interval: 10 * time.Second, IntervalExample: "10s", BPFMemory: "1MiB",
-		MaxEntries: map[string]uint{"syscalls": 0, "sched": 1, "memory": 1, "blockio": 1, "tcp": 1}}
+	o := Options{Interval: 10 * time.Second, IntervalExample: "10s", BPFMemory: "1MiB", MaxEntries: map[string]uint{}}
+	for _, set := range MaxEntriesSets() {
+		o.MaxEntries[set.Flag] = 1
+	}
+	o.MaxEntries["syscalls-max-entries"] = 0
 	for _, tc := range []struct {
 		sp   Spell
 		want string

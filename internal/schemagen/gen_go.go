@@ -253,6 +253,10 @@ type MetricSetDesc struct {
 	Map         string // BPF map name
 	MapType     string // node_hash: per (node, epoch) hashes of (tuple, CPU) entries
 	MaxEntries  uint32
+	// Flag is the telagent run flag that overrides MaxEntries ("": none;
+	// the receiver's key is the same with '_'), FlagUsage its help.
+	Flag        string
+	FlagUsage   string
 	Key         []FieldDesc
 	KeySize     int // bytes
 	// EntryKeySize is a storage entry's key: the tuple, the writing CPU
@@ -268,6 +272,9 @@ type MetricSetDesc struct {
 	for _, s := range r.MetricSets {
 		comment(&b, "\t", fmt.Sprintf("%s (map %s, %s, max_entries %d): %s", setIdent(s.Name), s.Map, s.MapType, s.MaxEntries, s.Brief))
 		w("\t%s = MetricSetDesc{\n\t\tName: %q,\n\t\tMap: %q,\n\t\tMapType: %q,\n\t\tMaxEntries: %d,\n", setIdent(s.Name), s.Name, s.Map, s.MapType, s.MaxEntries)
+		if s.Flag != "" {
+			w("\t\tFlag: %q,\n\t\tFlagUsage: %q,\n", s.Flag, s.FlagUsage)
+		}
 		w("\t\tKey: []FieldDesc{\n")
 		for _, k := range s.Key {
 			w("\t\t\t{Name: %q, CType: %q, Attribute: %s, Bound: %d, Entity: %q},\n", k.Field, k.CType, attrIdent(k.Attribute.ID), k.Bound, k.Entity)

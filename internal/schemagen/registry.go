@@ -180,9 +180,12 @@ const MapTypeNodeHash = "node_hash"
 type MetricSet struct {
 	ID, Name, Map, MapType, Brief, File string
 	MaxEntries                          uint32
-	Attributes                          []*Attribute
-	Key                                 []KeyField
-	KeySize                             int // bytes, C layout
+	// Flag overrides MaxEntries on the command line ("" none), FlagUsage
+	// is its help.
+	Flag, FlagUsage string
+	Attributes      []*Attribute
+	Key             []KeyField
+	KeySize         int // bytes, C layout
 	// EntryKeySize is the key of one storage entry of a node_hash set:
 	// the tuple, the writing CPU (u32) and explicit padding to the tuple's
 	// alignment (no implicit padding: every key byte is written).
@@ -295,10 +298,18 @@ type yamlMetricSetSpec struct {
 	Map             string               `yaml:"map"`
 	MapType         string               `yaml:"map_type"`
 	MaxEntries      uint32               `yaml:"max_entries"`
+	MaxEntriesFlag  *yamlMaxEntriesFlag  `yaml:"max_entries_flag"`
 	Key             []yamlKeyField       `yaml:"key"`
 	OverflowKey     map[string]uint64    `yaml:"overflow_key"`
 	ImportedMetrics []yamlImportedMetric `yaml:"imported_metrics"`
 	Values          []yamlValueField     `yaml:"values"`
+}
+
+// yamlMaxEntriesFlag is the telagent run flag that overrides a set's
+// max_entries (and the receiver key spelled from it), with its help text.
+type yamlMaxEntriesFlag struct {
+	Name  string `yaml:"name"`
+	Usage string `yaml:"usage"`
 }
 
 // yamlImportedMetric is what the registry says about a semconv metric it
@@ -762,6 +773,16 @@ func refBound(file, group string, a yamlAttr, attr *Attribute) error {
 	return nil
 }
 
+// isFlagName: a command-line flag's long name, e.g. syscalls-max-entries.
+func isFlagName(s string) bool {
+	for i, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // metricSetSpec decodes a metric-set group's annotations.telagent.metric_set.
 func metricSetSpec(file string, g yamlGroup) (*yamlMetricSetSpec, error) {
 	var ann struct {
@@ -804,6 +825,17 @@ func buildMetricSet(file string, g yamlGroup, attrs []*Attribute, entities map[s
 	}
 	if ms.MaxEntries == 0 {
 		return nil, fail("max_entries is required")
+	}
+	if f := spec.MaxEntriesFlag; f != nil {
+		if !strings.HasSuffix(f.Name, "-max-entries") || !isFlagName(f.Name) || f.Usage == "" {
+			return nil, fail("max_entries_flag: name %q must be a flag name ending in -max-entries (lower case, digits, '-'), with a usage", f.Name)
+		}
+		for _, other := range r.MetricSets {
+			if other.Flag == f.Name {
+				return nil, fail("max_entries_flag %s is metric set %s's too", f.Name, other.Name)
+			}
+		}
+		ms.Flag, ms.FlagUsage = f.Name, f.Usage
 	}
 	inGroup := map[string]bool{}
 	for _, a := range attrs {

@@ -165,6 +165,8 @@ func TestValidationErrors(t *testing.T) {
 		{"bound over attribute bound", "bound: 1024\n          overflow_key", "bound: 2048\n          overflow_key", "exceeds the bound 1024"},
 		{"errors of no histogram", "errors_of: telagent.syscall.duration", "errors_of: telagent.syscall.errors", `annotations.telagent.errors_of: "telagent.syscall.errors" is no histogram metric of the registry`},
 		{"errors of an unknown metric", "errors_of: telagent.syscall.duration", "errors_of: telagent.syscall.time", `"telagent.syscall.time" is no histogram metric`},
+		{"flag not a bound", "name: syscalls-max-entries", "name: syscalls-entries", `max_entries_flag: name "syscalls-entries" must be a flag name ending in -max-entries`},
+		{"flag without usage", `usage: "bound of (process, syscall) tuples; more go to the overflow series"`, `usage: ""`, "with a usage"},
 		{"errors on a histogram", "metric_set: syscalls\n\n  - id: metric.telagent.syscall.errors", "metric_set: syscalls\n        errors_of: telagent.syscall.duration\n\n  - id: metric.telagent.syscall.errors", "only a counter counts errors, this is a histogram"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

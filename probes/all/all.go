@@ -2,6 +2,7 @@
 package all
 
 import (
+	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/blockio"
 	"github.com/telagent/telagent/probes/memory"
@@ -14,11 +15,9 @@ import (
 
 // Options are the per-probe settings of `telagent run`.
 type Options struct {
-	SyscallsMaxEntries uint32
-	MemoryMaxEntries   uint32
-	SchedMaxEntries    uint32
-	BlockioMaxEntries  uint32
-	TCPMaxEntries      uint32
+	// MaxEntries bounds metric sets, by set name (entity.MetricSetDesc
+	// Name); absent or 0: the schema's max_entries.
+	MaxEntries map[string]uint32
 	// ForkEvents reports every fork on the host, not only targets' (process).
 	ForkEvents bool
 	// CommandArgs puts argv on exec events (process; opt-in, may hold secrets).
@@ -31,12 +30,12 @@ type Options struct {
 // New returns a fresh instance of every probe.
 func New(o Options) []probes.Probe {
 	return []probes.Probe{
-		syscalls.New(syscalls.Config{MaxEntries: o.SyscallsMaxEntries}),
-		sched.New(sched.Config{MaxEntries: o.SchedMaxEntries}),
-		memory.New(memory.Config{MaxEntries: o.MemoryMaxEntries}),
+		syscalls.New(syscalls.Config{MaxEntries: o.MaxEntries[entity.MetricSetSyscalls.Name]}),
+		sched.New(sched.Config{MaxEntries: o.MaxEntries[entity.MetricSetSched.Name]}),
+		memory.New(memory.Config{MaxEntries: o.MaxEntries[entity.MetricSetMemory.Name]}),
 		process.New(process.Config{ForkEvents: o.ForkEvents, CommandArgs: o.CommandArgs}),
 		uprobe.New(uprobe.Config{Functions: o.Uprobes}),
-		blockio.New(blockio.Config{MaxEntries: o.BlockioMaxEntries}),
-		tcp.New(tcp.Config{MaxEntries: o.TCPMaxEntries}),
+		blockio.New(blockio.Config{MaxEntries: o.MaxEntries[entity.MetricSetBlockio.Name]}),
+		tcp.New(tcp.Config{MaxEntries: o.MaxEntries[entity.MetricSetTCPConn.Name]}),
 	}
 }

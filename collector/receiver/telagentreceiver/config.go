@@ -3,6 +3,7 @@ package telagentreceiver
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,8 @@ type Config struct {
 	// Interval of collection and of the metrics sent down the pipeline.
 	Interval time.Duration `mapstructure:"interval"`
 
+	// Bounds of the metric sets (the schema's max_entries_flag keys;
+	// defaults: its max_entries).
 	SyscallsMaxEntries uint   `mapstructure:"syscalls_max_entries"`
 	SchedMaxEntries    uint   `mapstructure:"sched_max_entries"`
 	MemoryMaxEntries   uint   `mapstructure:"memory_max_entries"`
@@ -64,12 +67,31 @@ type Config struct {
 }
 
 func createDefaultConfig() *Config {
-	return &Config{
-		Interval:           10 * time.Second,
-		SyscallsMaxEntries: 10240, SchedMaxEntries: 10240, MemoryMaxEntries: 10240,
-		BlockioMaxEntries: 10240, TCPMaxEntries: 10240,
+	cfg := &Config{
+		Interval:  10 * time.Second,
 		BPFMemory: fmt.Sprintf("%dMiB", probes.DefaultBPFMemory>>20),
 	}
+	for _, set := range runconfig.MaxEntriesSets() {
+		if f := cfg.maxEntries(set.Flag); f != nil {
+			*f = uint(set.MaxEntries)
+		}
+	}
+	return cfg
+}
+
+// maxEntries is the field whose key is flag's (syscalls-max-entries:
+// syscalls_max_entries), nil if Config has none (config_test.go checks
+// every flag has one).
+func (cfg *Config) maxEntries(flag string) *uint {
+	v := reflect.ValueOf(cfg).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("mapstructure") == runconfig.Key(flag) {
+			if p, ok := v.Field(i).Addr().Interface().(*uint); ok {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // options are the settings as runconfig takes them.
@@ -78,12 +100,16 @@ func (cfg *Config) options() runconfig.Options {
 		Interval: cfg.Interval, IntervalExample: "10s",
 		Exes: cfg.Exe, Comms: cfg.Comm, Cgroups: cfg.Cgroup, Uprobes: cfg.Uprobe,
 		Probes: strings.Join(cfg.Probes, ","), ProbesSet: cfg.Probes != nil,
-		MaxEntries: map[string]uint{"syscalls": cfg.SyscallsMaxEntries, "sched": cfg.SchedMaxEntries,
-			"memory": cfg.MemoryMaxEntries, "blockio": cfg.BlockioMaxEntries, "tcp": cfg.TCPMaxEntries},
+		MaxEntries: map[string]uint{},
 		BPFMemory:  cfg.BPFMemory,
 		Breakdowns: map[string]bool{"numa-breakdown": cfg.NUMABreakdown, "cpu-breakdown": cfg.CPUBreakdown},
 		ForkEvents: cfg.ForkEvents, CommandArgs: cfg.ProcessCommandArgs,
 		EntityEvents: cfg.EntityEvents, EntityStateInterval: agent.DefaultEntityStateInterval,
+	}
+	for _, set := range runconfig.MaxEntriesSets() {
+		if f := cfg.maxEntries(set.Flag); f != nil {
+			o.MaxEntries[set.Flag] = *f
+		}
 	}
 	for _, p := range cfg.Pid {
 		o.Pids = append(o.Pids, strconv.Itoa(p))

@@ -86,6 +86,31 @@ func TestBreakdownKeys(t *testing.T) {
 	}
 }
 
+// Every metric-set bound the schema gives a flag has a key, defaulting to
+// the schema's max_entries, and reaches runconfig under the flag's name.
+func TestMaxEntriesKeys(t *testing.T) {
+	def := createDefaultConfig()
+	o := def.options()
+	for _, set := range runconfig.MaxEntriesSets() {
+		f := def.maxEntries(set.Flag)
+		if f == nil {
+			t.Errorf("--%s has no key %s (uint) in Config", set.Flag, runconfig.Key(set.Flag))
+			continue
+		}
+		if *f != uint(set.MaxEntries) || o.MaxEntries[set.Flag] != uint(set.MaxEntries) {
+			t.Errorf("%s: default %d, passed on as %d; want the schema's max_entries %d", runconfig.Key(set.Flag), *f, o.MaxEntries[set.Flag], set.MaxEntries)
+		}
+	}
+	// Set keys are what runconfig checks: an out-of-range one is refused.
+	for _, set := range runconfig.MaxEntriesSets() {
+		cfg := unmarshal(t, map[string]any{runconfig.Key(set.Flag): 1 << 21})
+		want := runconfig.Key(set.Flag) + " 2097152: must be between 1 and 1048576"
+		if err := cfg.Validate(); err == nil || err.Error() != want {
+			t.Errorf("%s 2097152: %v, want %q", runconfig.Key(set.Flag), err, want)
+		}
+	}
+}
+
 func TestEntityStateIntervalDefault(t *testing.T) {
 	cfg := unmarshal(t, map[string]any{"entity_events": true})
 	if cfg.EntityStateInterval != nil {
