@@ -52,18 +52,22 @@ type ProcessSet[K comparable, E any, V any] struct {
 // NewProcessSet creates the storage of desc for spec (load spec with
 // Env.CollectionOptions(spec, set) afterwards): maxEntries bounds the tuples kept in user
 // space (0: the schema's max_entries), past which tuples fold into
-// overflow; the kernel's hashes get the capacity env assigns the set.
+// the schema's overflow tuple (as K); the kernel's hashes get the capacity
+// env assigns the set.
 func NewProcessSet[K comparable, E any, V any](spec *ebpf.CollectionSpec, desc entity.MetricSetDesc, env Env,
-	maxEntries uint32, overflow K, keys SetKeys[K]) (*ProcessSet[K, E, V], error) {
+	maxEntries uint32, keys SetKeys[K]) (*ProcessSet[K, E, V], error) {
 	if keys.Owner == nil || keys.Attrs == nil {
 		return nil, fmt.Errorf("metric set %s: SetKeys needs Owner and Attrs", desc.Name)
+	}
+	overflow, err := overflowKey[K](desc)
+	if err != nil {
+		return nil, err
 	}
 	if maxEntries == 0 {
 		maxEntries = desc.MaxEntries
 	}
 	s := &ProcessSet[K, E, V]{desc: desc, overflow: overflow, keys: keys, limit: int(maxEntries),
 		delta: make([]uint64, desc.ValueWords)}
-	var err error
 	if s.emit, err = NewSetEmitter(desc, env.Breakdown); err != nil {
 		return nil, err
 	}

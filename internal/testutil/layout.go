@@ -5,9 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/probes"
 )
 
 // CheckLayout checks that the Go types bpf2go generated from a probe's BPF
@@ -34,7 +34,7 @@ func CheckLayout(t testing.TB, set entity.MetricSetDesc, key, value reflect.Type
 			return
 		}
 		off = (off + size - 1) / size * size
-		want = append(want, layoutField{BPF2GoName(f.Name), off, uintptr(size), uintType(size)})
+		want = append(want, layoutField{probes.BPF2GoName(f.Name), off, uintptr(size), uintType(size)})
 		off += size
 		align = max(align, size)
 	}
@@ -50,7 +50,7 @@ func CheckLayout(t testing.TB, set entity.MetricSetDesc, key, value reflect.Type
 		if v.Words != 1 {
 			typ = reflect.ArrayOf(v.Words, typ)
 		}
-		want = append(want, layoutField{BPF2GoName(v.Field), 8 * v.Offset, uintptr(8 * v.Words), typ})
+		want = append(want, layoutField{probes.BPF2GoName(v.Field), 8 * v.Offset, uintptr(8 * v.Words), typ})
 	}
 	compareLayout(t, set.Name+" value", value, want, uintptr(8*set.ValueWords))
 }
@@ -119,28 +119,4 @@ func compareLayout(t testing.TB, what string, got reflect.Type, want []layoutFie
 	if got.Size() != size {
 		t.Errorf("metric set %s: %s is %d bytes, the schema declares %d", what, got, got.Size(), size)
 	}
-}
-
-// BPF2GoName is the Go field name bpf2go gives a C field: the identifier
-// conversion of github.com/cilium/ebpf/internal.Identifier ("duration_ns_sum"
-// → "DurationNsSum", "tgid" → "Tgid").
-func BPF2GoName(str string) string {
-	prev := rune(-1)
-	return strings.Map(func(r rune) rune {
-		switch {
-		case unicode.IsLetter(r):
-			if prev == -1 {
-				r = unicode.ToUpper(r)
-			}
-		case r == '_':
-			if prev == -1 || unicode.IsDigit(prev) || (unicode.IsLetter(prev) && unicode.IsLower(prev)) {
-				r = -1
-			}
-		case unicode.IsDigit(r):
-		default:
-			return -1
-		}
-		prev = r
-		return r
-	}, str)
 }

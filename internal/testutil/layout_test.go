@@ -115,14 +115,3 @@ func TestCheckLayoutMismatches(t *testing.T) {
 		})
 	}
 }
-
-func TestBPF2GoName(t *testing.T) {
-	for in, want := range map[string]string{
-		"tgid": "Tgid", "nr": "Nr", "duration_ns_sum": "DurationNsSum", "duration_hist": "DurationHist",
-		"cgroup_id": "CgroupId", "runq_ns_sum": "RunqNsSum", "oncpu_ns": "OncpuNs",
-	} {
-		if got := BPF2GoName(in); got != want {
-			t.Errorf("BPF2GoName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -156,7 +156,7 @@ func (p *Probe) Supported() error {
 	return nil
 }
 
-// Start implements probes.Probe: load, create the overflow key, attach.
+// Start implements probes.Probe: create the metric set's storage, load, attach.
 func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	spec, err := loadBlockio()
 	if err != nil {
@@ -177,7 +177,6 @@ func (p *Probe) Start(_ context.Context, env probes.Env) error {
 	p.devices = newDeviceNames(p.cfg.SysRoot)
 	p.attrs = map[blockioBlockioKey]keyAttrs{}
 	p.stats, err = probes.NewProcessSet[blockioBlockioKey, blockioBlockioEntryKey, blockioBlockioValue](spec, set, env, p.cfg.MaxEntries,
-		blockioBlockioKey{Tgid: uint32(set.OverflowKey["tgid"]), Dev: uint32(set.OverflowKey["dev"]), Direction: uint32(set.OverflowKey["direction"])},
 		probes.SetKeys[blockioBlockioKey]{Owner: func(k blockioBlockioKey) (uint32, bool) { return k.Tgid, true }, Attrs: p.keyAttrs})
 	if err != nil {
 		return err

@@ -175,7 +175,7 @@ func openFaultEvent(config uint64, cpu int) (int, error) {
 	return -1, fmt.Errorf("open perf event %s on CPU %d: %w", name, cpu, err)
 }
 
-// Start implements probes.Probe: load, create the overflow keys, attach.
+// Start implements probes.Probe: create the metric set's storage, load, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	spec, err := loadMemory()
 	if err != nil {
@@ -282,7 +282,7 @@ func (p *Probe) initSets(spec *ebpf.CollectionSpec, env probes.Env) error {
 	p.cgroups = map[uint64]attribute.Set{}
 	var err error
 	p.stats, err = probes.NewProcessSet[memoryMemoryKey, memoryMemoryEntryKey, memoryMemoryValue](spec, set, env, p.cfg.MaxEntries,
-		memoryMemoryKey{Tgid: uint32(set.OverflowKey["tgid"])}, probes.SetKeys[memoryMemoryKey]{
+		probes.SetKeys[memoryMemoryKey]{
 			Owner: func(k memoryMemoryKey) (uint32, bool) { return k.Tgid, true },
 			Attrs: func(memoryMemoryKey) attribute.Set { return noAttrs },
 		})
@@ -290,7 +290,7 @@ func (p *Probe) initSets(spec *ebpf.CollectionSpec, env probes.Env) error {
 		return err
 	}
 	p.oom, err = probes.NewProcessSet[memoryMemoryOomKey, memoryMemoryOomEntryKey, memoryMemoryOomValue](spec, oomSet, env, 0,
-		memoryMemoryOomKey{CgroupId: oomSet.OverflowKey["cgroup_id"]}, probes.SetKeys[memoryMemoryOomKey]{
+		probes.SetKeys[memoryMemoryOomKey]{
 			Owner: func(memoryMemoryOomKey) (uint32, bool) { return 0, false },
 			Attrs: func(k memoryMemoryOomKey) attribute.Set { return p.cgroupAttrs(k.CgroupId) },
 		})

@@ -122,7 +122,7 @@ func hasSchedInfo() (bool, error) {
 	return false, nil
 }
 
-// Start implements probes.Probe: load, create the overflow key, attach.
+// Start implements probes.Probe: create the metric set's storage, load, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	spec, err := loadSched()
 	if err != nil {
@@ -132,7 +132,7 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	// their own beyond the constant context-switch type.
 	none := *attribute.EmptySet()
 	p.stats, err = probes.NewProcessSet[schedSchedKey, schedSchedEntryKey, schedSchedValue](spec, set, env,
-		p.cfg.MaxEntries, schedSchedKey{Tgid: uint32(set.OverflowKey["tgid"])}, probes.SetKeys[schedSchedKey]{
+		p.cfg.MaxEntries, probes.SetKeys[schedSchedKey]{
 			Owner: func(k schedSchedKey) (uint32, bool) { return k.Tgid, true },
 			Attrs: func(schedSchedKey) attribute.Set { return none },
 		})

@@ -103,7 +103,7 @@ func (p *Probe) Supported() error {
 	return probes.RequireStorage()
 }
 
-// Start implements probes.Probe: load, create the overflow key, attach.
+// Start implements probes.Probe: create the metric set's storage, load, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	bound, err := nrBoundOf(set)
 	if err != nil {
@@ -117,9 +117,8 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	for nr := range p.names {
 		p.names[nr] = attribute.NewSet(entity.AttrTelagentSyscallName.String(syscallName(uint32(nr), bound)))
 	}
-	overflow := syscallsSyscallsKey{Tgid: uint32(set.OverflowKey["tgid"]), Nr: uint32(set.OverflowKey["nr"])}
 	p.stats, err = probes.NewProcessSet[syscallsSyscallsKey, syscallsSyscallsEntryKey, syscallsSyscallsValue](spec, set, env,
-		p.cfg.MaxEntries, overflow, probes.SetKeys[syscallsSyscallsKey]{
+		p.cfg.MaxEntries, probes.SetKeys[syscallsSyscallsKey]{
 			Owner: func(k syscallsSyscallsKey) (uint32, bool) { return k.Tgid, true },
 			Attrs: func(k syscallsSyscallsKey) attribute.Set { return p.names[min(k.Nr, bound-1)] },
 		})

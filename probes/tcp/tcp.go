@@ -124,7 +124,7 @@ func hasTracepoint(kernel *btf.Spec, name string) bool {
 	return kernel.TypeByName("btf_trace_"+name, &tp) == nil
 }
 
-// Start implements probes.Probe: load, create the overflow key, attach.
+// Start implements probes.Probe: create the metric set's storage, load, attach.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	spec, err := loadTcp()
 	if err != nil {
@@ -185,9 +185,8 @@ func (p *Probe) initSet(spec *ebpf.CollectionSpec, env probes.Env) error {
 		dirOutbound: attribute.NewSet(entity.AttrTelagentTCPConnectionDirection.String("outbound")),
 		dirInbound:  attribute.NewSet(entity.AttrTelagentTCPConnectionDirection.String("inbound")),
 	}
-	overflow := tcpTcpConnKey{Tgid: uint32(set.OverflowKey["tgid"]), Direction: uint32(set.OverflowKey["direction"])}
 	var err error
-	p.stats, err = probes.NewProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue](spec, set, env, p.cfg.MaxEntries, overflow,
+	p.stats, err = probes.NewProcessSet[tcpTcpConnKey, tcpTcpConnEntryKey, tcpTcpConnValue](spec, set, env, p.cfg.MaxEntries,
 		probes.SetKeys[tcpTcpConnKey]{
 			Owner: func(k tcpTcpConnKey) (uint32, bool) { return k.Tgid, k.Tgid != 0 },
 			Attrs: func(k tcpTcpConnKey) attribute.Set { return p.attrs[min(k.Direction, uint32(len(p.attrs)-1))] },

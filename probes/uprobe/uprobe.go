@@ -122,7 +122,7 @@ func (p *Probe) Supported() error {
 	return nil
 }
 
-// Start implements probes.Probe: load, create the overflow key, attach every
+// Start implements probes.Probe: create the metric set's storage, load, attach every
 // function. Without functions it does nothing.
 func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 	if len(p.cfg.Functions) == 0 {
@@ -143,9 +143,8 @@ func (p *Probe) Start(ctx context.Context, env probes.Env) error {
 		}
 		p.names[i] = attribute.NewSet(entity.AttrCodeFunctionName.String(name))
 	}
-	overflow := uprobeUprobeKey{Tgid: uint32(set.OverflowKey["tgid"]), Fn: uint32(set.OverflowKey["fn"])}
 	p.stats, err = probes.NewProcessSet[uprobeUprobeKey, uprobeUprobeEntryKey, uprobeUprobeValue](spec, set, env,
-		p.cfg.MaxEntries, overflow, probes.SetKeys[uprobeUprobeKey]{
+		p.cfg.MaxEntries, probes.SetKeys[uprobeUprobeKey]{
 			Owner: func(k uprobeUprobeKey) (uint32, bool) { return k.Tgid, true },
 			Attrs: func(k uprobeUprobeKey) attribute.Set { return p.names[min(int(k.Fn), len(p.names)-1)] },
 		})
