@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
 )
 
 // Attribute keys the console reads: the generated registry's, which the
@@ -72,7 +73,7 @@ type console struct {
 	// previous Export, committed after each, so series of exited processes
 	// are forgotten one interval after they stop appearing and memory stays
 	// bounded by what is live.
-	series   *Cumulatives[seriesKey]
+	series   *metrics.Cumulatives[seriesKey]
 	lastTime time.Time
 
 	out bytes.Buffer
@@ -123,7 +124,7 @@ func NewConsole(w io.Writer, opts ConsoleOptions) Exporter {
 		procsN:  procs,
 		width:   width,
 		minRate: max(opts.Interval/2, MinRateWindow).Seconds(),
-		series:  NewCumulatives[seriesKey](),
+		series:  metrics.NewCumulatives[seriesKey](),
 	}
 }
 
