@@ -16,7 +16,7 @@ import (
 // except the network, on a map of the syscalls metric set's layout (32
 // words per key and CPU) holding keys live series: read + reduce, then
 // the OTLP data built from the snapshot (process resolution, SetEmitter,
-// export.Builder), then encoded as OTLP/protobuf (what the otlp exporter
+// metrics.Builder), then encoded as OTLP/protobuf (what the otlp exporter
 // does before the network). path=batch is aggregator.PerCPUReader;
 // path=naive reads with one NextKey and one Lookup syscall per key;
 // path=stream is the agent's path: PerCPUReader.Each straight into the

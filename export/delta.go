@@ -3,6 +3,8 @@ package export
 import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // deltaState turns the agent's cumulative intervals into delta ones for
@@ -17,7 +19,7 @@ import (
 // (UpDownCounters) and gauges stay as they are, as the OTel SDK's delta
 // temporality preference does.
 type deltaState struct {
-	series *Cumulatives[deltaKey]
+	series *metrics.Cumulatives[deltaKey]
 	// histogramsOnly leaves sums cumulative (lowmemory, QueueOptions).
 	histogramsOnly bool
 }
@@ -29,7 +31,7 @@ type deltaKey struct {
 }
 
 func newDeltaState(histogramsOnly bool) *deltaState {
-	return &deltaState{series: NewCumulatives[deltaKey](), histogramsOnly: histogramsOnly}
+	return &deltaState{series: metrics.NewCumulatives[deltaKey](), histogramsOnly: histogramsOnly}
 }
 
 // toDelta returns a delta copy of the cumulative interval rms (which is
@@ -38,7 +40,7 @@ func newDeltaState(histogramsOnly bool) *deltaState {
 // baseline at commit (their process was exported for the last time).
 func (d *deltaState) toDelta(rms []metricdata.ResourceMetrics) ([]metricdata.ResourceMetrics, func()) {
 	d.series.Discard() // an attempt whose commit never came
-	out := CloneResourceMetrics(rms)
+	out := metrics.CloneResourceMetrics(rms)
 	for i := range out {
 		var res attribute.Distinct
 		if out[i].Resource != nil {

@@ -3,14 +3,15 @@
 // lines in a file (NewOTLPJSON), a human-readable console summary
 // (NewConsole) and a Prometheus scrape endpoint (NewPrometheus).
 //
-// The collection loop builds one Interval per interval (Builder): one
-// resource per observed process (each process is its own OTLP Resource),
-// cumulative temporality, stored compactly as columns. The agent puts a
-// Queue in front of the exporter, which takes the Interval by ownership:
-// collection never waits for a backend, the queue is bounded (oldest
-// interval dropped first), and it converts to delta temporality on the way
-// out when asked. Exporters that implement IntervalExporter (otlp,
-// otlp-json) encode the Interval resource by resource with this package's
+// The collection loop builds one metrics.Interval per interval
+// (metrics.Builder, the data model probes write): one resource per observed
+// process (each process is its own OTLP Resource), cumulative temporality,
+// stored compactly as columns. The agent puts a Queue in front of the
+// exporter, which takes the Interval by ownership: collection never waits
+// for a backend, the queue is bounded (oldest interval dropped first), and
+// it converts to delta temporality on the way out when asked. Exporters
+// that implement IntervalExporter (otlp, otlp-json) encode the Interval
+// resource by resource (metrics.Interval.ResourcePoints) with this package's
 // hand-written encoders; every other Exporter receives the interval as
 // []metricdata.ResourceMetrics through the same Exporter interface, so the
 // loop does not care which one (or how many) is configured.

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
 )
 
 // EventExporter ships events as OTLP log records (event name set, severity
@@ -62,7 +63,7 @@ func (b *EventBuilder) Add(res *resource.Resource, name string, t time.Time, att
 			clear(b.loggers)
 		}
 		lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(captureProcessor{b}))
-		l = lp.Logger(ScopeName, otellog.WithInstrumentationVersion(b.version), otellog.WithSchemaURL(entity.SchemaURL))
+		l = lp.Logger(metrics.ScopeName, otellog.WithInstrumentationVersion(b.version), otellog.WithSchemaURL(entity.SchemaURL))
 		b.loggers[res] = l
 	}
 	var r otellog.Record

@@ -21,6 +21,8 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 var eventTime = time.Unix(1_700_000_100, 5)
@@ -58,7 +60,7 @@ func TestLogsToProto(t *testing.T) {
 			pid = kv.Value.GetIntValue()
 		}
 	}
-	if pid != 42 || len(rl.ScopeLogs) != 1 || rl.ScopeLogs[0].Scope.Name != ScopeName || rl.ScopeLogs[0].Scope.Version != "v1.2.3" {
+	if pid != 42 || len(rl.ScopeLogs) != 1 || rl.ScopeLogs[0].Scope.Name != metrics.ScopeName || rl.ScopeLogs[0].Scope.Version != "v1.2.3" {
 		t.Fatalf("first resource: pid %d, scopes %+v", pid, rl.ScopeLogs)
 	}
 	recs := rl.ScopeLogs[0].LogRecords

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // WriteHistogramBars draws a histogram's bucket counts as the bcc tools'
@@ -86,11 +88,11 @@ func rangeTitle(unit string) string {
 func bucketRange(bounds []float64, i int, unit string) (string, string) {
 	lo := "0"
 	if i > 0 {
-		lo = formatValue(bounds[i-1], unit)
+		lo = metrics.FormatValue(bounds[i-1], unit)
 	}
 	hi := "+Inf"
 	if i < len(bounds) {
-		hi = formatValue(bounds[i], unit)
+		hi = metrics.FormatValue(bounds[i], unit)
 	}
 	return lo, hi
 }
@@ -236,13 +238,9 @@ func FormatQuantile(bounds []float64, counts []uint64, sum, q float64, unit stri
 	case !ok:
 		return "-"
 	case below:
-		return "<" + formatValue(v, unit)
+		return "<" + metrics.FormatValue(v, unit)
 	case above:
-		return ">" + formatValue(v, unit)
+		return ">" + metrics.FormatValue(v, unit)
 	}
-	return formatValue(v, unit)
+	return metrics.FormatValue(v, unit)
 }
-
-// FormatValue prints v in unit the way the console does: durations in
-// µs/ms/s with three significant digits, other units as a short number.
-func FormatValue(v float64, unit string) string { return formatValue(v, unit) }

@@ -17,6 +17,16 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
+)
+
+// The descriptors of every instrument, as metrics' own tests use them.
+var (
+	histDesc  = entity.MetricDesc{Name: "h", Description: "a histogram", Unit: "s", Instrument: entity.InstrumentHistogram}
+	countDesc = entity.MetricDesc{Name: "c", Unit: "{x}", Instrument: entity.InstrumentCounter}
+	upDesc    = entity.MetricDesc{Name: "u", Instrument: entity.InstrumentUpDownCounter}
+	gaugeDesc = entity.MetricDesc{Name: "g", Instrument: entity.InstrumentGauge}
+	floatDesc = entity.MetricDesc{Name: "f", Unit: "s", Instrument: entity.InstrumentCounter}
 )
 
 // refBuilder is the oracle of the compact Interval: every point built
@@ -45,7 +55,7 @@ func (r *refBuilder) result(version string) []metricdata.ResourceMetrics {
 	out := []metricdata.ResourceMetrics{}
 	for _, res := range r.res {
 		out = append(out, metricdata.ResourceMetrics{Resource: res, ScopeMetrics: []metricdata.ScopeMetrics{{
-			Scope: instrumentation.Scope{Name: ScopeName, Version: version, SchemaURL: entity.SchemaURL}, Metrics: r.metrics[res]}}})
+			Scope: instrumentation.Scope{Name: metrics.ScopeName, Version: version, SchemaURL: entity.SchemaURL}, Metrics: r.metrics[res]}}})
 	}
 	return out
 }
@@ -57,7 +67,7 @@ func (r *refBuilder) result(version string) []metricdata.ResourceMetrics {
 // otlp-json exporter's ExportInterval output.
 func TestIntervalMatchesMetricdata(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	b := NewBuilder("v1", testStart)
+	b := metrics.NewBuilder("v1", testStart)
 	resources := make([]*resource.Resource, 6)
 	for i := range resources {
 		resources[i] = processResource(int64(100+i), "w")
@@ -74,7 +84,7 @@ func TestIntervalMatchesMetricdata(t *testing.T) {
 		t.Fatal(err)
 	}
 	var enc otlpJSONEncoder
-	var held []*Interval // released two intervals late, as a queue would
+	var held []*metrics.Interval // released two intervals late, as a queue would
 	for round := range 40 {
 		now := testStart.Add(time.Duration(round+1) * time.Second)
 		ref := &refBuilder{start: testStart, now: now, metrics: map[*resource.Resource][]metricdata.Metrics{}}
@@ -159,54 +169,11 @@ func TestIntervalMatchesMetricdata(t *testing.T) {
 	}
 }
 
-// TestIntervalSteadyStateAllocs: building into released memory and
-// reading it back resource by resource allocates nothing per point (the
-// only allocations are the boxing of each metric's aggregation).
-func TestIntervalSteadyStateAllocs(t *testing.T) {
-	b := NewBuilder("v", testStart)
-	const procs, perProc = 20, 50
-	res := make([]*resource.Resource, procs)
-	for i := range res {
-		res[i] = processResource(int64(i+1), "w")
-	}
-	attrs := make([]attribute.Set, perProc)
-	for i := range attrs {
-		attrs[i] = attribute.NewSet(attribute.Int("i", i))
-	}
-	counts := make([]uint64, entity.HistBuckets)
-	var m Materializer
-	round := 0
-	interval := func() {
-		round++
-		b.Begin(testStart.Add(time.Duration(round) * time.Second))
-		for p := range procs {
-			for i := range perProc {
-				counts[3] = uint64(round * 100000)
-				b.Histogram(res[p], histDesc, attrs[i], counts[3], counts, 1)
-				b.Counter(res[p], countDesc, attrs[i], int64(round))
-				b.CounterFloat(res[p], floatDesc, attrs[i], 0.5)
-			}
-		}
-		iv := b.Finish()
-		for i := range iv.Len() {
-			_ = iv.ResourceMetrics(i, &m)
-		}
-		iv.Release()
-	}
-	interval()
-	interval()
-	allocs := testing.AllocsPerRun(10, interval)
-	if max := float64(3 * procs); allocs > max {
-		t.Errorf("steady-state interval of %d points: %.0f allocations, want at most %.0f (one per metric and resource, none per point)",
-			3*procs*perProc, allocs, max)
-	}
-}
-
 // TestIntervalEncodeAllocs: the exporters' encoders read an interval
 // without allocating at all in steady state (no boxing of aggregations
 // either), protobuf and JSON.
 func TestIntervalEncodeAllocs(t *testing.T) {
-	b := NewBuilder("v", testStart)
+	b := metrics.NewBuilder("v", testStart)
 	b.Begin(testStart.Add(time.Second))
 	for p := range 20 {
 		res := processResource(int64(p+1), "w")
@@ -221,7 +188,7 @@ func TestIntervalEncodeAllocs(t *testing.T) {
 	iv := b.Finish()
 	var pe ProtoEncoder
 	var js requestEncoder
-	var mat Materializer
+	var mat metrics.Materializer
 	n := 0
 	encode := func() {
 		pe.EncodeInterval(iv, func(req []byte) { n += len(req) })
@@ -240,7 +207,7 @@ type slowIntervalExporter struct {
 	mu       sync.Mutex
 	delay    time.Duration
 	mismatch int
-	seen     map[*Interval]bool
+	seen     map[*metrics.Interval]bool
 	got      []int64
 }
 
@@ -248,8 +215,8 @@ func (s *slowIntervalExporter) Export(context.Context, []metricdata.ResourceMetr
 	panic("the queue must prefer ExportInterval")
 }
 
-func (s *slowIntervalExporter) ExportInterval(_ context.Context, iv *Interval) error {
-	var m Materializer
+func (s *slowIntervalExporter) ExportInterval(_ context.Context, iv *metrics.Interval) error {
+	var m metrics.Materializer
 	first := iv.ResourceMetrics(0, &m).ScopeMetrics[0].Metrics[0].Data.(metricdata.Sum[int64]).DataPoints[0].Value
 	time.Sleep(s.delay)
 	s.mu.Lock()
@@ -273,9 +240,9 @@ func (s *slowIntervalExporter) Shutdown(context.Context) error { return nil }
 // by the builder before the exporter is done with it, and released ones
 // are reused (a bounded number of intervals ever exists).
 func TestQueueReleasesIntervalsSafely(t *testing.T) {
-	exp := &slowIntervalExporter{delay: 20 * time.Millisecond, seen: map[*Interval]bool{}}
+	exp := &slowIntervalExporter{delay: 20 * time.Millisecond, seen: map[*metrics.Interval]bool{}}
 	q := NewQueue(exp, QueueOptions{Size: 1})
-	b := NewBuilder("v", testStart)
+	b := metrics.NewBuilder("v", testStart)
 	res := []*resource.Resource{processResource(1, "a"), processResource(2, "b")}
 	const intervals = 60
 	for v := range int64(intervals) {
@@ -314,7 +281,7 @@ func TestQueueReleasesIntervalsSafely(t *testing.T) {
 		}
 	}
 	// One being filled, one queued, one being sent, the free list's two.
-	if n := len(exp.seen); n > 2+maxFreeIntervals {
+	if n := len(exp.seen); n > 2+metrics.MaxFreeIntervals {
 		t.Errorf("%d distinct intervals were exported: released memory is not reused", n)
 	}
 }

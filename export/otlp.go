@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // maxRequestBytes bounds one request's encoded (uncompressed) size. An
@@ -84,8 +86,8 @@ type otlpMetrics struct {
 
 	mu   sync.Mutex // the encoding state below: one export at a time
 	enc  requestEncoder
-	mat  Materializer // ExportInterval's view of one resource
-	body []byte       // http/json: a request's resources wrapped as a request object
+	mat  metrics.Materializer // ExportInterval's view of one resource
+	body []byte               // http/json: a request's resources wrapped as a request object
 }
 
 // NewOTLP builds the OTLP metric exporter for opts.Protocol (or the
@@ -151,7 +153,7 @@ func (e *otlpMetrics) Export(ctx context.Context, rms []metricdata.ResourceMetri
 
 // ExportInterval is Export reading the builder's compact form one resource
 // at a time: the interval never exists whole as metricdata.
-func (e *otlpMetrics) ExportInterval(ctx context.Context, iv *Interval) error {
+func (e *otlpMetrics) ExportInterval(ctx context.Context, iv *metrics.Interval) error {
 	return e.export(ctx, resources{iv: iv, mat: &e.mat})
 }
 
@@ -179,8 +181,8 @@ func (e *otlpMetrics) export(ctx context.Context, src resources) error {
 // builder's compact form read through mat.
 type resources struct {
 	rms []metricdata.ResourceMetrics
-	iv  *Interval
-	mat *Materializer
+	iv  *metrics.Interval
+	mat *metrics.Materializer
 }
 
 func (r resources) len() int {

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // otlpJSONChunk is how much encoded JSON the exporter gathers before
@@ -41,7 +43,7 @@ type otlpJSON struct {
 	line      bytes.Buffer // reused between event batches (eventexporters.go)
 	enc       []byte       // metrics encoding buffer, reused between intervals
 	encoder   otlpJSONEncoder
-	mat       Materializer // ExportInterval's view of one resource
+	mat       metrics.Materializer // ExportInterval's view of one resource
 }
 
 // NewOTLPJSON opens path for appending (creating it 0644 if needed); "-"
@@ -164,7 +166,7 @@ func (e *otlpJSON) Export(ctx context.Context, rms []metricdata.ResourceMetrics)
 
 // ExportInterval is Export reading the builder's compact form one resource
 // at a time: the interval never exists whole as metricdata.
-func (e *otlpJSON) ExportInterval(ctx context.Context, iv *Interval) error {
+func (e *otlpJSON) ExportInterval(ctx context.Context, iv *metrics.Interval) error {
 	return e.write(ctx, resources{iv: iv, mat: &e.mat})
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
 )
 
 // This file encodes metricdata as OTLP/JSON by hand, appending to a
@@ -699,44 +700,44 @@ func appendJSONString(b []byte, s string) []byte {
 // appendIntervalResource appends resource i of iv exactly as
 // appendResourceMetrics appends its metricdata (the same text), reading the
 // typed points from m without boxing them into metricdata.Aggregation.
-func (e *otlpJSONEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
-	rb := iv.order[i]
-	m.begin(len(rb.order))
-	b = openJSONResourceMetrics(b, rb.res)
+func (e *otlpJSONEncoder) appendIntervalResource(b []byte, iv *metrics.Interval, i int, m *metrics.Materializer) []byte {
+	res, pts := iv.ResourcePoints(i, m)
+	scope := iv.Scope()
+	b = openJSONResourceMetrics(b, res)
 	b = append(b, `,"scopeMetrics":[`...)
-	b = openJSONScopeMetrics(b, &iv.scope)
+	b = openJSONScopeMetrics(b, &scope)
 	arr := len(b)
-	for j, mb := range rb.order {
-		b = e.appendBuiltMetric(b, arr, mb, iv.points(m, j, mb))
+	for j := range pts {
+		b = e.appendBuiltMetric(b, arr, &pts[j])
 	}
-	b = closeJSONScopeMetrics(b, &iv.scope)
+	b = closeJSONScopeMetrics(b, &scope)
 	b = append(b, ']')
-	return closeJSONResourceMetrics(b, rb.res)
+	return closeJSONResourceMetrics(b, res)
 }
 
 // appendBuiltMetric is appendMetric for one of the builder's metrics.
-func (e *otlpJSONEncoder) appendBuiltMetric(b []byte, arr int, mb *metricBuilder, p *matPoints) []byte {
+func (e *otlpJSONEncoder) appendBuiltMetric(b []byte, arr int, p *metrics.MetricPoints) []byte {
 	if len(b) != arr {
 		b = append(b, ',')
 	}
 	obj := len(b)
-	b = appendJSONMetricHead(b, mb.name, mb.description, mb.unit)
-	switch mb.kind {
-	case kindHistogram:
+	b = appendJSONMetricHead(b, p.Name, p.Description, p.Unit)
+	switch p.Kind {
+	case metrics.KindHistogram:
 		b = jsonKey(b, obj, "histogram")
-		b = appendJSONHistogram(e, b, p.hist, mb.temporality)
-	case kindSumFloat:
+		b = appendJSONHistogram(e, b, p.Hist, p.Temporality)
+	case metrics.KindSumFloat:
 		b = jsonKey(b, obj, "sum")
-		b = appendJSONNumberData(b, p.floats, false, mb.temporality, mb.monotonic)
-	case kindGaugeFloat:
+		b = appendJSONNumberData(b, p.Floats, false, p.Temporality, p.Monotonic)
+	case metrics.KindGaugeFloat:
 		b = jsonKey(b, obj, "gauge")
-		b = appendJSONNumberData(b, p.floats, false, 0, false)
-	case kindGaugeInt:
+		b = appendJSONNumberData(b, p.Floats, false, 0, false)
+	case metrics.KindGaugeInt:
 		b = jsonKey(b, obj, "gauge")
-		b = appendJSONNumberData(b, p.ints, true, 0, false)
+		b = appendJSONNumberData(b, p.Ints, true, 0, false)
 	default:
 		b = jsonKey(b, obj, "sum")
-		b = appendJSONNumberData(b, p.ints, true, mb.temporality, mb.monotonic)
+		b = appendJSONNumberData(b, p.Ints, true, p.Temporality, p.Monotonic)
 	}
 	return append(b, '}')
 }

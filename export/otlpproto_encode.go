@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
 )
 
 // This file encodes metricdata as an OTLP/protobuf ExportMetricsServiceRequest
@@ -682,44 +683,44 @@ func appendPBStringAlways(b []byte, num protowire.Number, s string) []byte {
 // format. The zero value is ready; it reuses its memory between calls.
 type ProtoEncoder struct {
 	enc requestEncoder
-	mat Materializer
+	mat metrics.Materializer
 }
 
 // EncodeInterval hands each request body of iv to emit, valid during the
 // call.
-func (p *ProtoEncoder) EncodeInterval(iv *Interval, emit func(req []byte)) {
+func (p *ProtoEncoder) EncodeInterval(iv *metrics.Interval, emit func(req []byte)) {
 	p.enc.encode(resources{iv: iv, mat: &p.mat}, false, maxRequestBytes, emit)
 }
 
 // appendIntervalResource appends resource i of iv exactly as
 // appendResourceMetrics appends its metricdata (the same bytes), reading the
 // typed points from m without boxing them into metricdata.Aggregation.
-func (e *otlpProtoEncoder) appendIntervalResource(b []byte, iv *Interval, i int, m *Materializer) []byte {
-	rb := iv.order[i]
-	m.begin(len(rb.order))
-	b, msg := e.openResourceMetrics(b, rb.res)
-	b, sm := e.openScopeMetrics(b, &iv.scope)
-	for j, mb := range rb.order {
-		b = e.appendBuiltMetric(b, mb, iv.points(m, j, mb))
+func (e *otlpProtoEncoder) appendIntervalResource(b []byte, iv *metrics.Interval, i int, m *metrics.Materializer) []byte {
+	res, pts := iv.ResourcePoints(i, m)
+	scope := iv.Scope()
+	b, msg := e.openResourceMetrics(b, res)
+	b, sm := e.openScopeMetrics(b, &scope)
+	for j := range pts {
+		b = e.appendBuiltMetric(b, &pts[j])
 	}
-	b = e.closeScopeMetrics(b, &iv.scope, sm)
-	return e.closeResourceMetrics(b, rb.res, msg)
+	b = e.closeScopeMetrics(b, &scope, sm)
+	return e.closeResourceMetrics(b, res, msg)
 }
 
 // appendBuiltMetric is appendMetric for one of the builder's metrics.
-func (e *otlpProtoEncoder) appendBuiltMetric(b []byte, mb *metricBuilder, p *matPoints) []byte {
-	b, msg := e.openMetric(b, mb.name, mb.description, mb.unit)
-	switch mb.kind {
-	case kindHistogram:
-		b = appendPBHistogram(e, b, p.hist, mb.temporality)
-	case kindSumFloat:
-		b = appendPBNumberData(e, b, pbMetricSum, p.floats, false, mb.temporality, mb.monotonic)
-	case kindGaugeFloat:
-		b = appendPBNumberData(e, b, pbMetricGauge, p.floats, false, 0, false)
-	case kindGaugeInt:
-		b = appendPBNumberData(e, b, pbMetricGauge, p.ints, true, 0, false)
+func (e *otlpProtoEncoder) appendBuiltMetric(b []byte, p *metrics.MetricPoints) []byte {
+	b, msg := e.openMetric(b, p.Name, p.Description, p.Unit)
+	switch p.Kind {
+	case metrics.KindHistogram:
+		b = appendPBHistogram(e, b, p.Hist, p.Temporality)
+	case metrics.KindSumFloat:
+		b = appendPBNumberData(e, b, pbMetricSum, p.Floats, false, p.Temporality, p.Monotonic)
+	case metrics.KindGaugeFloat:
+		b = appendPBNumberData(e, b, pbMetricGauge, p.Floats, false, 0, false)
+	case metrics.KindGaugeInt:
+		b = appendPBNumberData(e, b, pbMetricGauge, p.Ints, true, 0, false)
 	default:
-		b = appendPBNumberData(e, b, pbMetricSum, p.ints, true, mb.temporality, mb.monotonic)
+		b = appendPBNumberData(e, b, pbMetricSum, p.Ints, true, p.Temporality, p.Monotonic)
 	}
 	return e.close(b, msg)
 }

@@ -16,6 +16,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // DefaultPrometheusAddr is where the scrape endpoint listens when enabled
@@ -73,13 +75,13 @@ func (p *Prometheus) Addr() string { return p.lis.Addr().String() }
 
 // Export keeps a copy of the interval for the next scrapes.
 func (p *Prometheus) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
-	p.keep(CloneResourceMetrics(rms))
+	p.keep(metrics.CloneResourceMetrics(rms))
 	return nil
 }
 
 // ExportInterval keeps the interval, as metricdata, for the next scrapes:
 // one copy, made from the compact form.
-func (p *Prometheus) ExportInterval(_ context.Context, iv *Interval) error {
+func (p *Prometheus) ExportInterval(_ context.Context, iv *metrics.Interval) error {
 	p.keep(iv.Metricdata())
 	return nil
 }

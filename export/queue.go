@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/telagent/telagent/internal/episode"
+	"github.com/telagent/telagent/metrics"
 )
 
 // QueueOptions configures NewQueue.
@@ -83,14 +84,14 @@ type Queue struct {
 type queued struct {
 	seq uint64
 	rms []metricdata.ResourceMetrics
-	iv  *Interval
+	iv  *metrics.Interval
 }
 
 // IntervalExporter is an Exporter that reads the builder's compact form
 // itself, a resource at a time (Interval.ResourceMetrics), so that the
 // interval never exists whole as metricdata. The queue prefers it.
 type IntervalExporter interface {
-	ExportInterval(ctx context.Context, iv *Interval) error
+	ExportInterval(ctx context.Context, iv *metrics.Interval) error
 }
 
 // NewQueue wraps inner and starts the sender goroutine; Shutdown stops it.
@@ -126,13 +127,13 @@ func (q *Queue) Export(_ context.Context, rms []metricdata.ResourceMetrics) erro
 // Enqueue queues a copy of rms and returns its sequence number (1, 2, ...);
 // the interval is delivered once Stats().Delivered reaches it.
 func (q *Queue) Enqueue(rms []metricdata.ResourceMetrics) (uint64, error) {
-	return q.enqueue(queued{rms: CloneResourceMetrics(rms)})
+	return q.enqueue(queued{rms: metrics.CloneResourceMetrics(rms)})
 }
 
 // EnqueueInterval queues iv, which the queue owns from now on (it releases
 // it once delivered or dropped, or right away if the queue was shut down),
 // and returns its sequence number like Enqueue.
-func (q *Queue) EnqueueInterval(iv *Interval) (uint64, error) {
+func (q *Queue) EnqueueInterval(iv *metrics.Interval) (uint64, error) {
 	return q.enqueue(queued{iv: iv})
 }
 

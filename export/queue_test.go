@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/telagent/telagent/metrics"
 )
 
 // fakeBackend records what it is sent; it can fail or stall.
@@ -34,7 +36,7 @@ func (f *fakeBackend) Export(ctx context.Context, rms []metricdata.ResourceMetri
 		return errors.New("backend down")
 	}
 	f.mu.Lock()
-	f.got = append(f.got, CloneResourceMetrics(rms))
+	f.got = append(f.got, metrics.CloneResourceMetrics(rms))
 	f.mu.Unlock()
 	return nil
 }

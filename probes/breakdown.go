@@ -8,7 +8,7 @@ import (
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 // Breakdown splits the value of every key of a metric set by where it was
@@ -48,7 +48,7 @@ func NewBreakdown(desc entity.BreakdownDesc, host aggregator.Topology) (*Breakdo
 // part's point (part is a node index or a CPU, as the storage entry was
 // split; parts that counted nothing are left out), otherwise as the
 // key's.
-func (e *SetEmitter) EmitPart(b *export.Builder, res *resource.Resource, keyAttrs attribute.Set, part int, v []uint64) {
+func (e *SetEmitter) EmitPart(b *metrics.Builder, res *resource.Resource, keyAttrs attribute.Set, part int, v []uint64) {
 	if e.breakdown == nil {
 		e.Emit(b, res, keyAttrs, v)
 		return

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 // SetEmitter turns one metric-set value (its u64 words, reduced over CPUs)
@@ -92,7 +92,7 @@ func NewSetEmitter(set entity.MetricSetDesc, bd *Breakdown) (*SetEmitter, error)
 // attributes the key's fields carry (or otel.metric.overflow=true for the
 // overflow key); each series adds its constant attributes to them. Sets
 // are cached per keyAttrs, so a steady state allocates no attribute sets.
-func (e *SetEmitter) Emit(b *export.Builder, res *resource.Resource, keyAttrs attribute.Set, v []uint64) {
+func (e *SetEmitter) Emit(b *metrics.Builder, res *resource.Resource, keyAttrs attribute.Set, v []uint64) {
 	sets, ok := e.sets[keyAttrs.Equivalent()]
 	if !ok {
 		sets = make([]attribute.Set, len(e.series))

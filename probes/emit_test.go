@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 func TestSetEmitterFollowsSchema(t *testing.T) {
@@ -20,7 +20,7 @@ func TestSetEmitterFollowsSchema(t *testing.T) {
 	v := make([]uint64, entity.MetricSetSyscalls.ValueWords)
 	v[0], v[1], v[2] = 7, 2, 3_000_000_000 // calls, errors, 3 s in ns
 	v[3], v[3+15] = 5, 2                   // 5 short calls, 2 around 20 ms
-	b := export.NewBuilder("test", time.Unix(0, 0))
+	b := metrics.NewBuilder("test", time.Unix(0, 0))
 	b.Begin(time.Unix(10, 0))
 	res := resource.NewSchemaless(entity.AttrProcessPID.Int(1))
 	attrs := attribute.NewSet(entity.AttrTelagentSyscallName.String("read"))

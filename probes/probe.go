@@ -16,7 +16,7 @@ import (
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 // Info describes a probe to operators (`telagent probes`, the README).
@@ -105,7 +105,7 @@ type Replacer interface {
 
 // Collection is one interval's destination for a probe's reads.
 type Collection struct {
-	Metrics   *export.Builder
+	Metrics   *metrics.Builder
 	Processes *entity.ProcessResolver
 }
 

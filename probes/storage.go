@@ -2,11 +2,11 @@ package probes
 
 import (
 	"fmt"
-	"github.com/telagent/telagent/export"
 	"math"
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/metrics"
 )
 
 // DefaultBPFMemory is the kernel memory the metric-set storage may use by
@@ -82,5 +82,5 @@ type BudgetError struct {
 
 func (e *BudgetError) Error() string {
 	return fmt.Sprintf("%s is too small for %d metric sets on %d possible CPUs and %d NUMA nodes: they need at least %s",
-		export.FormatBytes(float64(e.Budget)), e.Sets, e.PossibleCPUs, e.Nodes, export.FormatBytes(float64(e.Need)))
+		metrics.FormatBytes(float64(e.Budget)), e.Sets, e.PossibleCPUs, e.Nodes, metrics.FormatBytes(float64(e.Need)))
 }

@@ -3,7 +3,7 @@
 // layout filled from user space: read + reduce (aggregator.PerCPUReader:
 // batch lookups, node workers) against a naive per-key lookup loop,
 // interleaved in one run, then the OTLP data built from the snapshot
-// (probes.SetEmitter into export.Builder, each key's process resolved from
+// (probes.SetEmitter into metrics.Builder, each key's process resolved from
 // a fake /proc) and exported as OTLP/JSON to /dev/null. It then measures the
 // agent's steady state in fresh child processes: peak RSS with 100k live
 // series and CPU per interval with 10k live series at a 10 s interval.

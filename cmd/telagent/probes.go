@@ -7,7 +7,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/telagent/telagent/export"
 	"io"
 	"io/fs"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/internal/top"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
 )
@@ -64,12 +64,12 @@ func writeStorageTable(out io.Writer, ps []probes.Probe, width int) error {
 		return err
 	}
 	head := fmt.Sprintf("Metric-set storage with the default --bpf-memory %s on this host (%d possible CPUs, NUMA nodes: %d): %s in all",
-		export.FormatBytes(float64(plan.Budget)), topo.PossibleCPUs, plan.Nodes, export.FormatBytes(float64(plan.Total)))
+		metrics.FormatBytes(float64(plan.Budget)), topo.PossibleCPUs, plan.Nodes, metrics.FormatBytes(float64(plan.Total)))
 	fmt.Fprintf(out, "\n%s\n", strings.Join(wrapWords(head, width), "\n"))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SET\tPROBE\tENTRIES/HASH\tHASHES\tMEMORY")
 	for _, s := range sets {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, export.FormatBytes(float64(plan.Bytes[s.Name])))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.Name, owner[s.Name], plan.Entries[s.Name], 2*plan.Nodes, metrics.FormatBytes(float64(plan.Bytes[s.Name])))
 	}
 	return w.Flush()
 }

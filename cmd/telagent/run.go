@@ -17,6 +17,7 @@ import (
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/internal/runconfig"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/targets"
 )
@@ -68,7 +69,7 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	storage, selected := st.Storage, st.Probes
-	log.Debug("metric-set storage", "budget", export.FormatBytes(float64(storage.Budget)), "planned", export.FormatBytes(float64(storage.Total)), "entries", storage.Entries)
+	log.Debug("metric-set storage", "budget", metrics.FormatBytes(float64(storage.Budget)), "planned", metrics.FormatBytes(float64(storage.Total)), "entries", storage.Entries)
 	command := c.Args().Slice()
 	if len(command) > 0 {
 		if _, err := exec.LookPath(command[0]); err != nil {

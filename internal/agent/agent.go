@@ -23,6 +23,7 @@ import (
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/shared"
 	"github.com/telagent/telagent/probes/targets"
@@ -245,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	c := &collector{
 		events: events,
 		probes: running, skipped: skipped, queue: queue, prom: prom, resolver: resolver, log: log, shared: tset,
-		builder: export.NewBuilder(cfg.Version, start),
+		builder: metrics.NewBuilder(cfg.Version, start),
 	}
 	loop(ctx, cfg, c, exited, held, sigs)
 
@@ -450,7 +451,7 @@ type collector struct {
 	queue    *export.Queue
 	prom     *export.Prometheus // nil unless --prometheus
 	resolver *entity.ProcessResolver
-	builder  *export.Builder
+	builder  *metrics.Builder
 	log      *slog.Logger
 	events   *eventPipeline // nil without event probes
 	shared   *shared.State  // flips the metric-set storage's epoch

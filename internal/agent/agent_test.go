@@ -19,6 +19,7 @@ import (
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/export/otlptest"
 	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/syscalls"
 )
@@ -33,7 +34,7 @@ type memExporter struct {
 func (m *memExporter) Export(_ context.Context, rms []metricdata.ResourceMetrics) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.intervals = append(m.intervals, export.CloneResourceMetrics(rms)) // the builder reuses rms next interval
+	m.intervals = append(m.intervals, metrics.CloneResourceMetrics(rms)) // the builder reuses rms next interval
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/episode"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 )
 
@@ -174,7 +175,7 @@ func (e *eventPipeline) earlyC() <-chan struct{} {
 // collection, in the generation about to be collected: their series are
 // exported with the identity the kernel reported and then evicted. It also
 // adds the events lost to failed exports to telagent.events.dropped.
-func (e *eventPipeline) beforeCollect(r *entity.ProcessResolver, b *export.Builder) {
+func (e *eventPipeline) beforeCollect(r *entity.ProcessResolver, b *metrics.Builder) {
 	if e == nil {
 		return
 	}

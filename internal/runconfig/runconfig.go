@@ -20,7 +20,7 @@ import (
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
 	"github.com/telagent/telagent/probes/shared"
@@ -277,7 +277,7 @@ func PlanStorage(sp Spell, memory string, selected []probes.Probe, bounds map[st
 	if errors.As(err, &small) {
 		return plan, errorf("%s %s: too small for the %d metric sets of the selected probes on this host "+
 			"(%d possible CPUs, NUMA nodes: %d): they need at least %s; raise it or select fewer probes",
-			sp("bpf-memory"), export.FormatBytes(float64(budget)), small.Sets, small.PossibleCPUs, small.Nodes, export.FormatBytes(float64(small.Need)))
+			sp("bpf-memory"), metrics.FormatBytes(float64(budget)), small.Sets, small.PossibleCPUs, small.Nodes, metrics.FormatBytes(float64(small.Need)))
 	}
 	return plan, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 // Schema names of the metrics the columns read, from the generated
@@ -149,7 +150,7 @@ type Tracker struct {
 	updates chan Snapshot
 
 	mu       sync.Mutex
-	series   *export.Cumulatives[seriesKey]
+	series   *metrics.Cumulatives[seriesKey]
 	lastTime time.Time
 }
 
@@ -168,7 +169,7 @@ type seriesKey struct {
 func NewTracker() *Tracker {
 	return &Tracker{
 		updates: make(chan Snapshot, 1),
-		series:  export.NewCumulatives[seriesKey](),
+		series:  metrics.NewCumulatives[seriesKey](),
 	}
 }
 

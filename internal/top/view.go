@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 )
 
 // Special keys; printable keys are their rune.
@@ -242,9 +243,9 @@ func (v *View) cell(c Column, r *Row) string {
 		if !r.RunqOK {
 			return "-"
 		}
-		return export.FormatValue(value(c, r), "s")
+		return metrics.FormatValue(value(c, r), "s")
 	case ColDisk:
-		return export.FormatBytes(r.Disk)
+		return metrics.FormatBytes(r.Disk)
 	}
 	return formatRate(value(c, r))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/agent"
 	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/all"
 )
@@ -180,8 +181,8 @@ func TestDefaultProbesInMemoryCgroup(t *testing.T) {
 	peak := readInt(t, filepath.Join(cg.dir, cg.peakFile), "")
 	kills := readInt(t, filepath.Join(cg.dir, cg.killsFile), cg.killsKey)
 	t.Logf("%d possible CPUs, %d nodes: probes %v; storage %s (planned %s of %s); cgroup peak %s",
-		topo.PossibleCPUs, len(topo.Nodes), attached, export.FormatBytes(float64(storage)), export.FormatBytes(float64(plan.Total)),
-		export.FormatBytes(float64(probes.DefaultBPFMemory)), export.FormatBytes(float64(peak)))
+		topo.PossibleCPUs, len(topo.Nodes), attached, metrics.FormatBytes(float64(storage)), metrics.FormatBytes(float64(plan.Total)),
+		metrics.FormatBytes(float64(probes.DefaultBPFMemory)), metrics.FormatBytes(float64(peak)))
 	if kills != 0 {
 		t.Errorf("%d OOM kills in the agent's cgroup", kills)
 	}

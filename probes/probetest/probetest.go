@@ -13,8 +13,8 @@ import (
 
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
-	"github.com/telagent/telagent/export"
 	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/shared"
 )
@@ -24,7 +24,7 @@ type Harness struct {
 	T        *testing.T
 	Probe    probes.Probe
 	State    *shared.State
-	Builder  *export.Builder
+	Builder  *metrics.Builder
 	Resolver *entity.ProcessResolver
 }
 
@@ -89,7 +89,7 @@ func StartWith(t *testing.T, p probes.Probe, o Options) *Harness {
 		t.Fatal(err)
 	}
 	res.Kernel = st.Process
-	return &Harness{T: t, Probe: p, State: st, Builder: export.NewBuilder("test", time.Now()), Resolver: res}
+	return &Harness{T: t, Probe: p, State: st, Builder: metrics.NewBuilder("test", time.Now()), Resolver: res}
 }
 
 // CollectAll runs one interval, as the agent does (flip the storage

@@ -2,7 +2,7 @@
 // except the network, on a real per-CPU map filled from user space: read
 // (batch lookups reduced by aggregator's node workers, or a naive per-key
 // lookup loop), resolve each key's process, turn values into OTLP points
-// (probes.SetEmitter into export.Builder, with the syscalls metric set's
+// (probes.SetEmitter into metrics.Builder, with the syscalls metric set's
 // layout) and export them (OTLP/JSON to /dev/null). bench/readbench and
 // aggregator's benchmarks share it, so both measure the same code.
 package readpath
@@ -23,6 +23,7 @@ import (
 	"github.com/telagent/telagent/aggregator"
 	"github.com/telagent/telagent/entity"
 	"github.com/telagent/telagent/export"
+	"github.com/telagent/telagent/metrics"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/syscalls"
 )
@@ -55,9 +56,9 @@ type Env struct {
 	procRoot string
 	resolver *entity.ProcessResolver
 	emitter  *probes.SetEmitter
-	builder  *export.Builder
-	iv       *export.Interval // the last Build's, released by the next
-	mat      export.Materializer
+	builder  *metrics.Builder
+	iv       *metrics.Interval // the last Build's, released by the next
+	mat      metrics.Materializer
 	exporter export.Exporter
 	names    map[uint32]attribute.Set
 	rms      int // resources of the last export
@@ -92,7 +93,7 @@ func New(keys int, topo aggregator.Topology) (*Env, error) {
 	if e.emitter, err = probes.NewSetEmitter(set, nil); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
-	e.builder = export.NewBuilder("readbench", time.Now())
+	e.builder = metrics.NewBuilder("readbench", time.Now())
 	if e.exporter, err = export.NewOTLPJSON(os.DevNull); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
@@ -246,7 +247,7 @@ func (e *Env) name(nr uint32) attribute.Set {
 }
 
 // Result is the export stage "none": the built interval as the agent's
-// queue holds it (export.Interval), not encoded.
+// queue holds it (metrics.Interval), not encoded.
 func (e *Env) Result() { e.rms = e.iv.Len() }
 
 // ExportJSON writes the built interval with the otlp-json exporter, as

@@ -1,4 +1,4 @@
-package export
+package metrics
 
 import (
 	"encoding/binary"
@@ -28,10 +28,10 @@ const ScopeName = "github.com/telagent/telagent"
 // as varints. A syscalls key (an error counter and a 29-bucket histogram)
 // takes about 70 bytes instead of about 500, and the interval is what the
 // export queue holds, so memory with 100k live series stays small. The
-// otlp and otlp-json exporters encode it straight from its columns
-// (appendIntervalResource); others view it one resource at a time
-// (Interval.ResourceMetrics) or get a copy as metricdata
-// (Interval.Metricdata).
+// otlp and otlp-json exporters encode it resource by resource with its
+// points typed (Interval.ResourcePoints); others view it one resource at a
+// time as metricdata (Interval.ResourceMetrics) or get a copy as
+// metricdata (Interval.Metricdata).
 //
 // The builder writes over released intervals' memory (their point slices
 // keep their capacity), so a steady state adds points without allocating.
@@ -47,11 +47,11 @@ type Builder struct {
 	out  []metricdata.ResourceMetrics
 }
 
-// maxFreeIntervals is how many released intervals the builder keeps for
+// MaxFreeIntervals is how many released intervals a Builder keeps for
 // reuse: one being filled and one being exported is the steady state; more
 // (after an outage emptied the export queue) go back to the garbage
-// collector.
-const maxFreeIntervals = 2
+// collector. With it, a bounded number of intervals ever exists.
+const MaxFreeIntervals = 2
 
 // Interval is one collection interval's metric data in the builder's
 // compact form. After Builder.Finish it belongs to the caller, who reads
@@ -81,7 +81,7 @@ type resourceBuilder struct {
 type metricBuilder struct {
 	name, description, unit string
 	use                     uint64
-	kind                    aggKind
+	kind                    Kind
 	temporality             metricdata.Temporality
 	monotonic               bool
 
@@ -91,14 +91,16 @@ type metricBuilder struct {
 	buckets []byte    // histograms: per point, the bucket counts (appendBuckets)
 }
 
-type aggKind uint8
+// Kind is the aggregation of one metric of an Interval, decided per
+// interval from its descriptor and the points added (see MetricPoints).
+type Kind uint8
 
 const (
-	kindHistogram aggKind = iota
-	kindSumInt
-	kindSumFloat
-	kindGaugeInt
-	kindGaugeFloat
+	KindHistogram  Kind = iota // points in MetricPoints.Hist
+	KindSumInt                 // points in MetricPoints.Ints
+	KindSumFloat               // points in MetricPoints.Floats
+	KindGaugeInt               // points in MetricPoints.Ints
+	KindGaugeFloat             // points in MetricPoints.Floats
 )
 
 // NewBuilder returns a builder whose points start at start (attach time).
@@ -156,7 +158,7 @@ func (iv *Interval) Release() {
 	b := iv.owner
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.free) < maxFreeIntervals {
+	if len(b.free) < MaxFreeIntervals {
 		b.free = append(b.free, iv)
 	}
 }
@@ -215,13 +217,13 @@ func (m *metricBuilder) reset(d entity.MetricDesc) {
 	m.temporality, m.monotonic = metricdata.CumulativeTemporality, false
 	switch d.Instrument {
 	case entity.InstrumentHistogram:
-		m.kind = kindHistogram
+		m.kind = KindHistogram
 	case entity.InstrumentCounter:
-		m.kind, m.monotonic = kindSumInt, true
+		m.kind, m.monotonic = KindSumInt, true
 	case entity.InstrumentUpDownCounter:
-		m.kind = kindSumInt
+		m.kind = KindSumInt
 	default:
-		m.kind, m.temporality = kindGaugeInt, 0
+		m.kind, m.temporality = KindGaugeInt, 0
 	}
 	m.clear()
 }
@@ -240,10 +242,10 @@ func (m *metricBuilder) add(attrs attribute.Set, v uint64) {
 // metric's unit.
 func (b *Builder) Histogram(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, n uint64, counts []uint64, sum float64) {
 	m := b.active().metric(res, d)
-	if m.kind != kindHistogram {
+	if m.kind != KindHistogram {
 		// As metricdata would: a histogram point replaces a metric of
 		// another kind with a histogram of unspecified temporality.
-		m.kind, m.temporality = kindHistogram, 0
+		m.kind, m.temporality = KindHistogram, 0
 		m.clear()
 	}
 	m.add(attrs, n)
@@ -306,7 +308,7 @@ func appendUvarint(b []byte, v uint64) []byte {
 // Counter adds one cumulative sum point (monotonic or not, as d says).
 func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v int64) {
 	m := b.active().metric(res, d)
-	if m.kind == kindSumInt || m.kind == kindGaugeInt {
+	if m.kind == KindSumInt || m.kind == KindGaugeInt {
 		m.add(attrs, uint64(v))
 	}
 }
@@ -315,10 +317,10 @@ func (b *Builder) Counter(res *resource.Resource, d entity.MetricDesc, attrs att
 // unit needs a conversion (nanoseconds counted, seconds exported).
 func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
 	m := b.active().metric(res, d)
-	if m.kind == kindSumInt && len(m.nums) == 0 {
-		m.kind = kindSumFloat
+	if m.kind == KindSumInt && len(m.nums) == 0 {
+		m.kind = KindSumFloat
 	}
-	if m.kind == kindSumFloat {
+	if m.kind == KindSumFloat {
 		m.add(attrs, math.Float64bits(v))
 	}
 }
@@ -327,10 +329,10 @@ func (b *Builder) CounterFloat(res *resource.Resource, d entity.MetricDesc, attr
 // declared as a gauge.
 func (b *Builder) Gauge(res *resource.Resource, d entity.MetricDesc, attrs attribute.Set, v float64) {
 	m := b.active().metric(res, d)
-	if m.kind == kindGaugeInt && len(m.nums) == 0 {
-		m.kind = kindGaugeFloat
+	if m.kind == KindGaugeInt && len(m.nums) == 0 {
+		m.kind = KindGaugeFloat
 	}
-	if m.kind == kindGaugeFloat {
+	if m.kind == KindGaugeFloat {
 		m.add(attrs, math.Float64bits(v))
 	}
 }
@@ -385,36 +387,61 @@ func (iv *Interval) Metricdata() []metricdata.ResourceMetrics {
 }
 
 // Materializer is reusable memory to view an Interval's resources one at a
-// time as metricdata (Interval.ResourceMetrics). The zero value is ready.
+// time (Interval.ResourcePoints, Interval.ResourceMetrics). The zero value
+// is ready.
 type Materializer struct {
 	rm     metricdata.ResourceMetrics
 	sms    []metricdata.ScopeMetrics
 	ms     []metricdata.Metrics
-	pts    []matPoints // per metric of the resource
-	counts []uint64    // the histograms' bucket counts
+	pts    []MetricPoints // per metric of the resource
+	counts []uint64       // the histograms' bucket counts
 }
 
-type matPoints struct {
-	hist   []metricdata.HistogramDataPoint[float64]
-	ints   []metricdata.DataPoint[int64]
-	floats []metricdata.DataPoint[float64]
+// MetricPoints is one metric of an interval's resource with its points
+// typed, not boxed into a metricdata.Aggregation: in Hist, Ints or Floats,
+// as Kind says. Temporality is a histogram's or sum's, Monotonic a sum's,
+// as in the aggregation Interval.ResourceMetrics boxes them into.
+type MetricPoints struct {
+	Name, Description, Unit string
+	Kind                    Kind
+	Temporality             metricdata.Temporality
+	Monotonic               bool
+
+	Hist   []metricdata.HistogramDataPoint[float64]
+	Ints   []metricdata.DataPoint[int64]
+	Floats []metricdata.DataPoint[float64]
+}
+
+// Scope is the instrumentation scope of every metric of the interval.
+func (iv *Interval) Scope() instrumentation.Scope { return iv.scope }
+
+// ResourcePoints returns resource i of the interval and its metrics, in
+// first-use order, with their points typed in m's memory: valid until m is
+// used again. Nothing is allocated per point or per metric once m has
+// grown to the interval; this is what the exporters' own encoders read.
+func (iv *Interval) ResourcePoints(i int, m *Materializer) (*resource.Resource, []MetricPoints) {
+	rb := iv.order[i]
+	m.begin(len(rb.order))
+	for j, mb := range rb.order {
+		iv.points(m, j, mb)
+	}
+	return rb.res, m.pts[:len(rb.order)]
 }
 
 // ResourceMetrics returns resource i of the interval as metricdata in m's
 // memory: valid until m is used again. Each metric's aggregation is boxed
 // into metricdata.Metrics.Data (one allocation per metric, none per point;
 // the exporters' own encoders read the points without boxing them, see
-// points).
+// ResourcePoints).
 func (iv *Interval) ResourceMetrics(i int, m *Materializer) *metricdata.ResourceMetrics {
-	rb := iv.order[i]
-	m.begin(len(rb.order))
+	res, pts := iv.ResourcePoints(i, m)
 	m.ms = m.ms[:0]
-	for j, mb := range rb.order {
-		m.ms = append(m.ms, metricdata.Metrics{Name: mb.name, Description: mb.description, Unit: mb.unit,
-			Data: mb.data(iv.points(m, j, mb))})
+	for j := range pts {
+		p := &pts[j]
+		m.ms = append(m.ms, metricdata.Metrics{Name: p.Name, Description: p.Description, Unit: p.Unit, Data: p.data()})
 	}
 	m.sms = append(m.sms[:0], metricdata.ScopeMetrics{Scope: iv.scope, Metrics: m.ms})
-	m.rm = metricdata.ResourceMetrics{Resource: rb.res, ScopeMetrics: m.sms}
+	m.rm = metricdata.ResourceMetrics{Resource: res, ScopeMetrics: m.sms}
 	return &m.rm
 }
 
@@ -422,25 +449,27 @@ func (iv *Interval) ResourceMetrics(i int, m *Materializer) *metricdata.Resource
 func (m *Materializer) begin(n int) {
 	m.counts = m.counts[:0]
 	for len(m.pts) < n {
-		m.pts = append(m.pts, matPoints{})
+		m.pts = append(m.pts, MetricPoints{})
 	}
 }
 
-// points writes the points of mb, metric j of the resource m began, into
-// m: p.hist, p.ints or p.floats, as mb.kind says.
-func (iv *Interval) points(m *Materializer, j int, mb *metricBuilder) *matPoints {
+// points writes mb, metric j of the resource m began, into m: its
+// description, and its points in Hist, Ints or Floats, as mb.kind says.
+func (iv *Interval) points(m *Materializer, j int, mb *metricBuilder) {
 	p := &m.pts[j]
+	p.Name, p.Description, p.Unit = mb.name, mb.description, mb.unit
+	p.Kind, p.Temporality, p.Monotonic = mb.kind, mb.temporality, mb.monotonic
 	n := len(mb.attrs)
 	start, now := iv.start, iv.now
 	switch mb.kind {
-	case kindHistogram:
-		p.hist = resize(p.hist, n)
+	case KindHistogram:
+		p.Hist = resize(p.Hist, n)
 		buckets := mb.buckets
-		for i := range p.hist {
+		for i := range p.Hist {
 			lo := len(m.counts)
 			buckets = readBuckets(&m.counts, buckets)
 			// Field by field, in place: no temporary of the whole point.
-			dp := &p.hist[i]
+			dp := &p.Hist[i]
 			dp.Attributes = mb.attrs[i]
 			dp.StartTime, dp.Time = start, now
 			dp.Count, dp.Sum = mb.nums[i], mb.sums[i]
@@ -448,40 +477,38 @@ func (iv *Interval) points(m *Materializer, j int, mb *metricBuilder) *matPoints
 			dp.BucketCounts = m.counts[lo:len(m.counts):len(m.counts)]
 			dp.Min, dp.Max, dp.Exemplars = metricdata.Extrema[float64]{}, metricdata.Extrema[float64]{}, nil
 		}
-	case kindSumFloat, kindGaugeFloat:
-		if mb.kind == kindGaugeFloat {
+	case KindSumFloat, KindGaugeFloat:
+		if mb.kind == KindGaugeFloat {
 			start = time.Time{}
 		}
-		p.floats = resize(p.floats, n)
-		for i := range p.floats {
-			p.floats[i] = metricdata.DataPoint[float64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: math.Float64frombits(mb.nums[i])}
+		p.Floats = resize(p.Floats, n)
+		for i := range p.Floats {
+			p.Floats[i] = metricdata.DataPoint[float64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: math.Float64frombits(mb.nums[i])}
 		}
 	default:
-		if mb.kind == kindGaugeInt {
+		if mb.kind == KindGaugeInt {
 			start = time.Time{}
 		}
-		p.ints = resize(p.ints, n)
-		for i := range p.ints {
-			p.ints[i] = metricdata.DataPoint[int64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: int64(mb.nums[i])}
+		p.Ints = resize(p.Ints, n)
+		for i := range p.Ints {
+			p.Ints[i] = metricdata.DataPoint[int64]{Attributes: mb.attrs[i], StartTime: start, Time: now, Value: int64(mb.nums[i])}
 		}
 	}
-	return p
 }
 
-// data boxes the points written into p into the aggregation exporters
-// expect.
-func (mb *metricBuilder) data(p *matPoints) metricdata.Aggregation {
-	switch mb.kind {
-	case kindHistogram:
-		return metricdata.Histogram[float64]{Temporality: mb.temporality, DataPoints: p.hist}
-	case kindSumFloat:
-		return metricdata.Sum[float64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.floats}
-	case kindGaugeFloat:
-		return metricdata.Gauge[float64]{DataPoints: p.floats}
-	case kindGaugeInt:
-		return metricdata.Gauge[int64]{DataPoints: p.ints}
+// data boxes p's points into the aggregation exporters expect.
+func (p *MetricPoints) data() metricdata.Aggregation {
+	switch p.Kind {
+	case KindHistogram:
+		return metricdata.Histogram[float64]{Temporality: p.Temporality, DataPoints: p.Hist}
+	case KindSumFloat:
+		return metricdata.Sum[float64]{Temporality: p.Temporality, IsMonotonic: p.Monotonic, DataPoints: p.Floats}
+	case KindGaugeFloat:
+		return metricdata.Gauge[float64]{DataPoints: p.Floats}
+	case KindGaugeInt:
+		return metricdata.Gauge[int64]{DataPoints: p.Ints}
 	default:
-		return metricdata.Sum[int64]{Temporality: mb.temporality, IsMonotonic: mb.monotonic, DataPoints: p.ints}
+		return metricdata.Sum[int64]{Temporality: p.Temporality, IsMonotonic: p.Monotonic, DataPoints: p.Ints}
 	}
 }
 
