@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,13 +246,21 @@ func TestEntityEventsOfCommand(t *testing.T) {
 // after its last entity.state, and nothing about it after that.
 func TestEntityStatePeriodDeletesGone(t *testing.T) {
 	testutil.RequireRoot(t)
-	sleep := exec.Command("sleep", "0.7")
+	// It lives 0.7 s from the moment the agent is attached, however long
+	// the agent takes to start (a sleep 0.7 started before Run lived
+	// only ~0.3 s of it on a busy machine: 1 in 6 runs had 2 states).
+	sleep := exec.Command("sleep", "30")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer sleep.Process.Kill()
 	exited := make(chan time.Time, 1)
 	go func() { _ = sleep.Wait(); exited <- time.Now() }()
 	pid := int64(sleep.Process.Pid)
+	lifetime := func() error {
+		time.AfterFunc(700*time.Millisecond, func() { _ = sleep.Process.Signal(syscall.SIGTERM) })
+		return nil
+	}
 	evs := &memEvents{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -260,7 +269,8 @@ func TestEntityStatePeriodDeletesGone(t *testing.T) {
 		Pids:     []uint32{uint32(pid)},
 		Interval: 100 * time.Millisecond, Duration: 2 * time.Second,
 		Exporter: &memExporter{}, Events: evs, EntityEvents: true, EntityStateInterval: 250 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Attached: lifetime,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,8 +299,9 @@ func TestEntityStatePeriodDeletesGone(t *testing.T) {
 			}
 		}
 	}
-	// 0.7 s of life, a period of 0.25 s: the announcement at --pid plus
-	// two periods at least (a loaded machine may delay ticks, never add).
+	// 0.7 s of life after attach, a period of 0.25 s: the announcement at
+	// --pid plus two periods at least (a loaded machine may delay ticks,
+	// never add).
 	if states < 3 || states > 4 || deletes != 1 {
 		t.Errorf("pid %d: %d entity.state and %d entity.delete, want 3..4 and 1: %+v", pid, states, deletes, got)
 	}
