@@ -161,15 +161,25 @@ func (r *entityReporter) observe(ev probes.Event) {
 // when the process is still there, else what the event says (the exec'd
 // file's base name, or the kernel's command name, as the resolver does
 // for a process gone before /proc was read).
+//
+// A process already exiting when its exec event is read (an exec'd
+// readlink lives microseconds) is still in /proc with its start time but
+// without an executable (its mm is gone): then the exec'd file's name is
+// the description, not an empty one.
 func (r *entityReporter) describe(k entityKey, ev probes.Event) []attribute.KeyValue {
-	if desc, ok := entity.DescribeLive(r.procRoot, k.pid, k.startTicks); ok {
+	var path string
+	for _, kv := range ev.Attributes {
+		if kv.Key == entity.AttrProcessExecutablePath && kv.Value.AsString() != "" {
+			path = kv.Value.AsString()
+		}
+	}
+	if desc, ok := entity.DescribeLive(r.procRoot, k.pid, k.startTicks); ok &&
+		(path == "" || slices.ContainsFunc(desc, func(kv attribute.KeyValue) bool { return kv.Key == entity.AttrProcessExecutableName })) {
 		return desc
 	}
 	name := ev.Comm
-	for _, kv := range ev.Attributes {
-		if kv.Key == entity.AttrProcessExecutablePath && kv.Value.AsString() != "" {
-			name = filepath.Base(kv.Value.AsString())
-		}
+	if path != "" {
+		name = filepath.Base(path)
 	}
 	if name == "" {
 		return nil
