@@ -744,11 +744,14 @@ func TestExitedProcessIsEvicted(t *testing.T) {
 			break
 		}
 		t.Logf("interval %d: a late final switch-out exported after the eviction: voluntary %d, on-CPU %.6fs", interval, s.vol, s.oncpu)
-		// The final switch-out, and a preemption just before it (the woken
-		// parent may preempt the exiting thread), per thread at most; the
-		// workload made hundreds before the first export.
-		if s.vol+s.invol > 2*int64(threads) {
-			t.Errorf("exported after its eviction with %d voluntary and %d involuntary switches; want only final switch-outs (at most 2 for each of %d threads)", s.vol, s.invol, threads)
+		// The final switch-out (one per thread) and preemptions of the
+		// exit's tail after the parent's wait returned (the woken parent,
+		// or anything else on a busy CPU, may preempt the exiting thread:
+		// 5 in a 6.12 TCG guest), a few per thread at most; the workload
+		// made hundreds of switches before the first export, which a key
+		// left behind would show.
+		if s.vol > int64(threads) || s.invol > 4*int64(threads) {
+			t.Errorf("exported after its eviction with %d voluntary and %d involuntary switches; want only the exit's last switches (at most 1 voluntary and 4 involuntary for each of %d threads)", s.vol, s.invol, threads)
 		}
 		if interval == 3 {
 			t.Fatalf("exited workload still exported in interval %d, after two evictions", interval)
