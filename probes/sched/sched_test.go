@@ -387,16 +387,20 @@ func checkSwitches(t *testing.T, w *workload, o oracle, stopped, final sample) {
 		name, oracle string
 		s            sample
 		vol, invol   int64
-		abs          float64
+		abs, absInv  float64
 	}{
-		{"at stop", "/proc at the stop", stopped, o.vol, o.invol, 5},
-		{"final", "rusage at the exit", final, ru.Nvcsw, ru.Nivcsw, float64(2 * o.threads)},
+		{"at stop", "/proc at the stop", stopped, o.vol, o.invol, 5, 5},
+		// The reaper's rusage is taken before the threads' last
+		// switches: their final switch-out and the preemptions of the
+		// exit's tail (up to 4 per thread in a 6.12 TCG guest, as
+		// TestExitedProcessIsEvicted sees) are the probe's only.
+		{"final", "rusage at the exit", final, ru.Nvcsw, ru.Nivcsw, float64(2 * o.threads), float64(4 * o.threads)},
 	} {
 		if !within(float64(s.s.vol), float64(s.vol), 0.01, s.abs) {
 			t.Errorf("%s: voluntary switches %d, %s says %d (want within 1%% or ±%g)", s.name, s.s.vol, s.oracle, s.vol, s.abs)
 		}
-		if !within(float64(s.s.invol), float64(s.invol), 0.01, s.abs) {
-			t.Errorf("%s: involuntary switches %d, %s says %d (want within 1%% or ±%g)", s.name, s.s.invol, s.oracle, s.invol, s.abs)
+		if !within(float64(s.s.invol), float64(s.invol), 0.01, s.absInv) {
+			t.Errorf("%s: involuntary switches %d, %s says %d (want within 1%% or ±%g)", s.name, s.s.invol, s.oracle, s.invol, s.absInv)
 		}
 	}
 }
@@ -482,8 +486,12 @@ func runOnCPU(t *testing.T, cfg Config) {
 	}
 	// After SIGCONT the threads run on to their exit (several ms on an
 	// emulated CPU): the final value's oracle is the reaped workload's own.
-	if !within(final.oncpu, exit, 0.02, 0) || final.oncpu < stopped.oncpu {
-		t.Errorf("final: on-CPU time %.6fs (%.6fs at the stop), the exited workload's rusage says %.6fs (want within 2%%)", final.oncpu, stopped.oncpu, exit)
+	// The reaper's rusage is taken before the threads' last slices (the
+	// exit's tail after the parent is notified, preempted several times on
+	// a busy emulated CPU: 6.12 TCG, +2.1 % and +7.2 %, 7 more
+	// involuntary switches), which the probe counts: 2 % below, 10 % above.
+	if final.oncpu < exit*0.98 || final.oncpu > exit*1.10 || final.oncpu < stopped.oncpu {
+		t.Errorf("final: on-CPU time %.6fs (%.6fs at the stop), the exited workload's rusage says %.6fs (want from -2%% to +10%%)", final.oncpu, stopped.oncpu, exit)
 	}
 	if o.invol == 0 {
 		t.Error("oracle: no involuntary switch although two threads spun on one CPU")
