@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"gopkg.in/yaml.v3"
@@ -79,15 +78,6 @@ func keys(attrs []*commonpb.KeyValue) []string {
 	return k
 }
 
-func attr(attrs []*commonpb.KeyValue, key string) (*commonpb.AnyValue, bool) {
-	for _, a := range attrs {
-		if a.Key == key {
-			return a.Value, true
-		}
-	}
-	return nil, false
-}
-
 // pointAttrs are the attributes of each data point of m.
 func pointAttrs(m *metricspb.Metric) [][]*commonpb.KeyValue {
 	var out [][]*commonpb.KeyValue
@@ -117,8 +107,8 @@ func pointAttrs(m *metricspb.Metric) [][]*commonpb.KeyValue {
 func seriesOf(srv *otlptest.Server, pid int64) series {
 	s := series{metrics: map[string][]string{}, getppid: -1, exitCode: -1}
 	isPid := func(attrs []*commonpb.KeyValue) bool {
-		v, ok := attr(attrs, string(entity.AttrProcessPID))
-		return ok && v.GetIntValue() == pid
+		v := otlptest.Attr(attrs, string(entity.AttrProcessPID))
+		return v != nil && v.GetIntValue() == pid
 	}
 	for _, req := range srv.Metrics() {
 		for _, rm := range req.ResourceMetrics {
@@ -146,7 +136,7 @@ func seriesOf(srv *otlptest.Server, pid int64) series {
 					}
 					var n int64 = -1
 					for _, p := range h.Histogram.DataPoints {
-						if v, ok := attr(p.Attributes, string(entity.AttrTelagentSyscallName)); ok && v.GetStringValue() == "getppid" {
+						if otlptest.Attr(p.Attributes, string(entity.AttrTelagentSyscallName)).GetStringValue() == "getppid" {
 							n = max(n, 0) + int64(p.Count)
 						}
 					}
@@ -165,7 +155,7 @@ func seriesOf(srv *otlptest.Server, pid int64) series {
 					if lr.EventName != entity.EventTelagentProcessExit.Name {
 						continue
 					}
-					if v, ok := attr(lr.Attributes, string(entity.AttrProcessExitCode)); ok {
+					if v := otlptest.Attr(lr.Attributes, string(entity.AttrProcessExitCode)); v != nil {
 						s.exitCode = v.GetIntValue()
 					}
 				}
@@ -281,22 +271,8 @@ func (p *process) stop(t *testing.T, progs map[uint32]bool) {
 	if p.err != nil {
 		t.Errorf("%s after SIGTERM: %v\n%s", p.cmd.Path, p.err, p.output())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for id := range progs {
-		for {
-			prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
-			if errors.Is(err, os.ErrNotExist) {
-				break
-			}
-			if err == nil {
-				prog.Close()
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("BPF program %d still loaded after %s exited (%v)", id, p.cmd.Path, err)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	for _, id := range testutil.StillLoaded(slices.Collect(maps.Keys(progs)), 5*time.Second) {
+		t.Errorf("BPF program %d still loaded after %s exited", id, p.cmd.Path)
 	}
 }
 

@@ -1,8 +1,7 @@
-package probes
+package probes_test
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/telagent/telagent/internal/testutil"
+	"github.com/telagent/telagent/probes"
 )
 
 // variantObjects is one variant's programs, as a probe declares them.
@@ -34,25 +36,7 @@ func attachRaw(objs *variantObjects, id *ebpf.ProgramID) func(*[]link.Link) erro
 			return err
 		}
 		*id, _ = info.ID()
-		return AttachRawTracepoints(links, []string{"sys_enter"}, objs.Prog)
-	}
-}
-
-// unloaded waits for the kernel to free program id (after an RCU grace
-// period once its last fd and link are gone).
-func unloaded(t *testing.T, id ebpf.ProgramID) bool {
-	t.Helper()
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		p, err := ebpf.NewProgramFromID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			return true
-		}
-		if err == nil {
-			p.Close()
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
+		return probes.AttachRawTracepoints(links, []string{"sys_enter"}, objs.Prog)
 	}
 }
 
@@ -61,29 +45,27 @@ func unloaded(t *testing.T, id ebpf.ProgramID) bool {
 // unloaded, the second variant is what runs, and the error of a forced or
 // failing choice names every variant tried.
 func TestLoadAndAttach(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(t)
 	var first, second variantObjects
 	var firstID, secondID ebpf.ProgramID
 	var links []link.Link
-	defer func() { CloseLinks(links); second.Prog.Close() }()
+	defer func() { probes.CloseLinks(links); second.Prog.Close() }()
 	injected := errors.New("injected attach failure")
-	name, err := LoadAndAttach("test", variantSpec(), nil, &links, "",
-		Variant{Name: "tp_btf", Objects: &first, Attach: func(l *[]link.Link) error {
+	name, err := probes.LoadAndAttach("test", variantSpec(), nil, &links, "",
+		probes.Variant{Name: "tp_btf", Objects: &first, Attach: func(l *[]link.Link) error {
 			if err := attachRaw(&first, &firstID)(l); err != nil {
 				return err
 			}
 			return injected // after one link attached
 		}},
-		Variant{Name: "raw_tp", Objects: &second, Attach: attachRaw(&second, &secondID)})
+		probes.Variant{Name: "raw_tp", Objects: &second, Attach: attachRaw(&second, &secondID)})
 	if err != nil || name != "raw_tp" {
 		t.Fatalf("LoadAndAttach: %q, %v; want raw_tp after tp_btf's attach failed", name, err)
 	}
 	if first.Prog != nil {
 		t.Error("the failed variant's objects were not zeroed")
 	}
-	if firstID == 0 || !unloaded(t, firstID) {
+	if firstID == 0 || len(testutil.StillLoaded([]ebpf.ProgramID{firstID}, 3*time.Second)) > 0 {
 		t.Errorf("the failed variant's program %d is still loaded (its link or fd outlived it)", firstID)
 	}
 	if len(links) != 1 || second.Prog == nil {
@@ -97,20 +79,20 @@ func TestLoadAndAttach(t *testing.T) {
 	// each variant's reason.
 	var forced variantObjects
 	tried := false
-	name, err = LoadAndAttach("test", variantSpec(), nil, &links, "raw_tp",
-		Variant{Name: "tp_btf", Objects: &forced, Attach: func(*[]link.Link) error { tried = true; return nil }},
-		Variant{Name: "raw_tp", Objects: &forced, Attach: func(*[]link.Link) error { return injected }})
+	name, err = probes.LoadAndAttach("test", variantSpec(), nil, &links, "raw_tp",
+		probes.Variant{Name: "tp_btf", Objects: &forced, Attach: func(*[]link.Link) error { tried = true; return nil }},
+		probes.Variant{Name: "raw_tp", Objects: &forced, Attach: func(*[]link.Link) error { return injected }})
 	if tried || name != "" || err == nil || strings.Contains(err.Error(), "tp_btf") || !strings.Contains(err.Error(), "raw_tp: injected attach failure") {
 		t.Errorf("forced raw_tp: tp_btf tried %v, %q, %v", tried, name, err)
 	}
-	if _, err = LoadAndAttach("test", variantSpec(), nil, &links, "fentry", Variant{Name: "tp_btf", Objects: &forced}); err == nil ||
+	if _, err = probes.LoadAndAttach("test", variantSpec(), nil, &links, "fentry", probes.Variant{Name: "tp_btf", Objects: &forced}); err == nil ||
 		err.Error() != `load test programs: no "fentry" variant` {
 		t.Errorf("unknown variant: %v", err)
 	}
 	bad := variantSpec()
 	bad.Programs["prog"].Instructions = asm.Instructions{asm.Return()} // R0 unset: the verifier refuses it
-	_, err = LoadAndAttach("test", bad, nil, &links, "",
-		Variant{Name: "tp_btf", Objects: &forced}, Variant{Name: "raw_tp", Objects: &forced})
+	_, err = probes.LoadAndAttach("test", bad, nil, &links, "",
+		probes.Variant{Name: "tp_btf", Objects: &forced}, probes.Variant{Name: "raw_tp", Objects: &forced})
 	if err == nil || !strings.HasPrefix(err.Error(), "load test programs: tp_btf: ") || !strings.Contains(err.Error(), "; raw_tp: ") {
 		t.Errorf("both failing: %v", err)
 	}

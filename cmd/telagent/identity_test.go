@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/export/otlptest"
 )
 
 // identity is the process entity's identifying attributes as exported.
@@ -64,10 +65,10 @@ func TestIdentityStableAcrossRestarts(t *testing.T) {
 		for _, req := range readOTLPJSON(t, out) {
 			for _, rm := range req.GetResourceMetrics() {
 				attrs := rm.GetResource().GetAttributes()
-				if attr(attrs, attrPID).GetIntValue() != int64(pid) {
+				if otlptest.Attr(attrs, attrPID).GetIntValue() != int64(pid) {
 					continue
 				}
-				id := identity{strconv.FormatInt(attr(attrs, attrPID).GetIntValue(), 10), attr(attrs, attrCreation).GetStringValue()}
+				id := identity{strconv.FormatInt(otlptest.Attr(attrs, attrPID).GetIntValue(), 10), otlptest.Attr(attrs, attrCreation).GetStringValue()}
 				for _, sm := range rm.GetScopeMetrics() {
 					for _, m := range sm.GetMetrics() {
 						seen[m.GetName()] = append(seen[m.GetName()], id)

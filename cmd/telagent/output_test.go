@@ -14,6 +14,7 @@ import (
 
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 
+	"github.com/telagent/telagent/export/otlptest"
 	"github.com/telagent/telagent/internal/testutil"
 )
 
@@ -69,7 +70,7 @@ func hostCounter(req *colmetricspb.ExportMetricsServiceRequest, metric, key, val
 					continue
 				}
 				for _, dp := range m.GetSum().GetDataPoints() {
-					if key == "" || attr(dp.GetAttributes(), key).GetStringValue() == value {
+					if key == "" || otlptest.Attr(dp.GetAttributes(), key).GetStringValue() == value {
 						return dp.GetAsInt(), true
 					}
 				}

@@ -29,6 +29,7 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/telagent/telagent/export/otlptest"
 	"github.com/telagent/telagent/internal/testutil"
 )
 
@@ -383,18 +384,9 @@ func readOTLPJSON(t *testing.T, path string) []*colmetricspb.ExportMetricsServic
 	return reqs
 }
 
-func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
-	for _, kv := range kvs {
-		if kv.GetKey() == key {
-			return kv.GetValue()
-		}
-	}
-	return nil
-}
-
 // resourcePID is the resource's process.pid, if it has one.
 func resourcePID(r *resourcepb.Resource) (int64, bool) {
-	v := attr(r.GetAttributes(), attrPID)
+	v := otlptest.Attr(r.GetAttributes(), attrPID)
 	if v == nil {
 		return 0, false
 	}
@@ -451,7 +443,7 @@ func points(reqs []*colmetricspb.ExportMetricsServiceRequest, metric string, pid
 						continue
 					}
 					match := func(kvs []*commonpb.KeyValue) bool {
-						return syscall == "" || attr(kvs, attrSyscall).GetStringValue() == syscall
+						return syscall == "" || otlptest.Attr(kvs, attrSyscall).GetStringValue() == syscall
 					}
 					if h := m.GetHistogram(); h != nil {
 						for _, dp := range h.GetDataPoints() {
@@ -505,7 +497,7 @@ func syscallNames(reqs []*colmetricspb.ExportMetricsServiceRequest, metric strin
 		} else {
 			kvs = p.sum.GetAttributes()
 		}
-		if n := attr(kvs, attrSyscall).GetStringValue(); !slices.Contains(names, n) {
+		if n := otlptest.Attr(kvs, attrSyscall).GetStringValue(); !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
@@ -544,14 +536,14 @@ func checkHistogram(t *testing.T, what string, dp *metricspb.HistogramDataPoint,
 // executable name.
 func checkProcessResource(t *testing.T, r *resourcepb.Resource, exe string, from, to time.Time) {
 	t.Helper()
-	ct := attr(r.GetAttributes(), attrCreation).GetStringValue()
+	ct := otlptest.Attr(r.GetAttributes(), attrCreation).GetStringValue()
 	created, err := time.Parse(time.RFC3339, ct)
 	if err != nil {
 		t.Errorf("%s %q is not RFC 3339: %v", attrCreation, ct, err)
 	} else if created.Before(from.Add(-2*time.Second)) || created.After(to.Add(time.Second)) {
 		t.Errorf("%s %s is outside the run [%s, %s]", attrCreation, ct, from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
 	}
-	if got := attr(r.GetAttributes(), attrExecName).GetStringValue(); got != exe {
+	if got := otlptest.Attr(r.GetAttributes(), attrExecName).GetStringValue(); got != exe {
 		t.Errorf("%s %q, want %q", attrExecName, got, exe)
 	}
 }

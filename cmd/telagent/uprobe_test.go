@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf/features"
 
+	"github.com/telagent/telagent/export/otlptest"
 	"github.com/telagent/telagent/internal/testutil"
 )
 
@@ -39,12 +40,12 @@ func TestUprobeCommand(t *testing.T) {
 	var calls int64 = -1
 	var returns uint64
 	for _, pt := range points(reqs, "telagent.function.calls", pid, "") {
-		if attr(pt.sum.GetAttributes(), "code.function.name").GetStringValue() == "work" {
+		if otlptest.Attr(pt.sum.GetAttributes(), "code.function.name").GetStringValue() == "work" {
 			calls = pt.sum.GetAsInt() // cumulative: the last is the total
 		}
 	}
 	for _, pt := range points(reqs, "telagent.function.duration", pid, "") {
-		if attr(pt.hist.GetAttributes(), "code.function.name").GetStringValue() == "work" {
+		if otlptest.Attr(pt.hist.GetAttributes(), "code.function.name").GetStringValue() == "work" {
 			returns = pt.hist.GetCount()
 		}
 	}
@@ -132,7 +133,7 @@ func TestUprobeManyFunctionsSIGTERM(t *testing.T) {
 	reqs := readOTLPJSON(t, out)
 	calls := map[string]int64{}
 	for _, pt := range points(reqs, "telagent.function.calls", int64(w.Process.Pid), "") {
-		calls[attr(pt.sum.GetAttributes(), "code.function.name").GetStringValue()] = pt.sum.GetAsInt() // cumulative: the last is the total
+		calls[otlptest.Attr(pt.sum.GetAttributes(), "code.function.name").GetStringValue()] = pt.sum.GetAsInt() // cumulative: the last is the total
 	}
 	for i := range 256 {
 		name := fmt.Sprintf("f%03d", i)

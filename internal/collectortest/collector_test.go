@@ -19,7 +19,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/telagent/telagent/export/otlptest"
@@ -124,15 +123,6 @@ func (s *syncBuffer) String() string {
 
 // ---- reading what arrived ---------------------------------------------------
 
-func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
-	for _, kv := range kvs {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return nil
-}
-
 // syscallCount is the workload's count of one syscall at the backend: per
 // rawsys process the last cumulative value (or the sum of deltas), summed
 // over processes.
@@ -142,10 +132,10 @@ func syscallCount(reqs []*colmetricspb.ExportMetricsServiceRequest, name string)
 	var tmp metricspb.AggregationTemporality
 	for _, req := range reqs {
 		for _, rm := range req.ResourceMetrics {
-			if attr(rm.Resource.GetAttributes(), "process.executable.name").GetStringValue() != "rawsys" {
+			if otlptest.Attr(rm.Resource.GetAttributes(), "process.executable.name").GetStringValue() != "rawsys" {
 				continue
 			}
-			pid := attr(rm.Resource.GetAttributes(), "process.pid").GetIntValue()
+			pid := otlptest.Attr(rm.Resource.GetAttributes(), "process.pid").GetIntValue()
 			for _, sm := range rm.ScopeMetrics {
 				for _, m := range sm.Metrics {
 					if m.Name != "telagent.syscall.duration" {
@@ -153,7 +143,7 @@ func syscallCount(reqs []*colmetricspb.ExportMetricsServiceRequest, name string)
 					}
 					tmp = m.GetHistogram().GetAggregationTemporality()
 					for _, dp := range m.GetHistogram().GetDataPoints() {
-						if attr(dp.Attributes, "telagent.syscall.name").GetStringValue() == name {
+						if otlptest.Attr(dp.Attributes, "telagent.syscall.name").GetStringValue() == name {
 							last[pid] = max(last[pid], dp.Count)
 							sum += dp.Count
 						}
@@ -180,7 +170,7 @@ func hostSum(reqs []*colmetricspb.ExportMetricsServiceRequest, metric, key, val 
 		rms := reqs[i].ResourceMetrics
 		for j := len(rms) - 1; j >= 0; j-- {
 			rm := rms[j]
-			if attr(rm.Resource.GetAttributes(), "process.pid") != nil {
+			if otlptest.Attr(rm.Resource.GetAttributes(), "process.pid") != nil {
 				continue
 			}
 			var v float64
@@ -195,7 +185,7 @@ func hostSum(reqs []*colmetricspb.ExportMetricsServiceRequest, metric, key, val 
 						pts = g.GetDataPoints()
 					}
 					for _, dp := range pts {
-						if key != "" && attr(dp.Attributes, key).GetStringValue() != val {
+						if key != "" && otlptest.Attr(dp.Attributes, key).GetStringValue() != val {
 							continue
 						}
 						found = true
@@ -223,12 +213,12 @@ func events(reqs []*collogspb.ExportLogsServiceRequest) (names map[int64][]strin
 	names, codes = map[int64][]string{}, map[int64]int64{}
 	for _, req := range reqs {
 		for _, rl := range req.ResourceLogs {
-			pid := attr(rl.Resource.GetAttributes(), "process.pid").GetIntValue()
+			pid := otlptest.Attr(rl.Resource.GetAttributes(), "process.pid").GetIntValue()
 			for _, sl := range rl.ScopeLogs {
 				for _, lr := range sl.LogRecords {
 					names[pid] = append(names[pid], lr.EventName)
 					if lr.EventName == "telagent.process.exit" {
-						codes[pid] = attr(lr.Attributes, "process.exit.code").GetIntValue()
+						codes[pid] = otlptest.Attr(lr.Attributes, "process.exit.code").GetIntValue()
 					}
 				}
 			}
@@ -241,8 +231,8 @@ func events(reqs []*collogspb.ExportLogsServiceRequest) (names map[int64][]strin
 func rawsysPID(reqs []*colmetricspb.ExportMetricsServiceRequest) int64 {
 	for _, req := range reqs {
 		for _, rm := range req.ResourceMetrics {
-			if attr(rm.Resource.GetAttributes(), "process.executable.name").GetStringValue() == "rawsys" {
-				return attr(rm.Resource.GetAttributes(), "process.pid").GetIntValue()
+			if otlptest.Attr(rm.Resource.GetAttributes(), "process.executable.name").GetStringValue() == "rawsys" {
+				return otlptest.Attr(rm.Resource.GetAttributes(), "process.pid").GetIntValue()
 			}
 		}
 	}
@@ -335,7 +325,7 @@ func TestThroughCollector(t *testing.T) {
 			}
 			for _, req := range down.Logs() {
 				for _, rl := range req.ResourceLogs {
-					if got := attr(rl.Resource.GetAttributes(), "k8s.node.name").GetStringValue(); got != "node-7" {
+					if got := otlptest.Attr(rl.Resource.GetAttributes(), "k8s.node.name").GetStringValue(); got != "node-7" {
 						t.Errorf("event resource k8s.node.name %q, want node-7 from OTEL_RESOURCE_ATTRIBUTES", got)
 					}
 				}
@@ -345,23 +335,23 @@ func TestThroughCollector(t *testing.T) {
 			for _, req := range reqs {
 				for _, rm := range req.ResourceMetrics {
 					a := rm.Resource.GetAttributes()
-					if attr(a, "process.pid").GetIntValue() != pid {
+					if otlptest.Attr(a, "process.pid").GetIntValue() != pid {
 						continue
 					}
 					found = true
-					if got := attr(a, "host.id").GetStringValue(); got != strings.TrimSpace(string(machineID)) {
+					if got := otlptest.Attr(a, "host.id").GetStringValue(); got != strings.TrimSpace(string(machineID)) {
 						t.Errorf("host.id %q: the environment must not override the host's identity", got)
 					}
-					if got := attr(a, "host.name").GetStringValue(); got != hostname {
+					if got := otlptest.Attr(a, "host.name").GetStringValue(); got != hostname {
 						t.Errorf("host.name %q, want %q", got, hostname)
 					}
-					if got := attr(a, "k8s.node.name").GetStringValue(); got != "node-7" {
+					if got := otlptest.Attr(a, "k8s.node.name").GetStringValue(); got != "node-7" {
 						t.Errorf("k8s.node.name %q from OTEL_RESOURCE_ATTRIBUTES", got)
 					}
-					if got := attr(a, "service.name").GetStringValue(); got != "telagent-e2e" {
+					if got := otlptest.Attr(a, "service.name").GetStringValue(); got != "telagent-e2e" {
 						t.Errorf("service.name %q from OTEL_SERVICE_NAME", got)
 					}
-					if attr(a, "process.creation.time").GetStringValue() == "" {
+					if otlptest.Attr(a, "process.creation.time").GetStringValue() == "" {
 						t.Error("no process.creation.time")
 					}
 				}

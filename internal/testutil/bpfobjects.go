@@ -1,10 +1,14 @@
 package testutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 // HeldProgramIDs is the set of BPF program ids that some live process
@@ -55,4 +59,30 @@ func BPFFds(pid int) map[string]string {
 		}
 	}
 	return out
+}
+
+// StillLoaded waits up to within for the kernel to free each program of
+// ids (it does so after an RCU grace period, from deferred work, once the
+// last fd and link are gone) and returns those still loaded then.
+// ID is an ebpf.ProgramID or a HeldProgramIDs key.
+func StillLoaded[ID ~uint32](ids []ID, within time.Duration) []ID {
+	deadline := time.Now().Add(within)
+	var loaded []ID
+	for _, id := range ids {
+		for {
+			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err == nil {
+				p.Close()
+			}
+			if time.Now().After(deadline) {
+				loaded = append(loaded, id)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return loaded
 }

@@ -617,21 +617,8 @@ func TestCloseReleasesEverything(t *testing.T) {
 	}
 	// The kernel frees a program once its last link is released, which it
 	// does from a work queue: allow it a moment.
-	deadline := time.Now().Add(2 * time.Second)
-	for _, id := range ids {
-		for {
-			prog, err := ebpf.NewProgramFromID(id)
-			if err != nil {
-				break
-			}
-			info, _ := prog.Info()
-			prog.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("program %d (%s) still loaded 2 s after Close", id, info.Name)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+	for _, id := range testutil.StillLoaded(ids, 2*time.Second) {
+		t.Errorf("program %d still loaded 2 s after Close", id)
 	}
 }
 

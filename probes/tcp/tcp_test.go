@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/telagent/telagent/entity"
+	"github.com/telagent/telagent/internal/testutil"
 	"github.com/telagent/telagent/probes"
 	"github.com/telagent/telagent/probes/probetest"
 )
@@ -775,20 +776,8 @@ func TestCloseReleasesPrograms(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for _, id := range ids {
-		for {
-			prog, err := ebpf.NewProgramFromID(id)
-			if err != nil {
-				break
-			}
-			prog.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("program %d still loaded 2 s after Close", id)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+	for _, id := range testutil.StillLoaded(ids, 2*time.Second) {
+		t.Errorf("program %d still loaded 2 s after Close", id)
 	}
 	if p.Stats().MetricSets != nil {
 		t.Error("stats after Close still report a metric set")

@@ -2,14 +2,14 @@ package telagentreceiver
 
 import (
 	"context"
-	"errors"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -183,21 +183,7 @@ func assertReleased(t *testing.T, before map[string]string, progs map[uint32]boo
 			t.Errorf("fd %s (%s) still open after Shutdown", fd, kind)
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for id := range progs {
-		for {
-			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
-			if errors.Is(err, os.ErrNotExist) {
-				break
-			}
-			if err == nil {
-				p.Close()
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("BPF program %d still loaded after Shutdown (%v)", id, err)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	for _, id := range testutil.StillLoaded(slices.Collect(maps.Keys(progs)), 3*time.Second) {
+		t.Errorf("BPF program %d still loaded after Shutdown", id)
 	}
 }
